@@ -1,0 +1,128 @@
+"""lowbit's front door: quantize a model in place, save it, load it back.
+
+    model = lowbit.quantize(model, lowbit.RTN(bits=8), select="no-lm_head")
+    lowbit.save(model, "out/")
+    model = lowbit.load("out/")
+
+Files are safetensors plus a JSON description (the model config and, per quantized layer, its
+class and constructor arguments). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from .layers import LAYER_CLASSES, QuantLinear, float_weight
+from .methods import resolve
+from .select import output_projection_name, select_modules
+
+log = logging.getLogger("lowbit")
+FORMAT_VERSION = 1
+DESCRIPTION = "lowbit.json"
+WEIGHTS = "model.safetensors"
+
+
+def quantize(model: nn.Module, method, select: str = "all", calibration=None, progress: bool = False) -> nn.Module:
+    """Replace the selected linears of `model` with quantized layers built by `method`; return it.
+
+    `calibration` is accepted for methods that need data; the round-to-nearest methods ignore it.
+    """
+    method = resolve(method)
+    names = select_modules(model, select)
+    _untie_output_embedding(model, names)
+    for name in tqdm(names, desc=f"quantize {type(method).__name__}", disable=not progress, leave=False):
+        module = model.get_submodule(name)
+        weight, bias = float_weight(module, name)
+        _set_submodule(model, name, method.layer(weight, bias).to(weight.device))
+    return model
+
+
+def _untie_output_embedding(model: nn.Module, names: list[str]) -> None:
+    """GPT-2 shares lm_head.weight with the token embedding. Quantizing lm_head must leave the
+    embedding in float: replacing the module unties them; say so and what it costs."""
+    head = output_projection_name(model)
+    if head is None or head not in names:
+        return
+    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    head_weight = model.get_submodule(head).weight
+    if inputs is not None and inputs.weight is head_weight:
+        model.config.tie_word_embeddings = False
+        log.info(
+            "untied %s from the input embedding: the embedding stays in float (%.1f MB) and the quantized %s is stored beside it",
+            head, head_weight.numel() * head_weight.element_size() / 1e6, head,
+        )
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def quantized_layers(model: nn.Module) -> dict[str, QuantLinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, QuantLinear)}
+
+
+def save(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
+    """Write `model.safetensors` and `lowbit.json` (and the tokenizer, if given) into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise ValueError("model must be a Hugging Face PreTrainedModel (it needs a config to be rebuilt on load)")
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    description = {
+        "format_version": FORMAT_VERSION,
+        "model_config": config.to_dict(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "layers": {
+            name: {
+                "class": type(m).__name__,
+                "in_features": m.in_features,
+                "out_features": m.out_features,
+                "bias": m.bias is not None,
+                "bias_dtype": str(m.bias.dtype).removeprefix("torch.") if m.bias is not None else None,
+                "config": m.config(),
+            }
+            for name, m in quantized_layers(model).items()
+        },
+    }
+    save_model(model, str(directory / WEIGHTS))
+    (directory / DESCRIPTION).write_text(json.dumps(description, indent=2))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
+
+
+def load(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model written by `save`: the architecture from its config, quantized layers from
+    their recorded arguments, then every tensor from safetensors (strict: nothing missing or extra)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    directory = Path(directory)
+    path = directory / DESCRIPTION
+    if not path.is_file():
+        raise ValueError(f"directory {str(directory)!r} holds no {DESCRIPTION}; was it written by lowbit.save?")
+    description = json.loads(path.read_text())
+    if description.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {description.get('format_version')!r}; this lowbit reads {FORMAT_VERSION}")
+    cfg = dict(description["model_config"])
+    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    dtype = getattr(torch, description["dtype"])
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    for name, spec in description["layers"].items():
+        cls = LAYER_CLASSES.get(spec["class"])
+        if cls is None:
+            raise ValueError(f"{path}: layer {name!r} has unknown class {spec['class']!r}")
+        bias_dtype = getattr(torch, spec["bias_dtype"]) if spec["bias_dtype"] else torch.float32
+        layer = cls(spec["in_features"], spec["out_features"], spec["bias"], bias_dtype=bias_dtype, **spec["config"])
+        _set_submodule(model, name, layer)
+    load_model(model, str(directory / WEIGHTS), strict=True)
+    return model.to(device).eval()

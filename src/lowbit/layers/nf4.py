@@ -1,0 +1,61 @@
+"""NF4 weight-only linear (QLoRA's storage): packed 4-bit codes over blocks of the flattened
+weight, float32 block absmax or its double-quantized 8-bit codes."""
+
+from __future__ import annotations
+
+import torch
+
+from ..formats import nf4
+from ..formats.packing import pack, unpack
+from .base import QuantLinear
+
+
+class NF4Linear(QuantLinear):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        *,
+        block_size: int = 64,
+        double_quant: bool = False,
+        bias_dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__(in_features, out_features, bias, bias_dtype)
+        n = in_features * out_features
+        if block_size < 1 or n % block_size:
+            raise ValueError(f"block_size {block_size} must divide the weight's {n} elements")
+        self.block_size, self.double_quant = block_size, double_quant
+        blocks = n // block_size
+        self.register_buffer("qweight", torch.zeros(n // 2, dtype=torch.uint8))
+        if double_quant:
+            self.register_buffer("absmax", None)
+            self.register_buffer("absmax_codes", torch.zeros(blocks, dtype=torch.uint8))
+            self.register_buffer("absmax_scale", torch.ones(-(-blocks // nf4.ABSMAX_BLOCK)))
+            self.register_buffer("absmax_offset", torch.zeros(()))
+        else:
+            self.register_buffer("absmax", torch.ones(blocks))
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, **cfg) -> "NF4Linear":
+        layer = cls._shell(weight, bias, **cfg)
+        q = nf4.quantize(weight, layer.block_size, layer.double_quant)
+        layer.qweight = pack(q.codes.reshape(-1), 4)
+        if layer.double_quant:
+            layer.absmax_codes, layer.absmax_scale, layer.absmax_offset = q.absmax_codes, q.absmax_scale, q.absmax_offset
+        else:
+            layer.absmax = q.absmax
+        return layer
+
+    def block_absmax(self) -> torch.Tensor:
+        if not self.double_quant:
+            return self.absmax
+        return nf4.dequantize_absmax(self.absmax_codes, self.absmax_scale, self.absmax_offset)
+
+    def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        codes = unpack(self.qweight, 4, self.in_features * self.out_features)
+        w = nf4.dequantize(codes, self.block_absmax(), self.block_size, dtype)
+        return w.reshape(self.out_features, self.in_features)
+
+    def config(self) -> dict:
+        return dict(block_size=self.block_size, double_quant=self.double_quant)

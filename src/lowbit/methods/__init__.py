@@ -1,0 +1,29 @@
+"""Quantization methods: configs that choose quantized weights and build the layers."""
+
+from .rtn import FP8, NF4, RTN, W8A8, KMeans, LLMInt8
+
+# Names the CLI and `lowbit.quantize(model, "name")` accept, with their default configs.
+METHODS = {
+    "rtn": RTN,
+    "int8": lambda: RTN(bits=8),
+    "int4": lambda: RTN(bits=4, granularity="group", group_size=128, symmetric=False),
+    "nf4": NF4,
+    "fp8": FP8,
+    "w8a8": W8A8,
+    "llm_int8": LLMInt8,
+    "kmeans": KMeans,
+}
+
+
+def resolve(method) -> object:
+    """A method config from an instance or a name; a clear error for anything else."""
+    if isinstance(method, str):
+        if method.lower() not in METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or a config such as lowbit.RTN(bits=8)")
+        return METHODS[method.lower()]()
+    if not callable(getattr(method, "layer", None)):
+        raise ValueError(f"method must be a lowbit method config (RTN, NF4, FP8, W8A8, LLMInt8, KMeans) or one of {sorted(METHODS)}, got {method!r}")
+    return method
+
+
+__all__ = ["RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]
