@@ -1,0 +1,14 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_default_model(tmp_path_factory):
+    """The embedded default model's code path at tiny size, trained for a few steps, built once."""
+    from lowbit.models.default import ensure_default_model
+
+    return ensure_default_model(cache_dir=tmp_path_factory.mktemp("lowbit-cache"), steps=5, tiny=True, progress=False)
