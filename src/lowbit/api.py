@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .layers import LAYER_CLASSES, QuantLinear, float_weight
 from .methods import resolve
+from .methods.sequential import calibrate_sequentially
 from .select import output_projection_name, select_modules
 
 log = logging.getLogger("lowbit")
@@ -29,19 +30,37 @@ DESCRIPTION = "lowbit.json"
 WEIGHTS = "model.safetensors"
 
 
-def quantize(model: nn.Module, method, select: str = "all", calibration=None, progress: bool = False) -> nn.Module:
+def quantize(
+    model: nn.Module,
+    method,
+    select: str = "all",
+    calibration: torch.Tensor | None = None,
+    progress: bool = False,
+    device: str | torch.device | None = None,
+) -> nn.Module:
     """Replace the selected linears of `model` with quantized layers built by `method`; return it.
 
-    `calibration` is accepted for methods that need data; the round-to-nearest methods ignore it.
+    `calibration`: token ids [n, seq_len] for methods that need data (GPTQ); the round-to-nearest
+    methods ignore it. `device`: where calibration runs, one block at a time (default: the model's).
     """
     method = resolve(method)
     names = select_modules(model, select)
+    if getattr(method, "needs_calibration", False):
+        if not isinstance(calibration, torch.Tensor) or calibration.dim() != 2 or calibration.dtype != torch.long:
+            raise ValueError(f"calibration must be token ids of shape [n, seq_len] (int64) for {type(method).__name__}, got {_describe(calibration)}")
+        _untie_output_embedding(model, names)
+        calibrate_sequentially(model, method, names, calibration, device=device, progress=progress, replace=_set_submodule)
+        return model
     _untie_output_embedding(model, names)
     for name in tqdm(names, desc=f"quantize {type(method).__name__}", disable=not progress, leave=False):
         module = model.get_submodule(name)
         weight, bias = float_weight(module, name)
         _set_submodule(model, name, method.layer(weight, bias).to(weight.device))
     return model
+
+
+def _describe(x) -> str:
+    return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}" if isinstance(x, torch.Tensor) else repr(x)
 
 
 def _untie_output_embedding(model: nn.Module, names: list[str]) -> None:

@@ -9,10 +9,13 @@ import sys
 
 
 def _study_selective(args: argparse.Namespace) -> int:
+    import torch
+
     from .studies import selective
 
     rows, out_dir = selective.run(
-        args.model, device=args.device, out=args.out, n_windows=args.windows, seq_len=args.seq_len, batch_size=args.batch_size
+        args.model, device=args.device, out=args.out, n_windows=args.windows, seq_len=args.seq_len,
+        batch_size=args.batch_size, dtype=getattr(torch, args.dtype),
     )
     selective.print_table(rows)
     print(f"\nwrote {out_dir}/results.json, report.md, memory_vs_loss.png")
@@ -34,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--windows", type=int, default=64, help="number of held-out windows (default 64)")
     sel.add_argument("--seq-len", type=int, default=256, help="tokens per window (default 256, capped at the model's context)")
     sel.add_argument("--batch-size", type=int, default=8)
+    sel.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="dtype of the float model and activations")
     sel.set_defaults(func=_study_selective)
     return parser
 

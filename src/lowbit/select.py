@@ -36,12 +36,18 @@ def output_projection_name(model: nn.Module) -> str | None:
     return next((name for name, m in model.named_modules() if m is head), None)
 
 
-def block_index(model: nn.Module) -> dict[str, int]:
-    """Prefix of each transformer block -> its index: the longest ModuleList in the model."""
+def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """(name, list) of the transformer blocks: the longest ModuleList in the model."""
     lists = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
+    return max(lists, key=lambda item: len(item[1])) if lists else None
+
+
+def block_index(model: nn.Module) -> dict[str, int]:
+    """Prefix of each transformer block ("transformer.h.3.") -> its index."""
+    found = transformer_blocks(model)
+    if found is None:
         return {}
-    name, blocks = max(lists, key=lambda item: len(item[1]))
+    name, blocks = found
     return {f"{name}.{i}." if name else f"{i}.": i for i in range(len(blocks))}
 
 

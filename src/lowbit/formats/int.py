@@ -96,6 +96,34 @@ class IntQuantized:
         return dequantize(self.codes, self.scale, self.zero, self.granularity, self.group_size, dtype)
 
 
+def affine_params(rows: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scale and zero point (float, integral) of each row of a 2-D tensor: the one definition
+    that RTN, GPTQ and AWQ share."""
+    qmin, qmax = code_range(bits, symmetric)
+    tiny = torch.finfo(torch.float32).tiny
+    if symmetric:
+        return (rows.abs().amax(dim=1) / qmax).clamp_min(tiny), None
+    lo = rows.amin(dim=1).clamp(max=0.0)  # keep 0 exactly representable (zero padding, ReLU)
+    hi = rows.amax(dim=1).clamp(min=0.0)
+    scale = ((hi - lo) / (qmax - qmin)).clamp_min(tiny)
+    return scale, torch.round(-lo / scale).clamp_(qmin, qmax)
+
+
+def quantize_with(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor | None,
+    bits: int,
+    symmetric: bool,
+    rounding: str = "nearest",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Integer codes (as float) of x under given, broadcastable scale and zero: clamp(round(x/s) + z)."""
+    qmin, qmax = code_range(bits, symmetric)
+    q = x / scale if zero is None else x / scale + zero
+    return round_codes(q, rounding, generator).clamp_(qmin, qmax)
+
+
 def quantize(
     x: torch.Tensor,
     bits: int = 8,
@@ -109,37 +137,28 @@ def quantize(
     """Round-to-nearest (or stochastic) affine quantization of a float tensor."""
     check_bits(bits)
     check_finite(x)
-    qmin, qmax = code_range(bits, symmetric)
     rows = _grouped(x.detach().float(), granularity, group_size)
-    tiny = torch.finfo(torch.float32).tiny
-    if symmetric:
-        scale = (rows.abs().amax(dim=1) / qmax).clamp_min(tiny)
-        zero = None
-        q = round_codes(rows / scale[:, None], rounding, generator).clamp_(qmin, qmax)
-        codes = q.to(torch.int8)
-    else:
-        lo = rows.amin(dim=1).clamp(max=0.0)  # keep 0 exactly representable (zero padding, ReLU)
-        hi = rows.amax(dim=1).clamp(min=0.0)
-        scale = ((hi - lo) / (qmax - qmin)).clamp_min(tiny)
-        zero = torch.round(-lo / scale).clamp_(qmin, qmax)
-        q = round_codes(rows / scale[:, None] + zero[:, None], rounding, generator).clamp_(qmin, qmax)
-        codes = q.to(torch.uint8)
-        zero = zero.to(torch.uint8).reshape(scale_shape(x.shape, granularity, group_size))
+    scale, zero = affine_params(rows, bits, symmetric)
+    q = quantize_with(rows, scale[:, None], None if zero is None else zero[:, None], bits, symmetric, rounding, generator)
+    sshape = scale_shape(x.shape, granularity, group_size)
     return IntQuantized(
-        codes=codes.reshape(x.shape),
-        scale=scale.reshape(scale_shape(x.shape, granularity, group_size)),
-        zero=zero,
+        codes=q.to(torch.int8 if symmetric else torch.uint8).reshape(x.shape),
+        scale=scale.reshape(sshape),
+        zero=None if zero is None else zero.to(torch.uint8).reshape(sshape),
         bits=bits,
         granularity=granularity,
         group_size=group_size,
     )
 
 
-def expand_to(p: torch.Tensor, shape: torch.Size, granularity: str, group_size: int | None) -> torch.Tensor:
-    """Broadcastable view of per-group parameters against a tensor of `shape`."""
-    if granularity == "group":
-        return p.repeat_interleave(group_size, dim=-1)
-    return p
+def expand_to(p: torch.Tensor, granularity: str, group_size: int | None, g_idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-group parameters broadcastable against the codes. `g_idx[c]` names the group of input
+    column c when groups are not contiguous (GPTQ with act-order); else column c is in c // g."""
+    if granularity != "group":
+        return p
+    if g_idx is not None:
+        return p[..., g_idx.long()]
+    return p.repeat_interleave(group_size, dim=-1)
 
 
 def dequantize(
@@ -149,11 +168,12 @@ def dequantize(
     granularity: str,
     group_size: int | None = None,
     dtype: torch.dtype = torch.float32,
+    g_idx: torch.Tensor | None = None,
 ) -> torch.Tensor:
     q = codes.float()
     if zero is not None:
-        q = q - expand_to(zero.float(), codes.shape, granularity, group_size)
-    return (q * expand_to(scale.float(), codes.shape, granularity, group_size)).to(dtype)
+        q = q - expand_to(zero.float(), granularity, group_size, g_idx)
+    return (q * expand_to(scale.float(), granularity, group_size, g_idx)).to(dtype)
 
 
 def vectorwise_int8_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

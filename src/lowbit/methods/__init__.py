@@ -1,5 +1,6 @@
 """Quantization methods: configs that choose quantized weights and build the layers."""
 
+from .gptq import GPTQ
 from .rtn import FP8, NF4, RTN, W8A8, KMeans, LLMInt8
 
 # Names the CLI and `lowbit.quantize(model, "name")` accept, with their default configs.
@@ -12,6 +13,7 @@ METHODS = {
     "w8a8": W8A8,
     "llm_int8": LLMInt8,
     "kmeans": KMeans,
+    "gptq": GPTQ,
 }
 
 
@@ -21,9 +23,9 @@ def resolve(method) -> object:
         if method.lower() not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or a config such as lowbit.RTN(bits=8)")
         return METHODS[method.lower()]()
-    if not callable(getattr(method, "layer", None)):
-        raise ValueError(f"method must be a lowbit method config (RTN, NF4, FP8, W8A8, LLMInt8, KMeans) or one of {sorted(METHODS)}, got {method!r}")
+    if not (callable(getattr(method, "layer", None)) or callable(getattr(method, "layer_from_hessian", None))):
+        raise ValueError(f"method must be a lowbit method config (RTN, NF4, FP8, W8A8, LLMInt8, KMeans, GPTQ) or one of {sorted(METHODS)}, got {method!r}")
     return method
 
 
-__all__ = ["RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]
+__all__ = ["GPTQ", "RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]

@@ -91,11 +91,12 @@ def run(
     n_windows: int = 64,
     seq_len: int = 256,
     batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
     progress: bool = True,
 ) -> tuple[list[dict], Path]:
     """Run every row; write reports/selective-<model>/; return (rows, output dir)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer, slug = load_causal_lm(model_name, device=device)
+    model, tokenizer, slug = load_causal_lm(model_name, device=device, dtype=dtype)
     max_len = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", seq_len)
     seq_len = min(seq_len, max_len)
     windows = token_windows(tokenizer, validation_text(), seq_len, n_windows)
@@ -108,6 +109,7 @@ def run(
         "command": " ".join(["lowbit", *sys.argv[1:]]) if Path(sys.argv[0]).name == "lowbit" else " ".join(sys.argv),
         "model": model_name or "default",
         "device": _device_name(device),
+        "dtype": str(dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "validation": f"{len(windows)} windows x {seq_len} tokens of held-out plays ({rows[0]['tokens']} predicted tokens)",

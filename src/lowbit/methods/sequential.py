@@ -1,0 +1,138 @@
+"""Sequential calibration: run the model one transformer block at a time on the calibration
+batch, feeding each block the outputs of the already-quantized blocks before it.
+
+Only the block being quantized (plus the calibration activations and its Hessians) needs to be on
+the accelerator, so a model larger than the GPU can be quantized: keep the model on the CPU and
+pass `device="cuda"`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..layers import float_weight
+from ..select import block_index, transformer_blocks
+from .gptq import add_to_hessian
+
+
+class _Captured(Exception):
+    """Raised by the pre-hook of the first block once its inputs are stored."""
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@torch.no_grad()
+def capture_block_inputs(model: nn.Module, blocks: nn.ModuleList, calibration: torch.Tensor, batch_size: int, device: torch.device):
+    """Inputs (hidden states, kwargs) of the first block for each calibration batch. Everything
+    outside the blocks (embeddings, final norm, head) is moved to `device` for the run."""
+    inputs: list[tuple[torch.Tensor, dict]] = []
+
+    def hook(module, args, kwargs):
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values", "past_key_value", "layer_past")}
+        inputs.append((hidden, kwargs))
+        raise _Captured
+
+    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        for i in range(0, len(calibration), batch_size):
+            try:
+                model(calibration[i : i + batch_size].to(device), use_cache=False)
+            except _Captured:
+                pass
+    finally:
+        handle.remove()
+    return inputs
+
+
+@torch.no_grad()
+def calibrate_sequentially(
+    model: nn.Module,
+    method,
+    names: list[str],
+    calibration: torch.Tensor,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    replace=None,
+) -> None:
+    """Quantize the selected linears of `model` block by block with `method.layer_from_hessian`."""
+    home = next(model.parameters()).device
+    device = torch.device(device) if device is not None else home
+    found = transformer_blocks(model)
+    if found is None:
+        raise ValueError(f"model {type(model).__name__} has no list of transformer blocks to calibrate sequentially")
+    _, blocks = found
+    _move_outside_blocks(model, blocks, device)
+    inputs = capture_block_inputs(model, blocks, calibration, batch_size, device)
+    prefixes = list(block_index(model))
+    done: set[str] = set()
+    bar = tqdm(total=len(blocks), desc=f"{type(method).__name__} blocks", disable=not progress)
+    for prefix, block in zip(prefixes, blocks):
+        block.to(device)
+        chosen = [n for n in names if n.startswith(prefix)]
+        _quantize_with_hessians(model, method, chosen, lambda: _run_block(block, inputs), replace)
+        done.update(chosen)
+        inputs = [(_first(block(h, **kw)), kw) for h, kw in inputs]  # outputs of the quantized block
+        block.to(home)
+        bar.update(1)
+    bar.close()
+    rest = [n for n in names if n not in done]
+    if rest:  # e.g. lm_head: calibrated on the inputs the quantized model gives it
+        model.to(device)
+        _quantize_with_hessians(model, method, rest, lambda: _run_model(model, calibration, batch_size, device), replace)
+    model.to(home)
+
+
+def _run_block(block: nn.Module, inputs: list[tuple[torch.Tensor, dict]]) -> None:
+    for hidden, kwargs in inputs:
+        block(hidden, **kwargs)
+
+
+def _run_model(model: nn.Module, calibration: torch.Tensor, batch_size: int, device: torch.device) -> None:
+    for i in range(0, len(calibration), batch_size):
+        model(calibration[i : i + batch_size].to(device), use_cache=False)
+
+
+def _move_outside_blocks(model: nn.Module, blocks: nn.ModuleList, device: torch.device) -> None:
+    """Move every parameter and buffer that is not inside a block to `device`."""
+    inside = {id(t) for t in [*blocks.parameters(), *blocks.buffers()]}
+    for module in model.modules():
+        for key, p in list(module._parameters.items()):
+            if p is not None and id(p) not in inside:
+                p.data = p.data.to(device)
+        for key, b in list(module._buffers.items()):
+            if b is not None and id(b) not in inside:
+                module._buffers[key] = b.to(device)
+
+
+def _quantize_with_hessians(model: nn.Module, method, names: list[str], run, replace) -> None:
+    """Accumulate each named linear's input Hessian over `run()`, then replace it."""
+    if not names:
+        return
+    state: dict[str, list] = {}
+    handles = []
+    for name in names:
+        module = model.get_submodule(name)
+        weight, _ = float_weight(module, name)
+        state[name] = [torch.zeros(weight.shape[1], weight.shape[1], device=weight.device), 0]
+
+        def hook(mod, args, out, name=name):
+            entry = state[name]
+            entry[0], entry[1] = add_to_hessian(entry[0], args[0], entry[1])
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    for name in names:
+        module = model.get_submodule(name)
+        weight, bias = float_weight(module, name)
+        replace(model, name, method.layer_from_hessian(weight, bias, state[name][0]))

@@ -1,0 +1,67 @@
+"""CUDA checks at real shapes (GPT-2 small, Llama-2-7B linears). Skipped without a GPU."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import lowbit
+from lowbit.formats import sqnr
+from lowbit.formats.int import int8_matmul
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+SHAPES = [(768, 2304), (3072, 768), (768, 50257), (4096, 11008)]  # (in, out): c_attn, mlp c_proj, lm_head, Llama up
+METHODS = [
+    lowbit.RTN(8),
+    lowbit.RTN(4, "group", 128, False),
+    lowbit.NF4(64, True),
+    lowbit.FP8("e4m3"),
+    lowbit.W8A8(),
+    lowbit.LLMInt8(),
+    lowbit.KMeans(4),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
+def test_layer_on_cuda_matches_float64_reference(shape, method):
+    k, n = shape
+    torch.manual_seed(hash((k, n, repr(method))) % 2**31)
+    lin = nn.Linear(k, n, device="cuda")
+    layer = method.layer(lin.weight.detach(), lin.bias.detach())
+    for m in (1, 17, 300):  # decode, just above cuBLAS int8's M > 16 rule, prefill
+        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        out = layer(x)
+        assert out.dtype == torch.bfloat16 and out.shape == (m, n) and torch.isfinite(out).all()
+        ref = x.double() @ layer.dequantize_weight(torch.float64).t() + layer.bias.double()
+        err = ((out.double() - ref).norm() / ref.norm()).item()
+        # weight-only: bf16 rounding of dequantized weights and output (~2^-8); W8A8 adds int8 activations
+        bound = 2e-2 if isinstance(method, (lowbit.W8A8, lowbit.LLMInt8)) else 1e-2
+        assert err < bound, (m, err)
+
+
+def test_int8_matmul_cuda_paths_are_exact():
+    for m, k, n in [(1, 768, 2304), (17, 768, 64), (33, 77, 40), (300, 4096, 11008)]:
+        a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda")
+        b = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda")
+        assert torch.equal(int8_matmul(a, b).cpu(), a.cpu().long().matmul(b.cpu().long().t()).int())
+
+
+def test_gpt2_small_shape_quantize_save_load_on_cuda(tmp_path):
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).to("cuda", torch.bfloat16).eval()  # 124M, real shapes, random weights
+    ids = torch.randint(0, 50257, (2, 128), device="cuda")
+    with torch.no_grad():
+        ref = model(ids).logits.float()
+    for method in (lowbit.RTN(8), lowbit.NF4(64, True), lowbit.W8A8()):
+        q = lowbit.quantize(copy.deepcopy(model), method, "all")
+        with torch.no_grad():
+            out = q(ids).logits.float()
+        assert sqnr(ref, out) > 10
+        lowbit.save(q, tmp_path / type(method).__name__)
+        back = lowbit.load(tmp_path / type(method).__name__, device="cuda")
+        with torch.no_grad():
+            assert torch.equal(back(ids).logits.float(), out)
