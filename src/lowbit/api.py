@@ -45,6 +45,8 @@ def quantize(
     """
     method = resolve(method)
     names = select_modules(model, select)
+    for name in names:  # every check before the first change: a bad weight leaves the model untouched
+        float_weight(model.get_submodule(name), name)
     if getattr(method, "needs_calibration", False):
         if not isinstance(calibration, torch.Tensor) or calibration.dim() != 2 or calibration.dtype != torch.long:
             raise ValueError(f"calibration must be token ids of shape [n, seq_len] (int64) for {type(method).__name__}, got {_describe(calibration)}")

@@ -82,6 +82,8 @@ def select_modules(model: nn.Module, select: str = "all") -> list[str]:
     include: set[str] = set()
     exclude: set[str] = set()
     items = [s.strip() for s in select.split(",") if s.strip()]
+    if not items:
+        raise ValueError(f"select {select!r} names no pattern or preset")
     for item in items:
         target = exclude if item.startswith("-") else include
         pattern = item.lstrip("-")

@@ -14,7 +14,7 @@ def nearest(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """uint8 index of the nearest table value for every element (O(n log k), no n×k matrix)."""
     values, order = torch.sort(table.to(x.device, torch.float32))
     midpoints = (values[1:] + values[:-1]) / 2
-    pos = torch.bucketize(x.float(), midpoints)
+    pos = torch.bucketize(x.float().contiguous(), midpoints)
     return order[pos].to(torch.uint8)
 
 

@@ -23,6 +23,8 @@ def resolve(method) -> object:
         if method.lower() not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or a config such as lowbit.RTN(bits=8)")
         return METHODS[method.lower()]()
+    if isinstance(method, type):
+        raise ValueError(f"method must be a config instance such as {method.__name__}(), not the class {method.__name__}")
     if not (callable(getattr(method, "layer", None)) or callable(getattr(method, "layer_from_hessian", None))):
         raise ValueError(f"method must be a lowbit method config (RTN, NF4, FP8, W8A8, LLMInt8, KMeans, GPTQ) or one of {sorted(METHODS)}, got {method!r}")
     return method
