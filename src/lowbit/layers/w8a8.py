@@ -1,5 +1,8 @@
-"""Dynamic W8A8: int8 weights per output channel, activations quantized per token (or per
-tensor) at run time, an int8 × int8 → int32 matmul, then both scales in the epilogue."""
+"""W8A8: int8 weights (per output channel or per tensor) × int8 activations, an int8 × int8 →
+int32 matmul, then both scales in the epilogue. Activations are quantized at run time per token
+or per tensor ("dynamic"), or with one scale fixed at calibration ("static", SmoothQuant O3).
+An optional per-input-channel `input_scale` divides x first: SmoothQuant's smoothing where no
+norm precedes the layer to fold it into."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import torch
 
 from ..formats import int as intfmt
 from .base import QuantLinear
+
+ACT_GRANULARITIES = ("token", "tensor", "static")
 
 
 class W8A8Linear(QuantLinear):
@@ -17,33 +22,64 @@ class W8A8Linear(QuantLinear):
         bias: bool,
         *,
         act_granularity: str = "token",
+        weight_granularity: str = "channel",
+        input_scale: bool = False,
         bias_dtype: torch.dtype = torch.float32,
     ):
         super().__init__(in_features, out_features, bias, bias_dtype)
-        if act_granularity not in ("token", "tensor"):
-            raise ValueError(f"act_granularity must be 'token' or 'tensor', got {act_granularity!r}")
-        self.act_granularity = act_granularity
+        if act_granularity not in ACT_GRANULARITIES:
+            raise ValueError(f"act_granularity must be one of {ACT_GRANULARITIES}, got {act_granularity!r}")
+        if weight_granularity not in ("channel", "tensor"):
+            raise ValueError(f"weight_granularity must be 'channel' or 'tensor', got {weight_granularity!r}")
+        self.act_granularity, self.weight_granularity = act_granularity, weight_granularity
         self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.int8))
-        self.register_buffer("scale", torch.ones(out_features, 1))
+        self.register_buffer("scale", torch.ones(out_features, 1) if weight_granularity == "channel" else torch.ones(()))
+        self.register_buffer("act_scale", torch.ones(()) if act_granularity == "static" else None)
+        self.register_buffer("input_scale", torch.ones(in_features) if input_scale else None)
 
     @classmethod
-    def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, **cfg) -> "W8A8Linear":
-        layer = cls._shell(weight, bias, **cfg)
-        q = intfmt.quantize(weight, 8, granularity="channel")
+    def from_float(
+        cls,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        act_scale: torch.Tensor | None = None,
+        input_scale: torch.Tensor | None = None,
+        **cfg,
+    ) -> "W8A8Linear":
+        """`input_scale` s: the layer computes (x / s) @ (W·s)ᵀ. `act_scale`: the static scale of x / s."""
+        layer = cls._shell(weight, bias, input_scale=input_scale is not None, **cfg)
+        if layer.act_granularity == "static" and act_scale is None:
+            raise ValueError("act_granularity='static' needs act_scale from calibration")
+        if input_scale is not None:
+            layer.input_scale = input_scale.float().clone()
+            weight = weight.float() * layer.input_scale
+        q = intfmt.quantize(weight, 8, granularity=layer.weight_granularity)
         layer.qweight, layer.scale = q.codes, q.scale
+        if act_scale is not None:
+            layer.act_scale = act_scale.float().reshape(())
         return layer
 
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return intfmt.dequantize(self.qweight, self.scale, None, "channel", dtype=dtype)
+        w = intfmt.dequantize(self.qweight, self.scale, None, "channel")
+        if self.input_scale is not None:
+            w = w / self.input_scale
+        return w.to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
-        xq = intfmt.quantize(x2, 8, granularity=self.act_granularity)
-        acc = intfmt.int8_matmul(xq.codes, self.qweight)
-        out = acc.float() * xq.scale.reshape(-1, 1) * self.scale.reshape(1, -1)
+        if self.input_scale is not None:
+            x2 = x2 / self.input_scale.to(x2.dtype)
+        if self.act_granularity == "static":
+            codes = intfmt.quantize_with(x2.float(), self.act_scale, None, 8, True).to(torch.int8)
+            x_scale = self.act_scale
+        else:
+            xq = intfmt.quantize(x2, 8, granularity=self.act_granularity)
+            codes, x_scale = xq.codes, xq.scale.reshape(-1, 1)
+        acc = intfmt.int8_matmul(codes, self.qweight)
+        out = acc.float() * x_scale * self.scale.reshape(1, -1)
         if self.bias is not None:
             out = out + self.bias.float()
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def config(self) -> dict:
-        return dict(act_granularity=self.act_granularity)
+        return dict(act_granularity=self.act_granularity, weight_granularity=self.weight_granularity, input_scale=self.input_scale is not None)

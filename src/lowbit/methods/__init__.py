@@ -1,6 +1,8 @@
 """Quantization methods: configs that choose quantized weights and build the layers."""
 
+from .awq import AWQ
 from .gptq import GPTQ
+from .smoothquant import SmoothQuant
 from .rtn import FP8, NF4, RTN, W8A8, KMeans, LLMInt8
 
 # Names the CLI and `lowbit.quantize(model, "name")` accept, with their default configs.
@@ -14,6 +16,8 @@ METHODS = {
     "llm_int8": LLMInt8,
     "kmeans": KMeans,
     "gptq": GPTQ,
+    "awq": AWQ,
+    "smoothquant": SmoothQuant,
 }
 
 
@@ -25,9 +29,9 @@ def resolve(method) -> object:
         return METHODS[method.lower()]()
     if isinstance(method, type):
         raise ValueError(f"method must be a config instance such as {method.__name__}(), not the class {method.__name__}")
-    if not (callable(getattr(method, "layer", None)) or callable(getattr(method, "layer_from_hessian", None))):
+    if not (callable(getattr(method, "layer", None)) or callable(getattr(method, "layer_from_observer", None))):
         raise ValueError(f"method must be a lowbit method config (RTN, NF4, FP8, W8A8, LLMInt8, KMeans, GPTQ) or one of {sorted(METHODS)}, got {method!r}")
     return method
 
 
-__all__ = ["GPTQ", "RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]
+__all__ = ["AWQ", "GPTQ", "SmoothQuant", "RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]

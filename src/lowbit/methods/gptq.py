@@ -18,6 +18,7 @@ from torch import nn
 
 from ..formats import int as intfmt
 from ..layers import IntWeightLinear
+from .observers import in_features
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class GPTQ:
 
     needs_calibration = True
 
+    def observer(self, module: nn.Module) -> "HessianObserver":
+        return HessianObserver(in_features(module), module.weight.device)
+
+    def layer_from_observer(self, weight: torch.Tensor, bias: torch.Tensor | None, obs: "HessianObserver") -> nn.Module:
+        return self.layer_from_hessian(weight, bias, obs.hessian)
+
     def layer_from_hessian(self, weight: torch.Tensor, bias: torch.Tensor | None, hessian: torch.Tensor) -> nn.Module:
         r = gptq_quantize(weight, hessian, self)
         cfg = dict(bits=self.bits, symmetric=self.symmetric)
@@ -67,13 +74,19 @@ class GPTQResult:
     damp: float  # the dampening actually used (raised if the Cholesky factorisation failed)
 
 
-def add_to_hessian(hessian: torch.Tensor, x: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+class HessianObserver:
     """Running mean of 2·x xᵀ over calibration tokens: H ← (n·H + 2·XᵀX) / (n + m)."""
-    x = x.reshape(-1, x.shape[-1]).float()
-    m = x.shape[0]
-    hessian.mul_(count / (count + m))
-    hessian.addmm_(x.t(), x, alpha=2.0 / (count + m))
-    return hessian, count + m
+
+    def __init__(self, in_features: int, device: torch.device):
+        self.hessian = torch.zeros(in_features, in_features, device=device)
+        self.count = 0
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).float()
+        m = x.shape[0]
+        self.hessian.mul_(self.count / (self.count + m))
+        self.hessian.addmm_(x.t(), x, alpha=2.0 / (self.count + m))
+        self.count += m
 
 
 def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:

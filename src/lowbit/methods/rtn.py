@@ -74,13 +74,16 @@ class FP8:
 
 @dataclass(frozen=True)
 class W8A8:
-    """Dynamic int8 activations (per token or per tensor) × int8 per-channel weights."""
+    """Dynamic int8 activations (per token or per tensor) × int8 weights (per channel or tensor)."""
 
     act_granularity: str = "token"
+    weight_granularity: str = "channel"
 
     def __post_init__(self):
         if self.act_granularity not in ("token", "tensor"):
             raise ValueError(f"act_granularity must be 'token' or 'tensor', got {self.act_granularity!r}")
+        if self.weight_granularity not in ("channel", "tensor"):
+            raise ValueError(f"weight_granularity must be 'channel' or 'tensor', got {self.weight_granularity!r}")
 
     def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
         return W8A8Linear.from_float(weight, bias, **asdict(self))

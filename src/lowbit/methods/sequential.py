@@ -1,9 +1,14 @@
 """Sequential calibration: run the model one transformer block at a time on the calibration
 batch, feeding each block the outputs of the already-quantized blocks before it.
 
-Only the block being quantized (plus the calibration activations and its Hessians) needs to be on
-the accelerator, so a model larger than the GPU can be quantized: keep the model on the CPU and
+Only the block being quantized (plus the calibration activations and its statistics) needs to be
+on the accelerator, so a model larger than the GPU can be quantized: keep the model on the CPU and
 pass `device="cuda"`.
+
+A calibrated method provides:
+  observer(module)                          -> an object whose update(x) sees each input batch
+  prepare(model, names, observers)          -> optional: rescale norms/weights (SmoothQuant, AWQ)
+  layer_from_observer(weight, bias, obs)    -> the quantized layer
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from tqdm.auto import tqdm
 
 from ..layers import float_weight
 from ..select import block_index, transformer_blocks
-from .gptq import add_to_hessian
 
 
 class _Captured(Exception):
@@ -61,7 +65,7 @@ def calibrate_sequentially(
     progress: bool = True,
     replace=None,
 ) -> None:
-    """Quantize the selected linears of `model` block by block with `method.layer_from_hessian`."""
+    """Quantize the selected linears of `model` block by block (see the module docstring)."""
     home = next(model.parameters()).device
     device = torch.device(device) if device is not None else home
     found = transformer_blocks(model)
@@ -76,7 +80,7 @@ def calibrate_sequentially(
     for prefix, block in zip(prefixes, blocks):
         block.to(device)
         chosen = [n for n in names if n.startswith(prefix)]
-        _quantize_with_hessians(model, method, chosen, lambda: _run_block(block, inputs), replace)
+        _calibrate_and_replace(model, method, chosen, lambda: _run_block(block, inputs), replace)
         done.update(chosen)
         inputs = [(_first(block(h, **kw)), kw) for h, kw in inputs]  # outputs of the quantized block
         block.to(home)
@@ -85,7 +89,7 @@ def calibrate_sequentially(
     rest = [n for n in names if n not in done]
     if rest:  # e.g. lm_head: calibrated on the inputs the quantized model gives it
         model.to(device)
-        _quantize_with_hessians(model, method, rest, lambda: _run_model(model, calibration, batch_size, device), replace)
+        _calibrate_and_replace(model, method, rest, lambda: _run_model(model, calibration, batch_size, device), replace)
     model.to(home)
 
 
@@ -111,28 +115,23 @@ def _move_outside_blocks(model: nn.Module, blocks: nn.ModuleList, device: torch.
                 module._buffers[key] = b.to(device)
 
 
-def _quantize_with_hessians(model: nn.Module, method, names: list[str], run, replace) -> None:
-    """Accumulate each named linear's input Hessian over `run()`, then replace it."""
+def _calibrate_and_replace(model: nn.Module, method, names: list[str], run, replace) -> None:
+    """Observe each named linear's inputs over `run()`, let the method prepare, then replace."""
     if not names:
         return
-    state: dict[str, list] = {}
-    handles = []
-    for name in names:
-        module = model.get_submodule(name)
-        weight, _ = float_weight(module, name)
-        state[name] = [torch.zeros(weight.shape[1], weight.shape[1], device=weight.device), 0]
-
-        def hook(mod, args, out, name=name):
-            entry = state[name]
-            entry[0], entry[1] = add_to_hessian(entry[0], args[0], entry[1])
-
-        handles.append(module.register_forward_hook(hook))
+    observers = {name: method.observer(model.get_submodule(name)) for name in names}
+    handles = [
+        model.get_submodule(name).register_forward_hook(lambda mod, args, out, obs=obs: obs.update(args[0]))
+        for name, obs in observers.items()
+    ]
     try:
         run()
     finally:
         for h in handles:
             h.remove()
+    prepare = getattr(method, "prepare", None)
+    if prepare is not None:
+        prepare(model, names, observers)
     for name in names:
-        module = model.get_submodule(name)
-        weight, bias = float_weight(module, name)
-        replace(model, name, method.layer_from_hessian(weight, bias, state[name][0]))
+        weight, bias = float_weight(model.get_submodule(name), name)
+        replace(model, name, method.layer_from_observer(weight, bias, observers[name]))

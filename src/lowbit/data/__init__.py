@@ -1,0 +1,1 @@
+"""Text data: the Shakespeare corpus, a local BPE tokenizer and fixed token windows."""

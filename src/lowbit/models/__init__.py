@@ -1,0 +1,1 @@
+"""Models lowbit can load: the embedded default (`default`) and Hugging Face models (`hf`)."""

@@ -1,0 +1,38 @@
+"""An outlier model: give a model's activations a few huge channels without changing its float
+function, reproducing on a small model the emergent outlier features of large ones (LLM.int8()).
+
+For k hidden channels (the same in every block, as in large models), each norm's gain and bias
+are multiplied by c and the input rows of the linears it feeds are divided by c: the linears see
+inputs with c-times larger channels, and compute exactly the same outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .norms import norm_groups, scale_input_features, scale_norm_output
+
+
+@torch.no_grad()
+def add_outlier_features(model: nn.Module, channels: int = 4, factor: float = 40.0, seed: int = 0) -> list[int]:
+    """Plant `channels` outlier features of magnitude `factor`; return their indices."""
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1, got {factor}")
+    groups = norm_groups(model)
+    if not groups:
+        raise ValueError(f"model {type(model).__name__}: no known norm -> linear structure to plant outliers in")
+    hidden = groups[0][1].weight.shape[0]
+    if channels > hidden:
+        raise ValueError(f"channels ({channels}) exceeds the hidden size {hidden}")
+    gen = torch.Generator().manual_seed(seed)
+    picked = torch.randperm(hidden, generator=gen)[:channels].sort().values
+    for _, norm, consumers in groups:
+        s = torch.ones(hidden, device=norm.weight.device)
+        s[picked.to(s.device)] = factor
+        scale_norm_output(norm, s)
+        for name in consumers:
+            scale_input_features(model.get_submodule(name), 1.0 / s)
+    return picked.tolist()
