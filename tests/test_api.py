@@ -216,7 +216,7 @@ def test_save_requires_a_hf_model(tmp_path):
         lowbit.save(model, tmp_path)
 
 
-@pytest.mark.parametrize("bad", ["int3", "awq", "", 42, None, object(), {"bits": 8}])
+@pytest.mark.parametrize("bad", ["int3", "no-such-method", "", 42, None, object(), {"bits": 8}])
 def test_unknown_or_non_method_raises_value_error(bad):
     model = tiny_llama()
     with pytest.raises(ValueError, match="method"):
