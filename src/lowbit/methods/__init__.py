@@ -1,5 +1,7 @@
 """Quantization methods: configs that choose quantized weights and build the layers."""
 
+import dataclasses
+
 from .awq import AWQ
 from .gptq import GPTQ
 from .smoothquant import SmoothQuant
@@ -34,4 +36,19 @@ def resolve(method) -> object:
     return method
 
 
-__all__ = ["AWQ", "GPTQ", "SmoothQuant", "RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]
+def build(name: str, **options) -> object:
+    """A method config from its name and options (the CLI's flags); an option the method does
+    not take is an error, not silently dropped."""
+    key = name.lower()
+    if key not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
+    factory = METHODS[key]
+    base = factory()
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"method {name!r} takes no option {', '.join(unknown)}; its options are {sorted(fields)}")
+    return dataclasses.replace(base, **options)
+
+
+__all__ = ["build", "AWQ", "GPTQ", "SmoothQuant", "RTN", "NF4", "FP8", "W8A8", "LLMInt8", "KMeans", "METHODS", "resolve"]

@@ -7,31 +7,15 @@ held-out windows; ratios are against the baseline row of the same run.
 
 from __future__ import annotations
 
-import copy
-import platform
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .. import api
-from ..data.shakespeare import train_text, validation_text
-from ..data.windows import token_windows, tokenize_text
-from ..measure import evaluate, model_bytes, peak_forward_bytes, unigram_loss
 from ..methods import FP8, NF4, RTN, W8A8, KMeans, LLMInt8
-from ..models.hf import load_causal_lm
 from ..select import block_index
+from .common import Row, load_setup, measure_row, run_info
 from .report import format_table, write_report
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    select: str | None  # None: the float baseline
-    method: object | None
 
 
 def rows_for(model) -> list[Row]:
@@ -57,32 +41,6 @@ def rows_for(model) -> list[Row]:
     ]
 
 
-def run_row(base, row: Row, windows: torch.Tensor, batch_size: int) -> dict:
-    model = copy.deepcopy(base)
-    start = time.perf_counter()
-    if row.method is not None:
-        api.quantize(model, row.method, row.select)
-    quantize_seconds = time.perf_counter() - start
-    layers = len(api.quantized_layers(model))
-    peak = peak_forward_bytes(model, windows[:batch_size].to(next(base.parameters()).device))
-    ev = evaluate(model, windows, batch_size)
-    result = {
-        "name": row.name,
-        "select": row.select,
-        "method": repr(row.method) if row.method is not None else None,
-        "quantized_layers": layers,
-        "model_bytes": model_bytes(model),
-        "peak_forward_bytes": peak,
-        "loss": ev.loss,
-        "ppl": ev.ppl,
-        "seconds": ev.seconds,
-        "quantize_seconds": quantize_seconds,
-        "tokens": ev.tokens,
-    }
-    del model
-    return result
-
-
 def run(
     model_name: str | None = None,
     *,
@@ -95,48 +53,26 @@ def run(
     progress: bool = True,
 ) -> tuple[list[dict], Path]:
     """Run every row; write reports/selective-<model>/; return (rows, output dir)."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer, slug = load_causal_lm(model_name, device=device, dtype=dtype)
-    max_len = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", seq_len)
-    seq_len = min(seq_len, max_len)
-    windows = token_windows(tokenizer, validation_text(), seq_len, n_windows)
-    unigram = unigram_loss(tokenize_text(tokenizer, train_text()), windows, len(tokenizer))
-    rows = []
-    for row in tqdm(rows_for(model), desc=f"selective study on {slug}", disable=not progress):
-        rows.append(run_row(model, row, windows, batch_size))
-    out_dir = Path(out) if out else Path("reports") / f"selective-{slug}"
-    run_info = {
-        "command": " ".join(["lowbit", *sys.argv[1:]]) if Path(sys.argv[0]).name == "lowbit" else " ".join(sys.argv),
-        "model": model_name or "default",
-        "device": _device_name(device),
-        "dtype": str(dtype).removeprefix("torch."),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "validation": f"{len(windows)} windows x {seq_len} tokens of held-out plays ({rows[0]['tokens']} predicted tokens)",
-        "unigram baseline loss": f"{unigram:.4f} (train-text token frequencies, add-one smoothing, same windows)",
-        "baseline loss": f"{rows[0]['loss']:.4f} ({unigram - rows[0]['loss']:.3f} nats below the unigram baseline)",
-    }
-    write_report(out_dir, f"Selective quantization of {slug}", rows, run_info, _notes(rows))
+    setup = load_setup(model_name, device, dtype, n_windows, seq_len)
+    rows = [
+        measure_row(setup.model, row, setup.windows, batch_size)
+        for row in tqdm(rows_for(setup.model), desc=f"selective study on {setup.slug}", disable=not progress)
+    ]
+    out_dir = Path(out) if out else Path("reports") / f"selective-{setup.slug}"
+    write_report(out_dir, f"Selective quantization of {setup.slug}", {"": rows}, run_info(setup, model_name, rows[0]), NOTES)
     return rows, out_dir
 
 
-def _notes(rows: list[dict]) -> list[str]:
-    return [
-        "Notes:",
-        "- model MB: parameters and buffers as stored, each storage once; quantized layers hold packed codes plus float32 scales.",
-        "- lm_head rows: GPT-2 ties lm_head to the token embedding. Quantizing lm_head unties them: the embedding stays",
-        "  in float and the quantized lm_head is stored beside it, so those rows can cost memory rather than save it.",
-        "- peak fwd MB: CUDA max_memory_allocated over one forward of one batch; on CPU, model bytes plus the peak bytes",
-        "  of live tensors created during that forward (tracked per storage), see lowbit.measure.",
-        "- All weight-only rows run the reference path (dequantize, then float matmul): their times measure that path,",
-        "  not a fast kernel. W8A8 and LLM.int8() run int8 matmuls (torch._int_mm).",
-    ]
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+NOTES = [
+    "Notes:",
+    "- model MB: parameters and buffers as stored, each storage once; quantized layers hold packed codes plus float32 scales.",
+    "- lm_head rows: GPT-2 ties lm_head to the token embedding. Quantizing lm_head unties them: the embedding stays",
+    "  in float and the quantized lm_head is stored beside it, so those rows can cost memory rather than save it.",
+    "- peak fwd MB: CUDA max_memory_allocated over one forward of one batch; on CPU, model bytes plus the peak bytes",
+    "  of live tensors created during that forward (tracked per storage), see lowbit.measure.",
+    "- Weight-only rows run the reference path (dequantize, then float matmul): their times measure that path,",
+    "  not a fast kernel. W8A8 and LLM.int8() run int8 matmuls (torch._int_mm).",
+]
 
 
 def print_table(rows: list[dict]) -> None:
