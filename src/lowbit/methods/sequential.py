@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..layers import float_weight
-from ..select import block_index, transformer_blocks
+from ..select import block_index, output_projection_name, transformer_blocks
 
 
 class _Captured(Exception):
@@ -71,7 +71,7 @@ def calibrate_sequentially(
     found = transformer_blocks(model)
     if found is None:
         raise ValueError(f"model {type(model).__name__} has no list of transformer blocks to calibrate sequentially")
-    _, blocks = found
+    blocks_name, blocks = found
     _move_outside_blocks(model, blocks, device)
     inputs = capture_block_inputs(model, blocks, calibration, batch_size, device)
     prefixes = list(block_index(model))
@@ -87,15 +87,33 @@ def calibrate_sequentially(
         bar.update(1)
     bar.close()
     rest = [n for n in names if n not in done]
-    if rest:  # e.g. lm_head: calibrated on the inputs the quantized model gives it
+    head, final_norm = output_projection_name(model), _final_norm(model, blocks_name)
+    if rest == [head] and final_norm is not None:  # lm_head: its input is the final norm of the last block's output
+        head_module = model.get_submodule(head)
+        _calibrate_and_replace(model, method, rest, lambda: _run_head(head_module, final_norm, inputs), replace)
+    elif rest:  # anything else outside the blocks: one pass of the whole (quantized) model
         model.to(device)
         _calibrate_and_replace(model, method, rest, lambda: _run_model(model, calibration, batch_size, device), replace)
     model.to(home)
 
 
+FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+
+
+def _final_norm(model: nn.Module, blocks_name: str) -> nn.Module | None:
+    """The norm applied after the last block (GPT-2 ln_f, Llama norm, OPT final_layer_norm)."""
+    base = model.get_submodule(blocks_name.rpartition(".")[0]) if "." in blocks_name else model
+    return next((getattr(base, n) for n in FINAL_NORMS if isinstance(getattr(base, n, None), nn.Module)), None)
+
+
 def _run_block(block: nn.Module, inputs: list[tuple[torch.Tensor, dict]]) -> None:
     for hidden, kwargs in inputs:
         block(hidden, **kwargs)
+
+
+def _run_head(head: nn.Module, final_norm: nn.Module, inputs: list[tuple[torch.Tensor, dict]]) -> None:
+    for hidden, _ in inputs:
+        head(final_norm(hidden))
 
 
 def _run_model(model: nn.Module, calibration: torch.Tensor, batch_size: int, device: torch.device) -> None:
