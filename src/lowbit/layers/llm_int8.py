@@ -1,8 +1,10 @@
 """LLM.int8() (Dettmers et al. 2022): vector-wise int8 matmul for ordinary input features, and a
 16-bit matmul for the outlier features — input columns where any |x| exceeds the threshold.
 
-As in bitsandbytes, only int8 weights are stored; the outlier columns of W are dequantized from
-them, so memory is that of int8 and only the activations' outliers stay in high precision.
+Outlier columns found at run time take W's columns dequantized from int8, as bitsandbytes does,
+so memory is that of int8. Columns known from calibration to carry outliers can also keep their
+weight columns in 16-bit (`outlier_cols`), as the paper does: the outlier features are few, so
+this costs a few columns, and it keeps their products exact where int8 rows would lose them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from ..formats import int as intfmt
 from .base import QuantLinear
 
 
+def half_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float16, torch.bfloat16) else torch.float16
+
+
 class LLMInt8Linear(QuantLinear):
     def __init__(
         self,
@@ -21,6 +27,8 @@ class LLMInt8Linear(QuantLinear):
         bias: bool,
         *,
         threshold: float = 6.0,
+        n_outlier_cols: int = 0,
+        outlier_dtype: str = "float16",
         bias_dtype: torch.dtype = torch.float32,
     ):
         super().__init__(in_features, out_features, bias, bias_dtype)
@@ -29,32 +37,56 @@ class LLMInt8Linear(QuantLinear):
         self.threshold = float(threshold)
         self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer("scale", torch.ones(out_features, 1))
+        self.register_buffer("outlier_cols", torch.zeros(n_outlier_cols, dtype=torch.long) if n_outlier_cols else None)
+        self.register_buffer(
+            "outlier_weight", torch.zeros(out_features, n_outlier_cols, dtype=getattr(torch, outlier_dtype)) if n_outlier_cols else None
+        )
 
     @classmethod
-    def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, **cfg) -> "LLMInt8Linear":
-        layer = cls._shell(weight, bias, **cfg)
+    def from_float(
+        cls, weight: torch.Tensor, bias: torch.Tensor | None, outlier_cols: torch.Tensor | None = None, **cfg
+    ) -> "LLMInt8Linear":
+        n = 0 if outlier_cols is None else outlier_cols.numel()
+        dtype = half_dtype(weight.dtype)
+        layer = cls._shell(weight, bias, n_outlier_cols=n, outlier_dtype=str(dtype).removeprefix("torch."), **cfg)
         q = intfmt.quantize(weight, 8, granularity="channel")
         layer.qweight, layer.scale = q.codes, q.scale
+        if n:
+            layer.outlier_cols = outlier_cols.to(weight.device, torch.long).clone()
+            layer.outlier_weight = weight.index_select(1, layer.outlier_cols).to(dtype)
         return layer
 
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return intfmt.dequantize(self.qweight, self.scale, None, "channel", dtype=dtype)
+        w = intfmt.dequantize(self.qweight, self.scale, None, "channel")
+        if self.outlier_cols is not None:
+            w[:, self.outlier_cols] = self.outlier_weight.float()
+        return w.to(dtype)
 
     def outlier_columns(self, x2: torch.Tensor) -> torch.Tensor:
-        return (x2.abs() > self.threshold).any(dim=0).nonzero().flatten()
+        """Columns over the threshold in this batch that calibration did not already name."""
+        over = (x2.abs() > self.threshold).any(dim=0)
+        if self.outlier_cols is not None:
+            over[self.outlier_cols] = False
+        return over.nonzero().flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
         cols = self.outlier_columns(x2)
-        regular = x2.index_fill(1, cols, 0) if cols.numel() else x2
+        known = self.outlier_cols
+        skip = cols if known is None else torch.cat([cols, known])
+        regular = x2.index_fill(1, skip, 0) if skip.numel() else x2
         xq = intfmt.quantize(regular, 8, granularity="token")
         out = intfmt.int8_matmul(xq.codes, self.qweight).float() * xq.scale.reshape(-1, 1) * self.scale.reshape(1, -1)
         if cols.numel():
             w_out = self.qweight.index_select(1, cols).to(x.dtype) * self.scale.to(x.dtype)
             out = out + (x2.index_select(1, cols) @ w_out.t()).float()
+        if known is not None:
+            out = out + (x2.index_select(1, known).to(self.outlier_weight.dtype) @ self.outlier_weight.t()).float()
         if self.bias is not None:
             out = out + self.bias.float()
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def config(self) -> dict:
-        return dict(threshold=self.threshold)
+        n = 0 if self.outlier_cols is None else self.outlier_cols.numel()
+        dtype = "float16" if self.outlier_weight is None else str(self.outlier_weight.dtype).removeprefix("torch.")
+        return dict(threshold=self.threshold, n_outlier_cols=n, outlier_dtype=dtype)

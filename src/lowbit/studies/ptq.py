@@ -39,6 +39,7 @@ def rows_for(group_size: int = 128) -> list[Row]:
         Row("SmoothQuant W8A8 O1", "all", SmoothQuant(alpha=0.5, level="O1")),
         Row("SmoothQuant W8A8 O3", "all", SmoothQuant(alpha=0.5, level="O3")),
         Row("LLM.int8() t=6", "all", LLMInt8(threshold=6.0)),
+        Row("LLM.int8() t=6, calibrated outlier columns in fp16", "all", LLMInt8(threshold=6.0, keep_outlier_weights=True)),
     ]
 
 
