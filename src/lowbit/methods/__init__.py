@@ -4,8 +4,9 @@ import dataclasses
 
 from .awq import AWQ
 from .gptq import GPTQ
+from .llm_int8 import LLMInt8
+from .rtn import FP8, NF4, RTN, W8A8, KMeans
 from .smoothquant import SmoothQuant
-from .rtn import FP8, NF4, RTN, W8A8, KMeans, LLMInt8
 
 # Names the CLI and `lowbit.quantize(model, "name")` accept, with their default configs.
 METHODS = {

@@ -14,8 +14,7 @@ from torch import nn
 
 from ..formats import fp
 from ..formats.int import GRANULARITIES, check_bits
-from .observers import ActivationObserver
-from ..layers import FP8Linear, IntWeightLinear, KMeansLinear, LLMInt8Linear, NF4Linear, W8A8Linear
+from ..layers import FP8Linear, IntWeightLinear, KMeansLinear, NF4Linear, W8A8Linear
 
 
 @dataclass(frozen=True)
@@ -88,36 +87,6 @@ class W8A8:
 
     def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
         return W8A8Linear.from_float(weight, bias, **asdict(self))
-
-
-@dataclass(frozen=True)
-class LLMInt8:
-    """LLM.int8(): vector-wise int8 with a 16-bit path for outlier features above `threshold`.
-
-    keep_outlier_weights=True (needs calibration): input features that exceed the threshold on the
-    calibration data keep their weight columns in 16-bit, as in the paper; otherwise outlier columns
-    are dequantized from int8, as in bitsandbytes."""
-
-    threshold: float = 6.0
-    keep_outlier_weights: bool = False
-
-    def __post_init__(self):
-        if not self.threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {self.threshold!r}")
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self.keep_outlier_weights
-
-    def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-        return LLMInt8Linear.from_float(weight, bias, threshold=self.threshold)
-
-    def observer(self, module: nn.Module) -> ActivationObserver:
-        return ActivationObserver(module)
-
-    def layer_from_observer(self, weight: torch.Tensor, bias: torch.Tensor | None, obs: ActivationObserver) -> nn.Module:
-        cols = (obs.absmax > self.threshold).nonzero().flatten()
-        return LLMInt8Linear.from_float(weight, bias, outlier_cols=cols if cols.numel() else None, threshold=self.threshold)
 
 
 @dataclass(frozen=True)

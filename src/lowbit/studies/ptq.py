@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..data.calibration import calibration_windows
 from ..data.shakespeare import train_text
 from ..methods import AWQ, GPTQ, NF4, RTN, W8A8, LLMInt8, SmoothQuant
-from ..methods.outlier_report import outlier_report
+from ..methods.llm_int8 import outlier_report
 from ..models.outliers import add_outlier_features
 from .common import Row, load_setup, measure_row, run_info
 from .report import format_table, write_report

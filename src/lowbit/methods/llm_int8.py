@@ -1,12 +1,45 @@
-"""LLM.int8()'s calibration view: per layer, how many input features exceed the outlier
-threshold, and on how many tokens — the features its 16-bit path would take."""
+"""LLM.int8() (Dettmers et al. 2022): the method config, and its calibration view — per layer,
+how many input features exceed the outlier threshold, and on how many tokens."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..layers import QUANTIZABLE
+from ..layers import QUANTIZABLE, LLMInt8Linear
+from .observers import ActivationObserver
+
+
+@dataclass(frozen=True)
+class LLMInt8:
+    """LLM.int8(): vector-wise int8 with a 16-bit path for outlier features above `threshold`.
+
+    keep_outlier_weights=True (needs calibration): input features that exceed the threshold on the
+    calibration data keep their weight columns in 16-bit, as in the paper; otherwise outlier columns
+    are dequantized from int8, as in bitsandbytes."""
+
+    threshold: float = 6.0
+    keep_outlier_weights: bool = False
+
+    def __post_init__(self):
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold!r}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.keep_outlier_weights
+
+    def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+        return LLMInt8Linear.from_float(weight, bias, threshold=self.threshold)
+
+    def observer(self, module: nn.Module) -> ActivationObserver:
+        return ActivationObserver(module)
+
+    def layer_from_observer(self, weight: torch.Tensor, bias: torch.Tensor | None, obs: ActivationObserver) -> nn.Module:
+        cols = (obs.absmax > self.threshold).nonzero().flatten()
+        return LLMInt8Linear.from_float(weight, bias, outlier_cols=cols if cols.numel() else None, threshold=self.threshold)
 
 
 @torch.no_grad()
