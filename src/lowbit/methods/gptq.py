@@ -95,7 +95,8 @@ def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Te
     n = hessian.shape[0]
     mean_diag = torch.diag(hessian).mean().item()
     eye = torch.eye(n, device=hessian.device, dtype=hessian.dtype)
-    for attempt in range(8):
+    attempts = 8
+    for attempt in range(attempts):
         h = hessian + (damp * mean_diag) * eye
         chol, info = torch.linalg.cholesky_ex(h)
         if info == 0:
@@ -103,6 +104,8 @@ def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Te
             upper, info = torch.linalg.cholesky_ex(inv, upper=True)
             if info == 0:
                 return upper, damp
+        if attempt == attempts - 1:
+            break
         warnings.warn(f"GPTQ: Cholesky factorisation failed with damp={damp:g}; retrying with damp={damp * 10:g}", stacklevel=3)
         damp *= 10
     raise ValueError(f"GPTQ: the Hessian is not positive definite even with damp={damp:g}; check the calibration data")
@@ -146,7 +149,9 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, cfg: GPTQ) -> GPT
                 params = static[gi]
             elif col % g == 0:
                 gi = col // g
-                window = torch.cat([W1[:, i:], W[:, i2:]], dim=1)[:, :g]  # the group's current values
+                end = col + g  # the group's current values: past this block, add the block's pending updates
+                beyond = W[:, i2:end] - Err[:, :i] @ Hinv[i1 : i1 + i, i2:end] if end > i2 else W[:, :0]
+                window = torch.cat([W1[:, i : i + g], beyond], dim=1)
                 params = intfmt.affine_params(window, cfg.bits, cfg.symmetric)
             s, z = params
             scale[:, gi] = s
