@@ -9,7 +9,8 @@ unigram model, so quantization damage is measurable.
 The first call trains and caches it (`$LOWBIT_CACHE` or `~/.cache/lowbit`); later calls
 reuse the cache. Training stops after `steps` optimizer steps when given; otherwise at
 the end of the full schedule (`max_steps`) or once `max_seconds` have passed since the
-build began (data preparation included), whichever comes first. On a slow CPU the time limit decides, so the result is machine dependent;
+build began (data preparation included), whichever comes first. On a CPU the time limit
+decides, so the result depends on the machine (and on how busy it is);
 `lowbit_train.json` records what was actually done.
 """
 
@@ -183,13 +184,11 @@ def _warn_if_undertrained(facts: dict, path: Path) -> None:
 
 def _move_into_place(tmp: Path, final: Path) -> None:
     """Rename the finished build to its final name, replacing an incomplete leftover."""
+    if is_complete(final):  # another process finished first: keep its build
+        return
     if final.exists():
         shutil.rmtree(final)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not is_complete(final):  # not another process finishing first: a real error
-            raise
+    os.rename(tmp, final)
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
@@ -357,17 +356,18 @@ def train_model(
     spec: TrainSpec,
     device: torch.device,
     amp: torch.dtype | None,
-    max_seconds: float,
+    seconds: float,
     steps: int | None,
     progress: bool,
 ) -> dict:
-    """Train in place; stop at `steps`, else at `spec.max_steps` or `max_seconds`.
+    """Train in place; stop at `steps`, else at `spec.max_steps` or after `seconds`.
 
     The LR schedule follows progress = the larger of the step and time fractions, so the
     cosine decay completes whichever limit ends the run.
     """
     total_steps = steps if steps is not None else spec.max_steps
-    seconds = math.inf if steps is not None else max_seconds
+    if steps is not None:
+        seconds = math.inf
     optimizer = make_optimizer(model, spec)
     gen = torch.Generator().manual_seed(SEED + 1)
     model.train()

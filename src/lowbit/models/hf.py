@@ -6,7 +6,12 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from lowbit.models.default import DEFAULT_NAME, ensure_default_model
 
@@ -33,7 +38,7 @@ def load_causal_lm(
     *,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
-) -> tuple[PreTrainedModel, object, str]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Return (model in eval mode on `device`, tokenizer, slug).
 
     None or "default" means lowbit's embedded default model, trained on first use.
@@ -44,8 +49,8 @@ def load_causal_lm(
         path = str(ensure_default_model())
         slug = DEFAULT_NAME
     else:
-        path = str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() \
-            else name_or_path
+        local = Path(name_or_path).expanduser()
+        path = str(local) if local.exists() else name_or_path  # else a hub name
         slug = model_slug(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
