@@ -16,7 +16,8 @@ def tokenize_text(tokenizer, text: str) -> torch.Tensor:
 
 
 def windows_from_ids(ids: torch.Tensor, seq_len: int, n_windows: int | None) -> torch.Tensor:
-    """Cut 1-D ids into consecutive non-overlapping [n, seq_len] windows (first n, or all)."""
+    """Cut 1-D ids into non-overlapping [n, seq_len] windows: all of them, or n spread evenly
+    over the text (so a few windows still sample every held-out play, not just the first)."""
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if n_windows is not None and n_windows < 1:
@@ -26,12 +27,15 @@ def windows_from_ids(ids: torch.Tensor, seq_len: int, n_windows: int | None) -> 
         raise ValueError(
             f"text too short: {ids.numel()} tokens, fewer than one window of seq_len={seq_len}"
         )
-    n = available if n_windows is None else min(n_windows, available)
-    return ids[: n * seq_len].reshape(n, seq_len).clone()
+    windows = ids[: available * seq_len].reshape(available, seq_len)
+    if n_windows is None or n_windows >= available:
+        return windows.clone()
+    picked = torch.linspace(0, available - 1, n_windows).round().long()
+    return windows[picked].clone()
 
 
 def token_windows(tokenizer, text: str, seq_len: int, n_windows: int | None) -> torch.Tensor:
-    """Tokenize `text` once and return its first `n_windows` windows of `seq_len` tokens.
+    """Tokenize `text` once and return `n_windows` windows of `seq_len` tokens spread over it.
 
     Deterministic (no sampling), so every caller measures the same tokens. If the text
     holds fewer than `n_windows` windows, all available windows are returned.
