@@ -31,18 +31,20 @@ def plot_memory_vs_loss(sections: dict[str, list[dict]], path: Path, title: str)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sections), figsize=(9 * len(sections), 6), squeeze=False)
+    fig, axes = plt.subplots(1, len(sections), figsize=(8 * len(sections) + 4, 6), squeeze=False)
+    markers = "osD^vP*Xh<>pd8"
+    colors = plt.get_cmap("tab20").colors
     for ax, (section, rows) in zip(axes[0], sections.items()):
         base = rows[0]
-        for r in rows:
-            ax.scatter(r["model_bytes"] / MB, r["loss"], s=40, color="black" if r is base else "tab:blue", zorder=3)
-            ax.annotate(r["name"], (r["model_bytes"] / MB, r["loss"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        ax.axhline(base["loss"], color="gray", linestyle="--", linewidth=1, label=f"baseline loss {base['loss']:.4f}")
+        for i, r in enumerate(rows):  # a legend, not labels on the points: the int8 rows sit on top of each other
+            ax.scatter(r["model_bytes"] / MB, r["loss"], s=60, marker=markers[i % len(markers)],
+                       color="black" if r is base else colors[i % len(colors)], label=r["name"], zorder=3, alpha=0.85)
+        ax.axhline(base["loss"], color="gray", linestyle="--", linewidth=1)
         ax.set_xlabel("model memory (MB, parameters + buffers as stored)")
         ax.set_ylabel("validation loss (nats/token)")
-        ax.set_title(f"{title} — {section}" if section else title)
+        ax.set_title(f"{title} — {section}" if section else title, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best")
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
