@@ -36,7 +36,8 @@ def test_study_numbers_are_sane(study):
     int8 = rows["int8 whole model"]
     int4 = rows["int4 g128 RTN"]
     assert abs(int8["loss"] - base["loss"]) / base["loss"] < 0.01
-    assert int4["loss"] > int8["loss"]
+    # int4 worse than int8: on this barely trained tiny model the losses differ by noise, so the
+    # ordering is checked on the logits in test_int4_error_exceeds_int8_on_the_study_model; make demo shows it in loss
     # bytes ordered by bits: 4-bit formats < 8-bit formats < float
     assert max(int4["model_bytes"], rows["NF4 (b64, double quant)"]["model_bytes"], rows["k-means 4-bit"]["model_bytes"]) \
         < min(int8["model_bytes"], rows["FP8 e4m3 per-channel"]["model_bytes"], rows["W8A8 dynamic per-token"]["model_bytes"])
@@ -44,6 +45,25 @@ def test_study_numbers_are_sane(study):
     # partial selections quantize fewer layers
     assert rows["int8 lm_head only"]["quantized_layers"] == 1
     assert 0 < rows["int8 q,k,v only"]["quantized_layers"] < int8["quantized_layers"]
+
+
+def test_int4_error_exceeds_int8_on_the_study_model(tiny_default_model):
+    import copy
+
+    import torch
+
+    import lowbit
+    from lowbit.formats import sqnr
+    from lowbit.models.hf import load_causal_lm
+
+    model, _, _ = load_causal_lm(str(tiny_default_model))
+    ids = torch.randint(0, model.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(ids).logits
+        int8 = lowbit.quantize(copy.deepcopy(model), lowbit.RTN(bits=8))(ids).logits
+        int4 = lowbit.quantize(copy.deepcopy(model), lowbit.RTN(bits=4, granularity="group", group_size=128, symmetric=False))(ids).logits
+    # 4 fewer bits: ~24 dB less SQNR per weight; 10 dB is a wide margin for the model-level effect
+    assert sqnr(ref, int8) > sqnr(ref, int4) + 10
 
 
 def test_cli_reports_bad_input_cleanly(capsys):
@@ -54,3 +74,55 @@ def test_cli_reports_bad_input_cleanly(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "lowbit.cli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("lowbit ")
+
+
+def test_ptq_study_end_to_end(tiny_default_model, tmp_path):
+    out = tmp_path / "ptq"
+    args = ["study", "ptq", "--model", str(tiny_default_model), "--windows", "4", "--seq-len", "32",
+            "--calib-n", "4", "--calib-len", "32", "--group-size", "64", "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    rows = json.loads((out / "results.json").read_text())
+    variants = {r["variant"] for r in rows}
+    assert len(variants) == 3 and "model" in variants
+    names = {r["name"] for r in rows}
+    assert {"GPTQ w4 g64", "AWQ w4 g64", "SmoothQuant W8A8 O3", "W8A8 naive (per-tensor dynamic)"} <= names
+    for variant in variants:
+        base = next(r for r in rows if r["variant"] == variant and r["method"] is None)
+        assert base["loss"] == pytest.approx(rows[0]["loss"], rel=1e-5)  # the outlier transform keeps the float function
+    assert all(r["quantize_seconds"] >= 0 for r in rows)
+    assert "features > 6" in (out / "report.md").read_text()
+
+
+def test_quantize_save_load_eval_gives_the_same_numbers(tiny_default_model, tmp_path, capsys):
+    import torch
+
+    import lowbit
+    from lowbit.data.calibration import calibration_windows
+    from lowbit.data.shakespeare import train_text, validation_text
+    from lowbit.data.windows import token_windows
+    from lowbit.measure import evaluate
+    from lowbit.models.hf import load_causal_lm
+
+    model, tokenizer, _ = load_causal_lm(str(tiny_default_model))
+    calibration = calibration_windows(tokenizer, train_text(), 8, 32, seed=0)
+    windows = token_windows(tokenizer, validation_text(), 32, 6)
+    lowbit.quantize(model, lowbit.GPTQ(bits=4, group_size=64, act_order=True), "all", calibration=calibration)
+    before = evaluate(model, windows, 4).loss
+    lowbit.save(model, tmp_path / "py", tokenizer=tokenizer)
+    assert evaluate(lowbit.load(tmp_path / "py"), windows, 4).loss == before
+
+    out = tmp_path / "cli"
+    code = main(["quantize", "--model", str(tiny_default_model), "--method", "gptq", "--bits", "4", "--group-size", "64",
+                 "--act-order", "--calib-n", "8", "--calib-len", "32", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--windows", "6", "--seq-len", "32", "--batch-size", "4", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"loss {before:.4f}" in printed  # same calibration, same windows: the CLI's model is the Python one
+
+
+def test_quantize_cli_refuses_options_a_method_does_not_take(tiny_default_model, tmp_path, capsys):
+    code = main(["quantize", "--model", str(tiny_default_model), "--method", "rtn", "--alpha", "0.5", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "alpha" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
