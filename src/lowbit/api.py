@@ -19,7 +19,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from tqdm.auto import tqdm
 
-from .layers import LAYER_CLASSES, QuantLinear, float_weight
+from .layers import LAYER_CLASSES, QuantLinear, float_weight, replace_module
 from .methods import resolve
 from .methods.sequential import calibrate_sequentially
 from .select import output_projection_name, select_modules
@@ -51,13 +51,13 @@ def quantize(
         if not isinstance(calibration, torch.Tensor) or calibration.dim() != 2 or calibration.dtype != torch.long:
             raise ValueError(f"calibration must be token ids of shape [n, seq_len] (int64) for {type(method).__name__}, got {_describe(calibration)}")
         _untie_output_embedding(model, names)
-        calibrate_sequentially(model, method, names, calibration, device=device, progress=progress, replace=_set_submodule)
+        calibrate_sequentially(model, method, names, calibration, device=device, progress=progress)
         return model
     _untie_output_embedding(model, names)
     for name in tqdm(names, desc=f"quantize {type(method).__name__}", disable=not progress, leave=False):
         module = model.get_submodule(name)
         weight, bias = float_weight(module, name)
-        _set_submodule(model, name, method.layer(weight, bias).to(weight.device))
+        replace_module(model, name, method.layer(weight, bias).to(weight.device))
     return model
 
 
@@ -79,12 +79,6 @@ def _untie_output_embedding(model: nn.Module, names: list[str]) -> None:
             "untied %s from the input embedding: the embedding stays in float (%.1f MB) and the quantized %s is stored beside it",
             head, head_weight.numel() * head_weight.element_size() / 1e6, head,
         )
-
-
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
 
 
 def quantized_layers(model: nn.Module) -> dict[str, QuantLinear]:
@@ -144,6 +138,6 @@ def load(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module
             raise ValueError(f"{path}: layer {name!r} has unknown class {spec['class']!r}")
         bias_dtype = getattr(torch, spec["bias_dtype"]) if spec["bias_dtype"] else torch.float32
         layer = cls(spec["in_features"], spec["out_features"], spec["bias"], bias_dtype=bias_dtype, **spec["config"])
-        _set_submodule(model, name, layer)
+        replace_module(model, name, layer)
     load_model(model, str(directory / WEIGHTS), strict=True)
     return model.to(device).eval()

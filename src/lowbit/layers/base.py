@@ -26,6 +26,13 @@ def float_weight(module: nn.Module, name: str = "module") -> tuple[torch.Tensor,
     return weight.detach(), bias
 
 
+def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` at dotted path `name` in `model`."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
 class QuantLinear(nn.Module):
     """A linear layer whose weight is stored quantized. Subclasses hold buffers and define
     `dequantize_weight`; `config()` returns the constructor arguments that save/load need."""

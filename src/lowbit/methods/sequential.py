@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..layers import float_weight
+from ..layers import float_weight, replace_module
 from ..select import block_index, output_projection_name, transformer_blocks
 
 
@@ -63,7 +63,6 @@ def calibrate_sequentially(
     device: str | torch.device | None = None,
     batch_size: int = 8,
     progress: bool = True,
-    replace=None,
 ) -> None:
     """Quantize the selected linears of `model` block by block (see the module docstring)."""
     home = next(model.parameters()).device
@@ -80,7 +79,7 @@ def calibrate_sequentially(
     for prefix, block in zip(prefixes, blocks):
         block.to(device)
         chosen = [n for n in names if n.startswith(prefix)]
-        _calibrate_and_replace(model, method, chosen, lambda: _run_block(block, inputs), replace)
+        _calibrate_and_replace(model, method, chosen, lambda: _run_block(block, inputs))
         done.update(chosen)
         inputs = [(_first(block(h, **kw)), kw) for h, kw in inputs]  # outputs of the quantized block
         block.to(home)
@@ -90,10 +89,10 @@ def calibrate_sequentially(
     head, final_norm = output_projection_name(model), _final_norm(model, blocks_name)
     if rest == [head] and final_norm is not None:  # lm_head: its input is the final norm of the last block's output
         head_module = model.get_submodule(head)
-        _calibrate_and_replace(model, method, rest, lambda: _run_head(head_module, final_norm, inputs), replace)
+        _calibrate_and_replace(model, method, rest, lambda: _run_head(head_module, final_norm, inputs))
     elif rest:  # anything else outside the blocks: one pass of the whole (quantized) model
         model.to(device)
-        _calibrate_and_replace(model, method, rest, lambda: _run_model(model, calibration, batch_size, device), replace)
+        _calibrate_and_replace(model, method, rest, lambda: _run_model(model, calibration, batch_size, device))
     model.to(home)
 
 
@@ -133,7 +132,7 @@ def _move_outside_blocks(model: nn.Module, blocks: nn.ModuleList, device: torch.
                 module._buffers[key] = b.to(device)
 
 
-def _calibrate_and_replace(model: nn.Module, method, names: list[str], run, replace) -> None:
+def _calibrate_and_replace(model: nn.Module, method, names: list[str], run) -> None:
     """Observe each named linear's inputs over `run()`, let the method prepare, then replace."""
     if not names:
         return
@@ -152,4 +151,4 @@ def _calibrate_and_replace(model: nn.Module, method, names: list[str], run, repl
         prepare(model, names, observers)
     for name in names:
         weight, bias = float_weight(model.get_submodule(name), name)
-        replace(model, name, method.layer_from_observer(weight, bias, observers[name]))
+        replace_module(model, name, method.layer_from_observer(weight, bias, observers[name]))
