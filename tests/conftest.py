@@ -12,3 +12,14 @@ def tiny_default_model(tmp_path_factory):
     from lowbit.models.default import ensure_default_model
 
     return ensure_default_model(cache_dir=tmp_path_factory.mktemp("lowbit-cache"), steps=5, tiny=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny ops only: intra-op threads just stall on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,12 +7,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import copy
 import dataclasses
-import zlib
 
 import pytest
 import torch
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 import lowbit
 from lowbit.formats import int as intfmt
@@ -20,18 +18,9 @@ from lowbit.formats.error import sqnr
 from lowbit.layers import IntWeightLinear
 from lowbit.models.outliers import add_outlier_features
 
+from tiny_models import MODELS, logits, make_gen, tiny_gpt2, token_ids
 
-def make_gen(*key) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops only: intra-op threads just stall on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,30 +103,6 @@ def test_search_picks_the_grid_minimum_and_beats_rtn(bits, group_size, symmetric
 # ----------------------------------------------------------------------------------------------
 # Model level
 # ----------------------------------------------------------------------------------------------
-
-
-def tiny_gpt2(seed=0):
-    torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=256, n_positions=64, bos_token_id=0, eos_token_id=0)
-    return GPT2LMHeadModel(cfg).eval()
-
-
-def tiny_llama(seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=256)
-    return LlamaForCausalLM(cfg).eval()
-
-
-MODELS = {"gpt2": tiny_gpt2, "llama": tiny_llama}
-
-
-def token_ids(key, n=16, length=32):
-    return torch.randint(0, 256, (n, length), generator=make_gen("ids", key))
-
-
-@torch.no_grad()
-def logits(model, ids):
-    return model(ids).logits
 
 
 @dataclasses.dataclass(frozen=True)

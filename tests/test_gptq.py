@@ -5,17 +5,14 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import contextlib
 import copy
 import dataclasses
 import math
 import warnings
-import zlib
 
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 import lowbit
 from lowbit.formats import int as intfmt
@@ -23,9 +20,9 @@ from lowbit.formats.error import sqnr
 from lowbit.layers import IntWeightLinear
 from lowbit.methods.gptq import GPTQ, HessianObserver, gptq_quantize, inverse_hessian_factor
 
+from tiny_models import MODELS, logits, make_gen, tiny_gpt2, token_ids
 
-def make_gen(*key) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -47,25 +44,6 @@ class Ref:
 
     def __repr__(self):  # keep failure reports short (and fast): no tensor dumps
         return f"Ref(rows={self.codes.shape[0]}, n={self.codes.shape[1]})"
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Everything here is small ops (the reference makes ~10 per column); with intra-op threads on a
-    busy 2-core machine each op can stall on its worker threads (seen: 5 s instead of 0.05 s for one
-    reference run). One thread is enough; the previous count is restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def reference_gptq(W, H, bits, group_size, symmetric, damp=0.01, act_order=False, static_groups=False) -> Ref:
@@ -431,30 +409,6 @@ def test_hessian_observer_running_mean_over_uneven_batches():
 # ----------------------------------------------------------------------------------------------
 # Model level
 # ----------------------------------------------------------------------------------------------
-
-
-def tiny_gpt2(seed=0):
-    torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=256, n_positions=64, bos_token_id=0, eos_token_id=0)
-    return GPT2LMHeadModel(cfg).eval()
-
-
-def tiny_llama(seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=256)
-    return LlamaForCausalLM(cfg).eval()
-
-
-MODELS = {"gpt2": tiny_gpt2, "llama": tiny_llama}
-
-
-def token_ids(key, n=16, length=32):
-    return torch.randint(0, 256, (n, length), generator=make_gen("ids", key))
-
-
-@torch.no_grad()
-def logits(model, ids):
-    return model(ids).logits
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

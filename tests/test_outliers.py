@@ -6,47 +6,22 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import copy
-import zlib
+import functools
 
 import pytest
 import torch
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from lowbit.models.norms import norm_groups
 from lowbit.models.outliers import add_outlier_features
 
+from tiny_models import MODELS as TWO_BLOCK_MODELS
+from tiny_models import tiny_gpt2, tiny_llama, token_ids
 
-def make_gen(*key) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops only: intra-op threads just stall on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_gpt2(seed=0, layers=3):
-    torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=layers, n_embd=64, n_head=4, vocab_size=256, n_positions=64, bos_token_id=0, eos_token_id=0)
-    return GPT2LMHeadModel(cfg).eval()
-
-
-def tiny_llama(seed=0, layers=3):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(num_hidden_layers=layers, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, vocab_size=256)
-    return LlamaForCausalLM(cfg).eval()
-
-
-MODELS = {"gpt2": tiny_gpt2, "llama": tiny_llama}
-
-
-def token_ids(key, n=4, length=24):
-    return torch.randint(0, 256, (n, length), generator=make_gen("ids", key))
+# three blocks, so "the same channels in every block" is checked on more than two
+MODELS = {arch: functools.partial(build, layers=3) for arch, build in TWO_BLOCK_MODELS.items()}
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..formats import int as intfmt
 from ..layers import IntWeightLinear, float_weight
-from ..models.norms import norm_groups, scale_input_features, scale_norm_output
+from ..models.norms import fold_input_scale, observed_norm_groups
 from .observers import ActivationObserver
 
 
@@ -59,16 +59,10 @@ class AWQ:
 
     @torch.no_grad()
     def prepare(self, model: nn.Module, names: list[str], observers: dict[str, ActivationObserver]) -> None:
-        for _, norm, consumers in norm_groups(model):
-            selected = [c for c in consumers if c in observers]
-            if not selected:
-                continue
+        for norm, consumers, selected in observed_norm_groups(model, observers):
             obs = observers[selected[0]]
             weights = [float_weight(model.get_submodule(c), c)[0].float() for c in selected]
-            s = self.search_scales(obs.sample, weights, obs.abs_mean)
-            scale_norm_output(norm, 1.0 / s)
-            for c in consumers:
-                scale_input_features(model.get_submodule(c), s)
+            fold_input_scale(model, norm, consumers, self.search_scales(obs.sample, weights, obs.abs_mean))
 
     def layer_from_observer(self, weight: torch.Tensor, bias: torch.Tensor | None, obs: ActivationObserver) -> nn.Module:
         if weight.shape[1] % self.group_size:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..layers import W8A8Linear
-from ..models.norms import input_weight_view, norm_groups, scale_input_features, scale_norm_output
+from ..models.norms import fold_input_scale, input_weight_view, observed_norm_groups
 from .observers import ActivationObserver
 
 LEVELS = {"O1": "token", "O2": "tensor", "O3": "static"}
@@ -50,16 +50,11 @@ class SmoothQuant:
     @torch.no_grad()
     def prepare(self, model: nn.Module, names: list[str], observers: dict[str, ActivationObserver]) -> None:
         """Fold the scales of every norm-fed group among `names` into the norm and the weights."""
-        for _, norm, consumers in norm_groups(model):
-            selected = [c for c in consumers if c in observers]
-            if not selected:
-                continue
+        for norm, consumers, selected in observed_norm_groups(model, observers):
             modules = [model.get_submodule(c) for c in consumers]
             w_absmax = torch.stack([input_weight_view(m).abs().amax(dim=1).float() for m in modules]).amax(dim=0)
             s = smoothing_scales(observers[selected[0]].absmax, w_absmax, self.alpha)
-            scale_norm_output(norm, 1.0 / s)
-            for m in modules:  # unselected consumers too: they see x/s and must stay exact
-                scale_input_features(m, s)
+            fold_input_scale(model, norm, consumers, s)  # unselected consumers too: they see x/s and must stay exact
             for c in selected:
                 observers[c].folded = s
 

@@ -74,3 +74,22 @@ def scale_input_features(module: nn.Module, s: torch.Tensor) -> None:
     """Multiply the weight's input feature j by s[j] (so x/s through it gives the same output)."""
     w = input_weight_view(module)
     w.mul_(s.to(w.dtype)[:, None])
+
+
+@torch.no_grad()
+def fold_input_scale(model: nn.Module, norm: nn.Module, consumers: list[str], s: torch.Tensor) -> None:
+    """Divide the norm's output channels by s and multiply the matching input features of every
+    linear it feeds by s: each linear sees x/s with weights W·s, so the float function is unchanged."""
+    scale_norm_output(norm, 1.0 / s)
+    for name in consumers:
+        scale_input_features(model.get_submodule(name), s)
+
+
+def observed_norm_groups(model: nn.Module, observed) -> list[tuple[nn.Module, list[str], list[str]]]:
+    """(norm, all the linears it feeds, those of them in `observed`) for groups with any observed."""
+    groups = []
+    for _, norm, consumers in norm_groups(model):
+        selected = [c for c in consumers if c in observed]
+        if selected:
+            groups.append((norm, consumers, selected))
+    return groups

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norms import norm_groups, scale_input_features, scale_norm_output
+from .norms import fold_input_scale, norm_groups
 
 
 @torch.no_grad()
@@ -32,7 +32,5 @@ def add_outlier_features(model: nn.Module, channels: int = 4, factor: float = 40
     for _, norm, consumers in groups:
         s = torch.ones(hidden, device=norm.weight.device)
         s[picked.to(s.device)] = factor
-        scale_norm_output(norm, s)
-        for name in consumers:
-            scale_input_features(model.get_submodule(name), 1.0 / s)
+        fold_input_scale(model, norm, consumers, 1.0 / s)  # norm output × s, linear inputs ÷ s
     return picked.tolist()
