@@ -3,6 +3,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import torch
+
+if not torch.cuda.is_available():
+    # Triton kernels run in its interpreter on CPU tensors (set before anything imports triton)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 
 

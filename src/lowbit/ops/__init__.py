@@ -1,0 +1,6 @@
+"""The matmuls behind the quantized layers: a reference torch path everywhere, Triton kernels on
+CUDA, registered with torch.library so torch.compile sees them."""
+
+from .int8 import quantize_rows, scaled_int8_mm
+
+__all__ = ["quantize_rows", "scaled_int8_mm"]

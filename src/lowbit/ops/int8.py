@@ -1,0 +1,195 @@
+"""Scaled INT8 matmul and fused per-token INT8 activation quantization, in Triton.
+
+    out[m, n] = (Σ_k a[m, k] · b[k, n]) · sa[m] · sb[n]   (int8 × int8 → int32, scales in the epilogue)
+
+One kernel serves the three layouts training needs (A@Bᵀ, A@B, Aᵀ@B): operands are passed by
+strides, so a transposed operand is a view, never a copy. `quantize_rows` reads each row once:
+absmax, scale and int8 codes in one pass (the codes follow `lowbit.formats.int`: symmetric,
+round half to even, clamp to ±127).
+
+Both are registered as torch.library custom ops (`lowbit::scaled_int8_mm`,
+`lowbit::quantize_rows_int8`) so torch.compile sees them; CPU tensors take the reference path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..formats import int as intfmt
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # lowbit runs without Triton; the ops then take the reference path
+    triton = None
+
+
+def _interpreting() -> bool:
+    import os
+
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+if triton is not None:
+
+    @triton.jit
+    def _scaled_mm_kernel(
+        a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr,
+        M, N, K,
+        stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        num_pid_m = tl.cdiv(M, BLOCK_M)
+        num_pid_n = tl.cdiv(N, BLOCK_N)
+        # grouped order: GROUP_M row-tiles share the same B column-tiles while they sit in L2
+        per_group = GROUP_M * num_pid_n
+        first_m = (pid // per_group) * GROUP_M
+        group_rows = tl.minimum(num_pid_m - first_m, GROUP_M)
+        pid_m = first_m + (pid % per_group) % group_rows
+        pid_n = (pid % per_group) // group_rows
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_k = tl.arange(0, BLOCK_K)
+        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :] * stride_ak
+        b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_n[None, :] * stride_bn
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            k_left = K - k * BLOCK_K
+            a = tl.load(a_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
+            b = tl.load(b_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0)
+            acc += tl.dot(a, b, out_dtype=tl.int32)
+            a_ptrs += BLOCK_K * stride_ak
+            b_ptrs += BLOCK_K * stride_bk
+
+        sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
+        sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
+        out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+        c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
+        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+    @triton.jit
+    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr):
+        row = tl.program_id(0)
+        offs = tl.arange(0, BLOCK_N)
+        mask = offs < N
+        x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+        scale = tl.maximum(tl.max(tl.abs(x), axis=0) / 127.0, 1.1754943508222875e-38)
+        y = x / scale
+        # round half to even, as torch.round; y - floor(y) is exact in float32 for |y| <= 127
+        r = tl.floor(y)
+        frac = y - r
+        odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
+        r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
+        r = tl.minimum(tl.maximum(r, -127.0), 127.0)
+        tl.store(q_ptr + row * stride_qm + offs, r.to(tl.int8), mask=mask)
+        tl.store(s_ptr + row, scale)
+
+
+def _mm_config(m: int, n: int, k: int) -> dict:
+    """Tile sizes: large tiles on the GPU (int8 MMA wants K-tiles of 64-128); small ones in the
+    interpreter, where each program is Python."""
+    if _interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, GROUP_M=4, num_warps=4, num_stages=1)
+    if m <= 64:
+        return dict(BLOCK_M=max(16, triton.next_power_of_2(m)), BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
+    return dict(BLOCK_M=128, BLOCK_N=256 if n >= 4096 else 128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
+
+
+def scaled_int8_mm_triton(
+    a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """a [M, K] int8 @ b [K, N] int8 (any strides) · scale_a [M] · scale_b [N] (+ bias) → [M, N]."""
+    _check_mm(a, b, scale_a, scale_b)
+    m, k = a.shape
+    n = b.shape[1]
+    out = torch.empty(m, n, device=a.device, dtype=out_dtype)
+    cfg = _mm_config(m, n, k)
+    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
+    _scaled_mm_kernel[grid](
+        a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
+        bias.float().contiguous() if bias is not None else scale_b,
+        m, n, k,
+        a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
+        HAS_BIAS=bias is not None, **cfg,
+    )
+    return out
+
+
+def scaled_int8_mm_reference(
+    a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    _check_mm(a, b, scale_a, scale_b)
+    acc = intfmt.int8_matmul(a, b.t())
+    out = acc.float() * scale_a.float().reshape(-1, 1) * scale_b.float().reshape(1, -1)
+    if bias is not None:
+        out = out + bias.float()
+    return out.to(out_dtype)
+
+
+def _check_mm(a, b, scale_a, scale_b) -> None:
+    if a.dtype != torch.int8 or b.dtype != torch.int8:
+        raise ValueError(f"a and b must be int8, got {a.dtype} and {b.dtype}")
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"a [M, K] and b [K, N] must agree on K, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if scale_a.numel() != a.shape[0] or scale_b.numel() != b.shape[1]:
+        raise ValueError(f"scale_a needs {a.shape[0]} values and scale_b {b.shape[1]}, got {scale_a.numel()} and {scale_b.numel()}")
+
+
+def quantize_rows_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, scales [M] float32)."""
+    m, n = x.shape
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    q = torch.empty(m, n, device=x.device, dtype=torch.int8)
+    s = torch.empty(m, device=x.device, dtype=torch.float32)
+    block = triton.next_power_of_2(n)
+    _quantize_rows_kernel[(m,)](x, q, s, n, x.stride(0), q.stride(0), BLOCK_N=block, num_warps=min(16, max(1, block // 256)))
+    return q, s
+
+
+def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    q = intfmt.quantize(x, 8, granularity="token")
+    return q.codes, q.scale.reshape(-1)
+
+
+MAX_ROW = 16384  # one row per program, held in registers
+
+
+def _use_triton(*tensors: torch.Tensor) -> bool:
+    return triton is not None and all(t.is_cuda for t in tensors)
+
+
+@torch.library.custom_op("lowbit::scaled_int8_mm", mutates_args=())
+def scaled_int8_mm(
+    a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """(a @ b) · scale_a[:, None] · scale_b[None, :] (+ bias): Triton on CUDA, exact int32 reference elsewhere."""
+    if _use_triton(a, b):
+        return scaled_int8_mm_triton(a, b, scale_a, scale_b, bias, out_dtype)
+    return scaled_int8_mm_reference(a, b, scale_a, scale_b, bias, out_dtype)
+
+
+@scaled_int8_mm.register_fake
+def _(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
+    return a.new_empty(a.shape[0], b.shape[1], dtype=out_dtype)
+
+
+@torch.library.custom_op("lowbit::quantize_rows_int8", mutates_args=())
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA."""
+    if _use_triton(x) and x.shape[1] <= MAX_ROW:
+        return quantize_rows_triton(x)
+    return quantize_rows_reference(x)
+
+
+@quantize_rows.register_fake
+def _(x):
+    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)

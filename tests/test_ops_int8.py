@@ -1,0 +1,101 @@
+"""Scaled INT8 matmul and fused per-token quantization: the Triton kernels (in the interpreter on
+CPU, on the GPU where there is one) against float64 references, on fresh random inputs."""
+
+import pytest
+import torch
+
+from lowbit.formats import int as intfmt
+from lowbit.ops import int8 as ops
+
+pytestmark = pytest.mark.skipif(ops.triton is None, reason="needs triton")
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def rand_int8(*shape, gen):
+    return torch.randint(-127, 128, shape, dtype=torch.int8, generator=gen).to(DEVICE)
+
+
+def reference(a, b, sa, sb, bias=None):
+    out = (a.double() @ b.double()) * sa.double()[:, None] * sb.double()[None, :]
+    return out if bias is None else out + bias.double()
+
+
+@pytest.mark.parametrize("layout", ["a@bT", "a@b", "aT@b"])
+@pytest.mark.parametrize("m,n,k", [(1, 40, 64), (17, 33, 77), (50, 64, 96)])
+def test_scaled_mm_layouts_match_float64(layout, m, n, k):
+    gen = torch.Generator().manual_seed(hash((layout, m, n, k)) % 2**31)
+    # the three layouts of training: forward A@Bᵀ (weights [N, K]), grad-input A@B, grad-weight Aᵀ@B
+    if layout == "a@bT":
+        a, b = rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen).t()
+    elif layout == "a@b":
+        a, b = rand_int8(m, k, gen=gen), rand_int8(k, n, gen=gen)
+    else:
+        a, b = rand_int8(k, m, gen=gen).t(), rand_int8(k, n, gen=gen)
+    sa = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127
+    sb = (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    bias = torch.randn(n, generator=gen).to(DEVICE)
+    for dtype in (torch.float32, torch.float16):
+        out = ops.scaled_int8_mm_triton(a, b, sa, sb, bias, out_dtype=dtype)
+        assert out.dtype == dtype and out.shape == (m, n) and torch.isfinite(out).all()
+        ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu(), bias.cpu())
+        # int32 accumulation is exact; only the epilogue's float32 products and the output cast round
+        tol = 1e-6 if dtype == torch.float32 else 1e-3
+        err = ((out.cpu().double() - ref).norm() / ref.norm()).item()
+        assert err <= tol, err
+
+
+def test_scaled_mm_writes_every_element():
+    gen = torch.Generator().manual_seed(1)
+    a, b = rand_int8(37, 64, gen=gen), rand_int8(64, 45, gen=gen)
+    sa, sb = torch.ones(37, device=DEVICE), torch.ones(45, device=DEVICE)
+    out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.float32)
+    # exact integers: any element left unwritten (torch.empty garbage) would not equal the int64 product
+    assert torch.equal(out.cpu().double(), (a.cpu().long() @ b.cpu().long()).double())
+
+
+def test_scaled_mm_op_reference_path_and_errors():
+    gen = torch.Generator().manual_seed(2)
+    a, b = rand_int8(20, 32, gen=gen), rand_int8(32, 24, gen=gen)
+    sa, sb = torch.rand(20, generator=gen).to(DEVICE), torch.rand(24, generator=gen).to(DEVICE)
+    out = ops.scaled_int8_mm(a, b, sa, sb, None, torch.float32)
+    torch.testing.assert_close(out.cpu().double(), reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu()), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="int8"):
+        ops.scaled_int8_mm_reference(a.float(), b, sa, sb)
+    with pytest.raises(ValueError, match="K"):
+        ops.scaled_int8_mm_reference(a, b[:16], sa, sb)
+    with pytest.raises(ValueError, match="scale_a"):
+        ops.scaled_int8_mm_reference(a, b, sa[:3], sb)
+
+
+def test_scaled_mm_opcheck():
+    gen = torch.Generator().manual_seed(3)
+    a, b = rand_int8(8, 16, gen=gen), rand_int8(16, 8, gen=gen)
+    torch.library.opcheck(ops.scaled_int8_mm, (a, b, torch.rand(8).to(DEVICE), torch.rand(8).to(DEVICE), None, torch.float32))
+
+
+@pytest.mark.parametrize("m,n", [(1, 64), (7, 100), (33, 257)])
+def test_quantize_rows_equals_the_format_definition(m, n):
+    gen = torch.Generator().manual_seed(m * 1000 + n)
+    x = (torch.randn(m, n, generator=gen) * torch.rand(m, 1, generator=gen) * 10).to(DEVICE)
+    x[0, 0] = 0.5 * x[0].abs().max() / 127 * 2 * 63.0  # lands near a tie after scaling
+    q, s = ops.quantize_rows_triton(x)
+    ref = intfmt.quantize(x.cpu(), 8, granularity="token")
+    torch.testing.assert_close(s.cpu(), ref.scale.reshape(-1), rtol=0, atol=0)
+    assert torch.equal(q.cpu(), ref.codes)
+
+
+def test_quantize_rows_ties_round_to_even():
+    # rows whose absmax is 127, so x / scale == x exactly and the halves are exact ties
+    x = torch.tensor([[0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.0]], device=DEVICE)
+    q, s = ops.quantize_rows_triton(x)
+    assert s.item() == 1.0
+    assert q.cpu().tolist() == [[0, 2, 2, 0, -2, -2, 126, 127]]
+
+
+def test_quantize_rows_op_and_zero_rows():
+    x = torch.zeros(3, 16, device=DEVICE)
+    q, s = ops.quantize_rows(x)
+    assert torch.equal(q.cpu(), torch.zeros(3, 16, dtype=torch.int8)) and torch.isfinite(s).all()
+    q2, s2 = ops.quantize_rows_triton(x)
+    assert torch.equal(q2.cpu(), q.cpu())
