@@ -95,6 +95,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_linear(args: argparse.Namespace) -> int:
+    from .bench import linear
+
+    result = linear.run(tuple(args.m), out=args.out)
+    print("\n".join(linear.format_table(result)))
+    return 0
+
+
 def _default_device() -> str:
     import torch
 
@@ -159,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--offload", action="store_true", help="keep the model on the CPU; move one block at a time to --device")
     q.set_defaults(func=_quantize)
+
+    bench = commands.add_parser("bench", help="GPU benchmarks").add_subparsers(dest="bench", required=True)
+    bl = bench.add_parser("linear", help="the 7 linears of a Llama-2-7B layer per scheme, CUDA graphs, speedup vs bf16")
+    bl.add_argument("--m", type=int, nargs="+", default=[1, 16, 256, 4096], help="tokens per call")
+    bl.add_argument("--out", default=None, help="write the JSON here")
+    bl.set_defaults(func=_bench_linear)
 
     ev = commands.add_parser("eval", help="loss, perplexity and memory of a model saved by `lowbit quantize`")
     ev.add_argument("dir")

@@ -8,6 +8,7 @@ import torch
 
 from ..formats import int as intfmt
 from ..formats.packing import pack, packed_length, unpack
+from ..ops.w4a16 import w4a16_linear
 from .base import QuantLinear
 
 
@@ -71,6 +72,11 @@ class IntWeightLinear(QuantLinear):
 
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return intfmt.dequantize(self.codes(), self.scale, self.zero, self.granularity, self.group_size, dtype, self.g_idx)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bits == 4 and self.granularity == "group":  # the W4A16 kernel on CUDA, the same math elsewhere
+            return w4a16_linear(x, self.qweight, self.scale, self.zero, self.g_idx, self.group_size, self.bias)
+        return super().forward(x)
 
     def config(self) -> dict:
         return dict(bits=self.bits, granularity=self.granularity, group_size=self.group_size, symmetric=self.symmetric, act_order=self.act_order)
