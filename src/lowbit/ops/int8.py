@@ -78,8 +78,9 @@ if triton is not None:
         offs = tl.arange(0, BLOCK_N)
         mask = offs < N
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
-        scale = tl.maximum(tl.max(tl.abs(x), axis=0) / 127.0, 1.1754943508222875e-38)
-        y = x / scale
+        # IEEE-rounded division (plain / is approximate on the GPU): codes and scales equal formats.int's exactly
+        scale = tl.maximum(tl.math.div_rn(tl.max(tl.abs(x), axis=0), 127.0), 1.1754943508222875e-38)
+        y = tl.math.div_rn(x, scale)
         # round half to even, as torch.round; y - floor(y) is exact in float32 for |y| <= 127
         r = tl.floor(y)
         frac = y - r
