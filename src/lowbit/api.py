@@ -47,13 +47,13 @@ def quantize(
     names = select_modules(model, select)
     for name in names:  # every check before the first change: a bad weight leaves the model untouched
         float_weight(model.get_submodule(name), name)
-    if getattr(method, "needs_calibration", False):
-        if not isinstance(calibration, torch.Tensor) or calibration.dim() != 2 or calibration.dtype != torch.long:
-            raise ValueError(f"calibration must be token ids of shape [n, seq_len] (int64) for {type(method).__name__}, got {_describe(calibration)}")
-        _untie_output_embedding(model, names)
+    calibrated = getattr(method, "needs_calibration", False)
+    if calibrated and (not isinstance(calibration, torch.Tensor) or calibration.dim() != 2 or calibration.dtype != torch.long):
+        raise ValueError(f"calibration must be token ids of shape [n, seq_len] (int64) for {type(method).__name__}, got {_describe(calibration)}")
+    _untie_output_embedding(model, names)
+    if calibrated:
         calibrate_sequentially(model, method, names, calibration, device=device, progress=progress)
         return model
-    _untie_output_embedding(model, names)
     for name in tqdm(names, desc=f"quantize {type(method).__name__}", disable=not progress, leave=False):
         module = model.get_submodule(name)
         weight, bias = float_weight(module, name)
