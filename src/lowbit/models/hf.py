@@ -54,7 +54,7 @@ def load_causal_lm(
         slug = model_slug(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)  # never unpickle weights
     except Exception as exc:  # noqa: BLE001 - any load failure is a bad --model value
         raise ValueError(
             f"could not load --model/model {name_or_path!r}: {type(exc).__name__}: {exc}"
