@@ -133,10 +133,12 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_unigram_baseline_by_hand():
+    from lowbit.measure import unigram_loss
+
     train = torch.tensor([0, 0, 1])  # add-one counts: [3, 2, 1] of 6
     windows = torch.tensor([[2, 1], [2, 0]])  # scored tokens: 1 and 0 (not the first)
     expected = -(math.log(2 / 6) + math.log(3 / 6)) / 2
-    assert d.unigram_baseline_loss(train, windows, 3) == pytest.approx(expected)
+    assert unigram_loss(train, windows, 3) == pytest.approx(expected)
 
 
 def test_bad_model_names_are_value_errors(tmp_path):

@@ -36,6 +36,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from lowbit.data.shakespeare import VALIDATION_WORKS, read_work, train_text
 from lowbit.data.tokenizer import train_bpe_tokenizer
 from lowbit.data.windows import tokenize_text, token_windows
+from lowbit.measure import evaluate, unigram_loss
 
 DEFAULT_NAME = "gpt2-shakespeare"
 TINY_NAME = DEFAULT_NAME + "-tiny"
@@ -240,8 +241,8 @@ def build_default_model(
     seconds_left = max_seconds - (time.perf_counter() - start)  # data prep counts too
     train_facts = train_model(model, train_ids, spec, device, amp, seconds_left, steps, progress)
     eval_start = time.perf_counter()
-    val_loss = evaluate_loss(model, val_windows, spec.batch_size, device, amp)
-    baseline = unigram_baseline_loss(train_ids, val_windows, len(tokenizer))
+    val_loss = evaluate(model, val_windows, spec.batch_size).loss  # float32, as every study measures
+    baseline = unigram_loss(train_ids, val_windows, len(tokenizer))
     eval_seconds = time.perf_counter() - eval_start
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -404,32 +405,3 @@ def train_model(
         "final_train_loss": round(sum(last) / len(last), 4),  # mean of the last 10 steps
         "first_train_loss": round(losses[0], 4),
     }
-
-
-@torch.no_grad()
-def evaluate_loss(
-    model: GPT2LMHeadModel,
-    windows: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
-    amp: torch.dtype | None = None,
-) -> float:
-    """Mean next-token cross-entropy (nats) over all windows."""
-    model.eval()
-    total = 0.0
-    for i in range(0, windows.shape[0], batch_size):
-        batch = windows[i : i + batch_size].to(device)
-        with _autocast(device, amp):
-            total += next_token_loss(model, batch).item() * batch.shape[0]
-    return total / windows.shape[0]
-
-
-def unigram_baseline_loss(train_ids: torch.Tensor, windows: torch.Tensor, vocab_size: int) -> float:
-    """Cross-entropy of the scored val tokens under add-one-smoothed train unigram counts.
-
-    Scores the same tokens as `evaluate_loss` (every position but each window's first),
-    so the two numbers compare directly.
-    """
-    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
-    log_probs = counts.log() - counts.sum().log()
-    return -log_probs[windows[:, 1:]].mean().item()
