@@ -133,10 +133,13 @@ def quantize(
     group_size: int | None = None,
     rounding: str = "nearest",
     generator: torch.Generator | None = None,
+    validate: bool = True,
 ) -> IntQuantized:
-    """Round-to-nearest (or stochastic) affine quantization of a float tensor."""
+    """Round-to-nearest (or stochastic) affine quantization of a float tensor. `validate=False`
+    skips the NaN/Inf check: activations and gradients on a hot path, where it costs a device sync."""
     check_bits(bits)
-    check_finite(x)
+    if validate:
+        check_finite(x)
     rows = _grouped(x.detach().float(), granularity, group_size)
     scale, zero = affine_params(rows, bits, symmetric)
     q = quantize_with(rows, scale[:, None], None if zero is None else zero[:, None], bits, symmetric, rounding, generator)

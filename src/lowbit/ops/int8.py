@@ -151,7 +151,7 @@ def quantize_rows_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    q = intfmt.quantize(x, 8, granularity="token")
+    q = intfmt.quantize(x, 8, granularity="token", validate=False)
     return q.codes, q.scale.reshape(-1)
 
 

@@ -1,0 +1,131 @@
+"""A training linear whose three matmuls — forward, grad-input, grad-weight — each run in BF16,
+INT8 or FP8 (seed 002's table and its FP8 counterparts).
+
+Each low-precision matmul A @ B quantizes both operands along their non-reduction dims (rows of A,
+columns of B), so every scale factors out of the dot product and lands in the epilogue:
+    forward      y  = x  @ Wᵀ    x per token,          W per output channel
+    grad-input   dx = dy @ W     dy per token,         W per input channel
+    grad-weight  dW = dyᵀ @ x    dy per output channel, x per input channel
+INT8 uses `lowbit.formats.int` (absmax, optionally stochastic rounding for the gradients) and the
+scaled INT8 matmul op; FP8 uses `lowbit.formats.fp` (E4M3 forward, E4M3 or E5M2 gradients,
+row-wise or tensor-wise scales) and `torch._scaled_mm`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import ops
+from ..formats import fp
+from ..formats import int as intfmt
+
+KINDS = ("bf16", "int8", "fp8")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    forward: str = "bf16"
+    grad_input: str = "bf16"
+    grad_weight: str = "bf16"
+    fp8_grad_format: str = "e5m2"  # gradients' FP8 format; activations and weights are always E4M3
+    fp8_scaling: str = "row"  # "row" or "tensor"
+    stochastic_rounding: bool = False  # for the quantized gradient operand
+
+    def __post_init__(self):
+        for name in ("forward", "grad_input", "grad_weight"):
+            if getattr(self, name) not in KINDS:
+                raise ValueError(f"{name} must be one of {KINDS}, got {getattr(self, name)!r}")
+        fp.fp8_format(self.fp8_grad_format)
+        if self.fp8_scaling not in ("row", "tensor"):
+            raise ValueError(f"fp8_scaling must be 'row' or 'tensor', got {self.fp8_scaling!r}")
+
+
+# The rows of seed 002's table, and their FP8 counterparts.
+PRECISIONS = {
+    "bf16": Recipe(),
+    "int8": Recipe("int8", "int8", "int8"),
+    "int8-fwd": Recipe("int8", "bf16", "bf16"),
+    "int8-fwd-gi": Recipe("int8", "int8", "bf16"),
+    "fp8-rowwise": Recipe("fp8", "fp8", "fp8", fp8_scaling="row"),
+    "fp8-tensorwise": Recipe("fp8", "fp8", "fp8", fp8_scaling="tensor"),
+}
+
+
+def recipe_for(precision: str, stochastic_rounding: bool = False) -> Recipe:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    r = PRECISIONS[precision]
+    return Recipe(r.forward, r.grad_input, r.grad_weight, r.fp8_grad_format, r.fp8_scaling, stochastic_rounding)
+
+
+def _int8_rows(t: torch.Tensor, rounding: str) -> tuple[torch.Tensor, torch.Tensor]:
+    q = intfmt.quantize(t, 8, granularity="token", rounding=rounding, validate=False)
+    return q.codes, q.scale.reshape(-1)
+
+
+def _fp8_rows(t: torch.Tensor, fmt: str, scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
+    q, scale = fp.quantize_fp8(t, fmt, "channel" if scaling == "row" else "tensor", validate=False)
+    return q, scale.reshape(-1).expand(t.shape[0]).reshape(-1, 1)
+
+
+def quantized_matmul(a: torch.Tensor, b: torch.Tensor, kind: str, recipe: Recipe, a_is_grad: bool, out_dtype: torch.dtype) -> torch.Tensor:
+    """a [M, K] @ b [K, N] with a quantized per row and b per column (see the module docstring)."""
+    if kind == "bf16":  # the unquantized matmul, in the training dtype
+        return a.to(out_dtype) @ b.to(out_dtype)
+    bt = b.t()  # [N, K]: its rows are b's columns
+    if kind == "int8":
+        rounding = "stochastic" if (a_is_grad and recipe.stochastic_rounding) else "nearest"
+        a_codes, sa = _int8_rows(a, rounding)
+        b_codes, sb = _int8_rows(bt, "nearest")
+        return ops.scaled_int8_mm(a_codes, b_codes.t(), sa, sb, None, out_dtype)
+    a_fmt = recipe.fp8_grad_format if a_is_grad else "e4m3"
+    a_q, sa = _fp8_rows(a, a_fmt, recipe.fp8_scaling)
+    b_q, sb = _fp8_rows(bt, "e4m3", recipe.fp8_scaling)
+    m, k = a.shape
+    if a.is_cuda and a_fmt == "e4m3" and m > 16 and k % 16 == 0 and b.shape[1] % 16 == 0:
+        return torch._scaled_mm(a_q, b_q.t(), scale_a=sa.float(), scale_b=sb.float().reshape(1, -1), out_dtype=out_dtype)
+    # the reference: exact products of the FP8 values, fp32 accumulation (also for E5M2 x E4M3 and odd shapes)
+    return ((a_q.float() * sa) @ (b_q.float() * sb).t()).to(out_dtype)
+
+
+class _QuantLinearFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recipe: Recipe) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        y = quantized_matmul(x2, weight.t(), recipe.forward, recipe, False, x.dtype)
+        if bias is not None:
+            y = y + bias.to(y.dtype)
+        ctx.save_for_backward(x2, weight)
+        ctx.recipe, ctx.has_bias, ctx.x_shape = recipe, bias is not None, x.shape
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x2, weight = ctx.saved_tensors
+        recipe = ctx.recipe
+        g2 = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = quantized_matmul(g2, weight, recipe.grad_input, recipe, True, x2.dtype).reshape(ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = quantized_matmul(g2.t(), x2, recipe.grad_weight, recipe, True, weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g2.sum(dim=0)
+        return grad_x, grad_w, grad_b, None
+
+
+class QuantTrainLinear(nn.Linear):
+    """nn.Linear whose matmuls follow a `Recipe`; parameters stay in their dtype (the master copy)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, recipe: Recipe = Recipe(), **kw):
+        super().__init__(in_features, out_features, bias, **kw)
+        self.recipe = recipe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _QuantLinearFn.apply(x, self.weight, self.bias, self.recipe)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, recipe={self.recipe}"

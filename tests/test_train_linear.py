@@ -1,0 +1,126 @@
+"""Training linears: each precision's three matmuls against the float64 layer (gradients included),
+stochastic rounding's unbiasedness, and `convert` on real HF models."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+import lowbit.train as T
+from lowbit.formats import sqnr
+from lowbit.train.linear import quantized_matmul
+
+from tiny_models import make_gen, tiny_gpt2, tiny_llama
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# SQNR floors (dB), derived for Gaussian operands with per-row scales over ~256 values (absmax ≈ 3σ):
+# int8: step Δ = 3σ/127, noise Δ²/12 → 10·log10(12·127²/9) ≈ 43 dB per operand, ~40 dB for the product
+# of two; floor 35. FP8 E4M3 (3 mantissa bits, relative rms error ≈ 2⁻⁴/√3): ~29 dB per operand, ~26 for
+# the product; floor 22. E5M2 gradients (2 bits): ~23 dB per operand, ~22 with an E4M3 partner; floor 18.
+FLOORS = {"int8": (35, 35), "fp8": (22, 18)}  # (forward, gradients)
+
+
+def float64_grads(lin, x, g):
+    w, b = lin.weight.detach().double().requires_grad_(), lin.bias.detach().double().requires_grad_()
+    xd = x.detach().double().requires_grad_()
+    y = xd @ w.t() + b
+    y.backward(g.double())
+    return y.detach(), xd.grad, w.grad, b.grad
+
+
+@pytest.mark.parametrize("precision", list(T.PRECISIONS))
+def test_three_matmuls_against_float64(precision):
+    gen = make_gen("train", precision)
+    lin = torch.nn.Linear(256, 192)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(192, 256, generator=gen) * 0.05)
+        lin.bias.copy_(torch.randn(192, generator=gen))
+    x = torch.randn(4, 32, 256, generator=gen, requires_grad=True)
+    g = torch.randn(4, 32, 192, generator=gen)
+    ref_y, ref_x, ref_w, ref_b = float64_grads(lin, x, g)
+    q = T.QuantTrainLinear(256, 192, recipe=T.recipe_for(precision))
+    q.load_state_dict(lin.state_dict())
+    y = q(x)
+    y.backward(g)
+    recipe = q.recipe
+    for kind, got, ref, role in [(recipe.forward, y, ref_y, 0), (recipe.grad_input, x.grad, ref_x, 1), (recipe.grad_weight, q.weight.grad, ref_w, 1)]:
+        if kind == "bf16":  # the unquantized matmul in float32
+            torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-4)
+        else:
+            assert sqnr(ref, got) > FLOORS[kind][role], (precision, kind, role, sqnr(ref, got))
+    torch.testing.assert_close(q.bias.grad.double(), ref_b, rtol=1e-5, atol=1e-5)  # bias grad is never quantized
+
+
+def test_stochastic_rounding_of_gradients_is_unbiased():
+    gen = make_gen("sr")
+    g = torch.randn(64, 96, generator=gen)
+    w = torch.randn(96, 128, generator=gen)
+    recipe = T.recipe_for("int8", stochastic_rounding=True)
+    nearest = T.recipe_for("int8")
+    # the exact product with w rounded to nearest (w is never stochastically rounded): SR's expectation
+    from lowbit.formats import int as intfmt
+
+    wq = intfmt.quantize(w.t(), 8, granularity="token").dequantize().t()
+    target = g.double() @ wq.double()
+    torch.manual_seed(0)
+    draws = torch.stack([quantized_matmul(g, w, "int8", recipe, True, torch.float32).double() for _ in range(400)])
+    one = (draws[0] - target).norm()
+    mean = (draws.mean(0) - target).norm()
+    assert mean < one / 10  # noise averages out as 1/√400 = 1/20 for an unbiased rounding
+    biased = (quantized_matmul(g, w, "int8", nearest, True, torch.float32).double() - target).norm()
+    assert biased > 3 * mean  # round-to-nearest's error is deterministic: averaging cannot remove it
+
+
+@pytest.mark.parametrize("build", [tiny_gpt2, tiny_llama], ids=["gpt2", "llama"])
+def test_convert_replaces_all_but_lm_head_and_keeps_the_function(build):
+    model = build()
+    ids = torch.randint(0, 256, (2, 16), generator=make_gen("convert", build.__name__))
+    with torch.no_grad():
+        ref = model(ids).logits
+    bf16 = T.convert(copy.deepcopy(model), "bf16")
+    layers = [n for n, m in bf16.named_modules() if isinstance(m, T.QuantTrainLinear)]
+    assert layers and not any(n.endswith("lm_head") for n in layers)
+    with torch.no_grad():
+        torch.testing.assert_close(bf16(ids).logits, ref, rtol=1e-4, atol=1e-4)
+        assert sqnr(ref, T.convert(copy.deepcopy(model), "int8")(ids).logits) > 25
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8-rowwise"])
+def test_a_few_steps_lower_the_loss(precision):
+    model = T.convert(tiny_llama(seed=1), precision, stochastic_rounding=precision == "int8")
+    ids = torch.randint(0, 256, (8, 32), generator=make_gen("steps", precision))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_bad_precision_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="int8-fwd-gi"):
+        T.convert(tiny_gpt2(), "int4")
+    with pytest.raises(ValueError, match="forward"):
+        T.Recipe(forward="int4")
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8-rowwise"])
+def test_compiles_with_fullgraph_and_matches_eager(precision):
+    gen = make_gen("compile", precision)
+    q = T.QuantTrainLinear(64, 32, recipe=T.recipe_for(precision))
+    x = torch.randn(8, 64, generator=gen, requires_grad=True)
+    eager = q(x)
+    eager.sum().backward()
+    gx, gw = x.grad.clone(), q.weight.grad.clone()
+    x.grad, q.weight.grad = None, None
+    compiled = torch.compile(q, backend="aot_eager", fullgraph=True)(x)
+    compiled.sum().backward()
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(x.grad, gx)
+    torch.testing.assert_close(q.weight.grad, gw)
