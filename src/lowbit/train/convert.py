@@ -9,20 +9,30 @@ from torch import nn
 
 from ..layers import float_weight, replace_module
 from ..select import select_modules
-from .linear import QuantTrainLinear, recipe_for
+from .int8_weight import Int8WeightLinear
+from .linear import PRECISIONS, QuantTrainLinear, Recipe, recipe_for
+
+PRECISION_NAMES = (*PRECISIONS, "int8-weight")
 
 
 def convert(model: nn.Module, precision: str = "int8", select: str = "no-lm_head", stochastic_rounding: bool = False) -> nn.Module:
-    """Replace the selected nn.Linear / GPT-2 Conv1D layers in place (weights copied, as [out, in]
-    parameters) and return the model."""
-    recipe = recipe_for(precision, stochastic_rounding)
+    """Replace the selected nn.Linear / GPT-2 Conv1D layers in place and return the model: training
+    linears for the matmul precisions (weights copied as [out, in] parameters), or int8-weight
+    layers (weights stored as int8 only; step them with `Int8WeightAdamW`)."""
+    if precision not in PRECISION_NAMES:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_NAMES)}")
+    recipe = None if precision == "int8-weight" else recipe_for(precision, stochastic_rounding)
     for name in select_modules(model, select):
-        module = model.get_submodule(name)
-        weight, bias = float_weight(module, name)
-        layer = QuantTrainLinear(weight.shape[1], weight.shape[0], bias is not None, recipe=recipe, device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(weight)
-            if bias is not None:
-                layer.bias.copy_(bias)
+        weight, bias = float_weight(model.get_submodule(name), name)
+        layer = Int8WeightLinear.from_float(weight, bias) if recipe is None else _train_linear(weight, bias, recipe)
         replace_module(model, name, layer)
     return model
+
+
+def _train_linear(weight: torch.Tensor, bias: torch.Tensor | None, recipe: Recipe) -> QuantTrainLinear:
+    layer = QuantTrainLinear(weight.shape[1], weight.shape[0], bias is not None, recipe=recipe, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer

@@ -1,0 +1,89 @@
+"""INT8 weight-only training: int8 storage with no float master copy, exact gradients of the
+stored weight, stochastic-rounding updates that keep sub-step updates in expectation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lowbit.train as T
+
+from tiny_models import make_gen, tiny_gpt2, tiny_llama
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_forward_and_gradients_are_those_of_the_stored_weight():
+    gen = make_gen("int8w")
+    lin = torch.nn.Linear(96, 40)
+    layer = T.Int8WeightLinear.from_float(lin.weight.detach(), lin.bias.detach())
+    assert layer.qweight.dtype == torch.int8 and not any(p.shape == lin.weight.shape for p in layer.parameters())
+    x = torch.randn(3, 7, 96, generator=gen, requires_grad=True)
+    g = torch.randn(3, 7, 40, generator=gen)
+    y = layer(x)
+    y.backward(g)
+    w = layer.dequantize_weight(torch.float64)
+    xd, gd = x.detach().double().reshape(-1, 96), g.double().reshape(-1, 40)
+    torch.testing.assert_close(y.double(), F.linear(x.double(), w, lin.bias.double()), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double().reshape(-1, 96), gd @ w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.grad_weight.double(), gd.t() @ xd, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.bias.grad.double(), gd.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def _layer_with_fixed_scales(rows=64, cols=128):
+    """Every row's absmax is 1.0 in column 0, so every scale is 1/127 and stays so while column 0 has
+    no gradient: the test then sees the rounding alone."""
+    w = torch.rand(rows, cols, generator=make_gen("fixed")) * 1.6 - 0.8
+    w[:, 0] = 1.0
+    layer = T.Int8WeightLinear.from_float(w, None)
+    grad = torch.ones(rows, cols)
+    grad[:, 0] = 0.0
+    return layer, grad
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+def test_updates_smaller_than_a_step_survive_only_stochastic_rounding(rounding):
+    layer, grad = _layer_with_fixed_scales()
+    step = 1 / 127
+    lr = 0.1 * step  # Adam's update with a constant gradient is lr per element: a tenth of a quantization step
+    opt = T.Int8WeightAdamW([layer], lr=lr, rounding=rounding, generator=torch.Generator().manual_seed(0))
+    before = layer.dequantize_weight()
+    n = 50
+    for _ in range(n):
+        layer.grad_weight = grad.clone()
+        opt.step()
+    change = (layer.dequantize_weight() - before)[:, 1:]
+    assert torch.equal(layer.scale, torch.full_like(layer.scale, step))
+    if rounding == "nearest":
+        assert torch.count_nonzero(change) == 0  # each update rounds straight back: training stalls
+    else:
+        # expected −n·lr per element; per-element variance ≤ n·step²/4, so the mean over 64·127 elements
+        # has std ≤ √n·step/(2·√8128) ≈ 0.04·step, far inside 0.5·step of the expected −5·step
+        assert abs(change.mean().item() - (-n * lr)) < 0.5 * step
+
+
+def test_convert_int8_weight_trains_a_real_model():
+    model = T.convert(tiny_llama(seed=1), "int8-weight")
+    layers = [m for m in model.modules() if isinstance(m, T.Int8WeightLinear)]
+    assert len(layers) == 2 * 7  # q, k, v, o, gate, up, down per block; lm_head excluded
+    opt8 = T.Int8WeightAdamW(layers, lr=3e-3, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)  # embeddings, norms, lm_head
+    ids = torch.randint(0, 256, (8, 32), generator=make_gen("int8w-train"))
+    losses = []
+    for _ in range(15):
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        opt8.zero_grad()
+        loss.backward()
+        opt.step()
+        opt8.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_convert_works_on_gpt2_conv1d_and_errors_name_the_valid_precisions():
+    model = T.convert(tiny_gpt2(), "int8-weight")
+    assert any(isinstance(m, T.Int8WeightLinear) for m in model.modules())
+    with pytest.raises(ValueError, match="int8-weight"):
+        T.convert(tiny_gpt2(), "int2-weight")
+    with pytest.raises(ValueError, match="layers"):
+        T.Int8WeightAdamW([])
