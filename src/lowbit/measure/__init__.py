@@ -137,17 +137,18 @@ def evaluate(model: nn.Module, windows: torch.Tensor, batch_size: int = 8, progr
     windows = windows.to(device)
     model(windows[:batch_size])  # warm-up: first-call allocations and lazy init stay out of the time
     _sync(device)
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per batch
+    count = 0
     start = time.perf_counter()
     for i in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress, leave=False):
         batch = windows[i : i + batch_size]
         logits = model(batch).logits.float()
         nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum")
-        total += nll.item()
+        total += nll.double()
         count += batch[:, 1:].numel()
     _sync(device)
     seconds = time.perf_counter() - start
-    loss = total / count
+    loss = total.item() / count
     return Evaluation(loss=loss, ppl=math.exp(loss), seconds=seconds, tokens=count)
 
 

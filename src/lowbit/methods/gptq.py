@@ -129,6 +129,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, cfg: GPTQ) -> GPT
         static = [intfmt.affine_params(W[:, i : i + g], cfg.bits, cfg.symmetric) for i in range(0, n, g)]
     perm = torch.argsort(torch.diag(H), descending=True) if cfg.act_order else torch.arange(n, device=W.device)
     W, H = W[:, perm], H[perm][:, perm]
+    order = perm.tolist()  # host copy: the column loop must not sync with the device
     Hinv, damp = inverse_hessian_factor(H, cfg.damp)
 
     codes = torch.zeros_like(W)
@@ -145,7 +146,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, cfg: GPTQ) -> GPT
         for i in range(i2 - i1):
             col = i1 + i
             if static is not None:
-                gi = int(perm[col]) // g
+                gi = order[col] // g
                 params = static[gi]
             elif col % g == 0:
                 gi = col // g
