@@ -25,11 +25,12 @@ MODELS = {arch: functools.partial(build, layers=3) for arch, build in TWO_BLOCK_
 
 
 @torch.no_grad()
-def consumer_inputs(model, ids):
-    """Input of every linear fed by a norm, by name."""
+def consumer_inputs(model, ids, names=None):
+    """Input of every linear fed by a norm (the untied LM head included), by name."""
     seen = {}
+    names = names or [c for _, _, consumers in norm_groups(model) for c in consumers]
     hooks = [model.get_submodule(c).register_forward_hook(lambda m, args, out, c=c: seen.__setitem__(c, args[0].detach().reshape(-1, args[0].shape[-1])))
-             for _, _, consumers in norm_groups(model) for c in consumers]
+             for c in names]
     try:
         out = model(ids).logits
     finally:
@@ -54,6 +55,9 @@ def test_float_function_unchanged(arch, factor):
     assert (after - before).abs().max() <= 1e-5 * before.abs().max()
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, base.get_parameter(n))]
     assert changed  # the weights really changed
+    # the head was untied from the input embedding, which keeps its float values
+    assert model.lm_head.weight is not model.get_input_embeddings().weight
+    torch.testing.assert_close(model.get_input_embeddings().weight, base.get_input_embeddings().weight, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
@@ -65,10 +69,10 @@ def test_outlier_channels_are_factor_times_larger_in_every_block(arch):
     assert picked == sorted(set(picked)) and len(picked) == 4 and all(0 <= p < 64 for p in picked)
     others = [j for j in range(64) if j not in picked]
     ids = token_ids((arch, "act"))
-    _, float_in = consumer_inputs(base, ids)
     _, out_in = consumer_inputs(model, ids)
-    assert len(out_in) == 3 * (2 if arch == "gpt2" else 5)  # per block: c_attn, c_fc / q, k, v, gate, up
-    blocks = {name.split(".")[2] for name in out_in}
+    _, float_in = consumer_inputs(base, ids, list(out_in))
+    assert len(out_in) == 3 * (2 if arch == "gpt2" else 5) + 1  # per block: c_attn, c_fc / q, k, v, gate, up; the head
+    blocks = {name.split(".")[2] for name in out_in if name != "lm_head"}
     assert len(blocks) == 3
     for name, x in out_in.items():
         xf = float_in[name]

@@ -74,6 +74,8 @@ def _untie_output_embedding(model: nn.Module, names: list[str]) -> None:
     inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     head_weight = model.get_submodule(head).weight
     if inputs is not None and inputs.weight is head_weight:
+        # a copy now, not at replacement: calibration may fold scales into the head's weight (SmoothQuant, AWQ)
+        model.get_submodule(head).weight = nn.Parameter(head_weight.detach().clone())
         model.config.tie_word_embeddings = False
         log.info(
             "untied %s from the input embedding: the embedding stays in float (%.1f MB) and the quantized %s is stored beside it",

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..layers import float_weight, replace_module
+from ..models.norms import final_norm
 from ..select import block_index, output_projection_name, transformer_blocks
 
 
@@ -86,23 +87,14 @@ def calibrate_sequentially(
         bar.update(1)
     bar.close()
     rest = [n for n in names if n not in done]
-    head, final_norm = output_projection_name(model), _final_norm(model, blocks_name)
-    if rest == [head] and final_norm is not None:  # lm_head: its input is the final norm of the last block's output
+    head, head_norm = output_projection_name(model), final_norm(model)
+    if rest == [head] and head_norm is not None:  # lm_head: its input is the final norm of the last block's output
         head_module = model.get_submodule(head)
-        _calibrate_and_replace(model, method, rest, lambda: _run_head(head_module, final_norm, inputs))
+        _calibrate_and_replace(model, method, rest, lambda: _run_head(head_module, head_norm, inputs))
     elif rest:  # anything else outside the blocks: one pass of the whole (quantized) model
         model.to(device)
         _calibrate_and_replace(model, method, rest, lambda: _run_model(model, calibration, batch_size, device))
     model.to(home)
-
-
-FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
-
-
-def _final_norm(model: nn.Module, blocks_name: str) -> nn.Module | None:
-    """The norm applied after the last block (GPT-2 ln_f, Llama norm, OPT final_layer_norm)."""
-    base = model.get_submodule(blocks_name.rpartition(".")[0]) if "." in blocks_name else model
-    return next((getattr(base, n) for n in FINAL_NORMS if isinstance(getattr(base, n, None), nn.Module)), None)
 
 
 def _run_block(block: nn.Module, inputs: list[tuple[torch.Tensor, dict]]) -> None:

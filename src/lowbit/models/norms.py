@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from ..select import transformer_blocks
+from ..select import output_projection_name, transformer_blocks
 
 # (norm attribute, consumer linear attributes) within one block
 NORM_CONSUMERS = [
@@ -27,7 +27,8 @@ NORM_CONSUMERS = [
 
 
 def norm_groups(model: nn.Module) -> list[tuple[str, nn.Module, list[str]]]:
-    """(norm name, norm module, full names of the linears it feeds) for every block."""
+    """(norm name, norm module, full names of the linears it feeds) for every block, then the final
+    norm and the LM head — unless the head is tied to the input embedding, which a fold would change."""
     found = transformer_blocks(model)
     if found is None:
         return []
@@ -40,7 +41,32 @@ def norm_groups(model: nn.Module) -> list[tuple[str, nn.Module, list[str]]]:
             present = [c for c in consumers if _has(block, c)]
             if norm is not None and present and len(present) == len(consumers):
                 groups.append((prefix + norm_attr, norm, [prefix + c for c in present]))
-    return groups
+    return groups + _head_group(model)
+
+
+def _head_group(model: nn.Module) -> list[tuple[str, nn.Module, list[str]]]:
+    norm, head_name = final_norm(model), output_projection_name(model)
+    if norm is None or head_name is None:
+        return []
+    head = model.get_submodule(head_name)
+    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if not isinstance(head, (nn.Linear, Conv1D)) or (embed is not None and head.weight is embed.weight):
+        return []
+    norm_name = next(name for name, m in model.named_modules() if m is norm)
+    return [(norm_name, norm, [head_name])]
+
+
+FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+
+
+def final_norm(model: nn.Module) -> nn.Module | None:
+    """The norm applied after the last block (GPT-2 ln_f, Llama norm, OPT final_layer_norm)."""
+    found = transformer_blocks(model)
+    if found is None:
+        return None
+    blocks_name = found[0]
+    base = model.get_submodule(blocks_name.rpartition(".")[0]) if "." in blocks_name else model
+    return next((getattr(base, n) for n in FINAL_NORMS if isinstance(getattr(base, n, None), nn.Module)), None)
 
 
 def _has(module: nn.Module, path: str) -> bool:

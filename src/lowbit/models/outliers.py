@@ -3,7 +3,9 @@ function, reproducing on a small model the emergent outlier features of large on
 
 For k hidden channels (the same in every block, as in large models), each norm's gain and bias
 are multiplied by c and the input rows of the linears it feeds are divided by c: the linears see
-inputs with c-times larger channels, and compute exactly the same outputs.
+inputs with c-times larger channels, and compute exactly the same outputs. The features live in
+the residual stream's dimensions, so the final norm (feeding the LM head) carries them too; a head
+tied to the input embedding is untied first, or the embedding would be divided as well.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..select import output_projection_name
 from .norms import fold_input_scale, norm_groups
 
 
@@ -21,6 +24,7 @@ def add_outlier_features(model: nn.Module, channels: int = 4, factor: float = 40
         raise ValueError(f"channels must be >= 1, got {channels}")
     if not factor > 1:
         raise ValueError(f"factor must be > 1, got {factor}")
+    _untie_head(model)
     groups = norm_groups(model)
     if not groups:
         raise ValueError(f"model {type(model).__name__}: no known norm -> linear structure to plant outliers in")
@@ -34,3 +38,16 @@ def add_outlier_features(model: nn.Module, channels: int = 4, factor: float = 40
         s[picked.to(s.device)] = factor
         fold_input_scale(model, norm, consumers, 1.0 / s)  # norm output × s, linear inputs ÷ s
     return picked.tolist()
+
+
+
+def _untie_head(model: nn.Module) -> None:
+    """A head sharing the input embedding's weight gets its own copy, so scaling it leaves the embedding."""
+    head_name = output_projection_name(model)
+    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if head_name is None or embed is None:
+        return
+    head = model.get_submodule(head_name)
+    if head.weight is embed.weight:
+        head.weight = nn.Parameter(head.weight.detach().clone())
+        model.config.tie_word_embeddings = False  # so save/load does not tie them again

@@ -105,6 +105,7 @@ NOTES = [
     "  the MLP input; the other linears divide their input by s at run time.",
     "- AWQ: scales searched and folded for the norm-fed linears; the others take RTN w4.",
     "- The outlier variant computes the same float function (see lowbit.models.outliers): its baseline equals the model's.",
+    "  The channels are planted in every LayerNorm, the final one feeding lm_head included (lm_head untied for it).",
 ]
 
 
