@@ -7,6 +7,7 @@ import torch
 
 from ..formats import nf4
 from ..formats.packing import pack, unpack
+from ..ops.weight_only import nf4_table, weight_only_linear
 from .base import QuantLinear
 
 
@@ -56,6 +57,14 @@ class NF4Linear(QuantLinear):
         codes = unpack(self.qweight, 4, self.in_features * self.out_features)
         w = nf4.dequantize(codes, self.block_absmax(), self.block_size, dtype)
         return w.reshape(self.out_features, self.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, n, bs = self.in_features, self.out_features, self.block_size
+        if k % bs or k % 2:  # blocks (or bytes) straddle rows: dequantize the flat weight
+            return super().forward(x)
+        # blocks within rows: the storage is a [N, K/2] packed weight with a [N, K/bs] scale grid
+        absmax = self.block_absmax().reshape(n, k // bs)
+        return weight_only_linear(x, self.qweight.view(n, k // 2), absmax, None, 4, bs, nf4_table(x.device), self.bias)
 
     def config(self) -> dict:
         return dict(block_size=self.block_size, double_quant=self.double_quant)

@@ -1,0 +1,310 @@
+"""Weight-only matmuls for few tokens (decode): 16-bit activations times 4- or 8-bit weights.
+
+    out[m, n] = Σ_k x[m, k] · v(code[n, k]) · s[n, g(k)]  (+ bias[n])
+    v(c) = c − z[n, g(k)]   (integer codes; symmetric storage has the fixed zero 2^(bits−1))
+    v(c) = table[c]         (a 16-entry code table: NF4)
+
+The storage is read as the layers keep it: `qweight` uint8 [N, ≥K·bits/8] (4-bit: two codes a
+byte, little-endian nibbles, `lowbit.formats.packing`), `scale` float32 [N, G] with G = K/g groups
+(G = 1: one scale per output channel), `zero` uint8 [N, G] or None.
+
+Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.7 µs at the H100's
+3 TB/s, while the arithmetic is 17 M multiply-adds, nothing for the GPU. So this is a GEMV, not an
+MMA kernel: each program owns BLOCK_N output channels of one token and walks K, loading the packed
+bytes with K contiguous (wide, coalesced loads), dequantizing in fp32 registers and multiplying by
+the token's activations, which stay in L1/L2. Tokens of one tile run side by side (the token is
+the fastest grid axis), so M ≤ 8 tokens read the weight from DRAM about once. A K-step covers TG
+chunks of TW columns, each chunk inside one quantization group, so the scales are one value per
+(channel, chunk) and the tile is [BLOCK_N, TG, TW·bits/8] bytes.
+
+`weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call: this kernel
+for few tokens on CUDA, `lowbit::w4a16_matmul` (MMA tiles) for more 4-bit tokens while it beats
+cuBLAS, and beyond that — or for anything else — the weight dequantized once to x's dtype by a
+Triton kernel, then cuBLAS (`F.linear`): a kernel that would lose to bf16 is not dispatched to.
+On CPU every path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+from ..formats import int as intfmt
+from ..formats import nf4
+from .w4a16 import w4a16_matmul
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # lowbit runs without Triton; the op then takes the reference path
+    triton = None
+
+KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# token counts at which each path stops paying on an H100 (docs/benchmarks: bench linear)
+GEMV_MAX_M = 8
+W4A16_MMA_MAX_M = 16
+_INT32_MAX = 2**31 - 1
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+if triton is not None:
+
+    @triton.jit
+    def _codes(q_ptr, offs_n, stride_qn, byte, mask):
+        return tl.load(q_ptr + offs_n[:, None, None] * stride_qn + byte[None, :, :], mask=mask, other=0).to(tl.int32)
+
+    @triton.jit
+    def _value(c, lut_ptr, z, USE_LUT: tl.constexpr):
+        """fp32 weight value of int32 codes c before the scale: table[c] or c − z."""
+        if USE_LUT:
+            return tl.load(lut_ptr + c)
+        return c.to(tl.float32) - z
+
+    @triton.jit
+    def _gemv_kernel(
+        x_ptr, q_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
+        N, K, group_size, stride_xm, stride_qn, stride_sn, stride_zn, stride_om,
+        BITS: tl.constexpr, HAS_ZERO: tl.constexpr, USE_LUT: tl.constexpr, HAS_BIAS: tl.constexpr,
+        BLOCK_N: tl.constexpr, TG: tl.constexpr, TW: tl.constexpr,
+    ):
+        PER: tl.constexpr = 8 // BITS  # codes a byte
+        TB: tl.constexpr = TW // PER  # bytes of one chunk row
+        pid_m = tl.program_id(0)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
+        t = tl.arange(0, TG)
+        j = tl.arange(0, TB)
+        x_row = x_ptr + pid_m * stride_xm
+        acc = tl.zeros((BLOCK_N, TG, TB), dtype=tl.float32)
+        for k0 in range(0, K, TG * TW):
+            chunk = k0 + t * TW  # first column of each chunk [TG]
+            col = chunk[:, None] + PER * j[None, :]  # first column of each byte [TG, TB]
+            cmask = col < K
+            wmask = n_mask[:, None, None] & cmask[None, :, :]
+            b = _codes(q_ptr, offs_n, stride_qn, k0 // PER + t[:, None] * TB + j[None, :], wmask)
+            g = chunk // group_size
+            smask = n_mask[:, None] & (chunk < K)[None, :]
+            s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=smask, other=0.0)[:, :, None]
+            if HAS_ZERO:
+                z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=smask, other=0).to(tl.float32)[:, :, None]
+            else:
+                z = (1 << (BITS - 1)) * 1.0
+            if BITS == 4:
+                x_lo = tl.load(x_row + col, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
+                x_hi = tl.load(x_row + col + 1, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
+                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi
+            else:
+                xv = tl.load(x_row + col, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
+                part = _value(b, lut_ptr, z, USE_LUT) * xv
+            acc += part * s  # masked lanes: x and s are 0 there
+        out = tl.sum(tl.sum(acc, axis=2), axis=1)
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)
+        tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
+
+    @triton.jit
+    def _dequant_kernel(
+        q_ptr, s_ptr, z_ptr, lut_ptr, w_ptr,
+        N, K, group_size, stride_qn, stride_sn, stride_zn, stride_wn,
+        BITS: tl.constexpr, HAS_ZERO: tl.constexpr, USE_LUT: tl.constexpr,
+        BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+        mask = (offs_n < N)[:, None] & (offs_k < K)[None, :]
+        if BITS == 4:
+            b = tl.load(q_ptr + offs_n[:, None] * stride_qn + offs_k[None, :] // 2, mask=mask, other=0).to(tl.int32)
+            c = (b >> (4 * (offs_k[None, :] % 2))) & 0xF
+        else:
+            c = tl.load(q_ptr + offs_n[:, None] * stride_qn + offs_k[None, :], mask=mask, other=0).to(tl.int32)
+        g = offs_k // group_size
+        s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=mask, other=0.0)
+        if HAS_ZERO:
+            z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=mask, other=0).to(tl.float32)
+        else:
+            z = (1 << (BITS - 1)) * 1.0
+        w = _value(c, lut_ptr, z, USE_LUT) * s
+        tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w.to(w_ptr.dtype.element_ty), mask=mask)
+
+
+# ----------------------------------------------------------------------------------------------
+# checks and the reference
+
+
+def _check(x, qweight, scale, zero, bits, group_size, lut, bias) -> tuple[int, int, int]:
+    """Validate the arguments; return (M, N, K). Raises ValueError naming the bad argument."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a 2-D floating-point tensor [M, K], got {getattr(x, 'dtype', type(x))} "
+                         f"of shape {tuple(getattr(x, 'shape', ()))}")
+    m, k = x.shape
+    if bits not in (4, 8):
+        raise ValueError(f"bits must be 4 or 8, got {bits!r}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or k % group_size:
+        raise ValueError(f"group_size must be a positive integer dividing K={k}, got {group_size!r}")
+    if bits == 4 and k % 2:
+        raise ValueError(f"x: the input dim K={k} must be even for 4-bit codes (two a byte)")
+    if not isinstance(qweight, torch.Tensor) or qweight.dtype != torch.uint8 or qweight.dim() != 2:
+        raise ValueError(f"qweight must be a 2-D uint8 tensor [N, K*bits/8], got {getattr(qweight, 'dtype', type(qweight))}")
+    n = qweight.shape[0]
+    if qweight.shape[1] < k * bits // 8:
+        raise ValueError(f"qweight has {qweight.shape[1]} bytes a row, fewer than the {k * bits // 8} of K={k} {bits}-bit codes")
+    groups = k // group_size
+    if not isinstance(scale, torch.Tensor) or not scale.is_floating_point() or tuple(scale.shape) != (n, groups):
+        raise ValueError(f"scale must be a float tensor of shape {(n, groups)}, got {tuple(getattr(scale, 'shape', ()))}")
+    if zero is not None and (zero.dtype != torch.uint8 or tuple(zero.shape) != (n, groups)):
+        raise ValueError(f"zero must be None or a uint8 tensor of shape {(n, groups)}, got {zero.dtype} {tuple(zero.shape)}")
+    if lut is not None and (zero is not None or tuple(lut.shape) != (2**bits,) or lut.dtype != torch.float32):
+        raise ValueError(f"lut must be a float32 table of {2 ** bits} values, and then zero must be None")
+    if bias is not None and tuple(bias.shape) != (n,):
+        raise ValueError(f"bias must be None or of shape ({n},), got {tuple(bias.shape)}")
+    for name, t in (("qweight", qweight), ("scale", scale), ("zero", zero), ("lut", lut), ("bias", bias)):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    return m, n, k
+
+
+def dequantize_reference(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.float32) -> torch.Tensor:
+    """The float weight [N, K] by `lowbit.formats`: affine codes or table values, times the scales."""
+    q = qweight[:, : k * bits // 8]
+    codes = torch.stack((q & 0xF, q >> 4), dim=-1).reshape(q.shape[0], k) if bits == 4 else q
+    if lut is not None:
+        values = lut[codes.long()].float()
+        return (values.reshape(-1, group_size) * scale.reshape(-1, 1).float()).reshape(q.shape[0], k).to(dtype)
+    codes = codes.to(torch.int16)
+    if zero is None:
+        codes = codes - 2 ** (bits - 1)  # symmetric codes are stored with this offset
+    return intfmt.dequantize(codes, scale, zero, "group", group_size, dtype)
+
+
+def _reference(x, qweight, scale, zero, bits, group_size, lut, bias) -> torch.Tensor:
+    w = dequantize_reference(qweight, scale, zero, bits, group_size, x.shape[1], lut, x.dtype)
+    return F.linear(x, w, None if bias is None else bias.to(x.dtype))
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton launchers
+
+
+def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
+    """Tile of the decode kernel, or None when the groups cannot be cut into whole chunks.
+    Chunks of TW columns must lie inside one group: TW is a power of two dividing the group size
+    (any TW when there is one group a row)."""
+    groups = k // group_size
+    tw = 128 if bits == 4 else 64
+    if groups > 1:
+        tw = min(tw, group_size & -group_size)  # largest power of two dividing the group size
+        if tw * bits < 8 * 8:  # fewer than 8 bytes a chunk row: no longer a wide load
+            return None
+    if _interpreting():
+        return dict(BLOCK_N=16, TG=1, TW=tw, num_warps=4)
+    return dict(BLOCK_N=16, TG=max(1, 512 // tw), TW=tw, num_warps=4)
+
+
+def _launch_checks(x, tensors) -> None:
+    if triton is None:
+        raise RuntimeError("the weight-only kernels need triton")
+    if x.dtype not in KERNEL_DTYPES:
+        raise ValueError(f"x must be float16, bfloat16 or float32 for the kernel, got {x.dtype}")
+    for t in tensors:  # int32 offsets inside the kernels
+        if t is not None and t.numel() >= _INT32_MAX // 2:
+            raise ValueError(f"a tensor of {t.numel()} elements is too large for the kernel's 32-bit offsets")
+
+
+def gemv_triton(
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None, out=None
+) -> torch.Tensor:
+    """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the decode kernel;
+    `config` overrides the tile, `out` is written in place. Works on CPU tensors under TRITON_INTERPRET=1."""
+    m, n, k = _check(x, qweight, scale, zero, bits, group_size, lut, bias)
+    _launch_checks(x, (x, qweight, scale))
+    cfg = gemv_config(n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"group_size {group_size}: the decode kernel needs groups of a power-of-two multiple of {64 // bits} columns")
+    cfg.update(config or {})
+    x = x.contiguous()
+    if out is None:
+        out = torch.empty(m, n, device=x.device, dtype=x.dtype)
+    elif out.shape != (m, n) or out.dtype != x.dtype or out.device != x.device or out.stride(1) != 1:
+        raise ValueError(f"out must be a row-major {x.dtype} tensor of shape {(m, n)} on {x.device}")
+    if m == 0 or n == 0:
+        return out
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bias_ = None if bias is None else bias.float()
+    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
+    _gemv_kernel[grid](
+        x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
+        bias_ if bias_ is not None else scale_, out,
+        n, k, group_size, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, out.stride(0),
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, HAS_BIAS=bias is not None, **cfg,
+    )
+    return out
+
+
+def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
+    """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
+    n = qweight.shape[0]
+    _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
+    w = torch.empty(n, k, device=qweight.device, dtype=dtype)
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bn, bk = (16, 32) if _interpreting() else (32, 128)
+    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, bk))](
+        qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
+        n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, BLOCK_K=bk,
+    )
+    return w
+
+
+# ----------------------------------------------------------------------------------------------
+# the custom op: dispatch by device and token count
+
+
+@torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())
+def weight_only_matmul(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    lut: torch.Tensor | None,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc)."""
+    m, n, k = _check(x, qweight, scale, zero, bits, group_size, lut, bias)
+    if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
+        return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
+    if m <= GEMV_MAX_M and gemv_config(n, k, bits, group_size) is not None:
+        return gemv_triton(x, qweight, scale, zero, bits, group_size, lut, bias)
+    if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
+        return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
+    w = dequantize_triton(qweight, scale, zero, bits, group_size, k, lut, x.dtype)
+    return F.linear(x, w, None if bias is None else bias.to(x.dtype))
+
+
+@weight_only_matmul.register_fake
+def _(x, qweight, scale, zero, bits, group_size, lut, bias):
+    return x.new_empty(x.shape[0], qweight.shape[0])
+
+
+def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None) -> torch.Tensor:
+    """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N]."""
+    if x.dim() < 1:
+        raise ValueError("x must have at least one dimension [..., K]")
+    out = weight_only_matmul(x.reshape(-1, x.shape[-1]), qweight, scale, zero, bits, group_size, lut, bias)
+    return out.reshape(*x.shape[:-1], qweight.shape[0])
+
+
+_NF4_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
+def nf4_table(device: torch.device) -> torch.Tensor:
+    """NF4's 16 values (`lowbit.formats.nf4`) as a float32 table on `device`, made once."""
+    if device not in _NF4_TABLES:
+        _NF4_TABLES[device] = nf4.NF4_VALUES.to(device=device, dtype=torch.float32)
+    return _NF4_TABLES[device]

@@ -1,0 +1,177 @@
+"""Weight-only decode kernel (GEMV) and the one-pass dequantize kernel: against float64 products
+computed from the codes themselves (not from lowbit's dequantize), in the Triton interpreter on CPU
+and on a GPU where there is one; the op's dispatch; the layers that call it; the argument checks.
+
+Tolerances: the kernel multiplies fp32 weight values (exact: small integers or table values times
+a float32 scale) by activations that are exact in fp32, and sums K of them in fp32: relative error
+~K·2^-24 ≤ 1e-4 here. The one rounding that matters is the output's, to x's dtype: 2^-8 (bf16),
+2^-11 (fp16), so the element bound is that times max|ref| plus the fp32 sum's error.
+"""
+
+import pytest
+import torch
+
+import lowbit
+from lowbit.formats import nf4
+from lowbit.formats.packing import pack
+from lowbit.layers.int_weight import IntWeightLinear
+from lowbit.ops import weight_only as ops
+
+pytestmark = pytest.mark.skipif(ops.triton is None, reason="needs triton")
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# the GEMV has no tl.dot, so bf16 is right in the interpreter too
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+OUT_ROUNDING = {torch.float32: 2**-24, torch.float16: 2**-11, torch.bfloat16: 2**-8}
+
+
+def random_storage(n, k, bits, group_size, symmetric, gen, lut=False):
+    """Codes, their packed storage and the float64 weight they stand for, built from the codes."""
+    groups = k // group_size
+    codes = torch.randint(0, 2**bits, (n, k), generator=gen, dtype=torch.uint8)
+    scale = torch.rand(n, groups, generator=gen) * 0.1 + 0.01
+    s = scale.double().repeat_interleave(group_size, dim=1)
+    if lut:
+        table = nf4.NF4_VALUES.float()
+        return pack(codes, bits), scale, None, table, table.double()[codes.long()] * s
+    zero = None if symmetric else torch.randint(0, 2**bits, (n, groups), generator=gen, dtype=torch.uint8)
+    z = 2 ** (bits - 1) if symmetric else zero.double().repeat_interleave(group_size, dim=1)
+    return pack(codes, bits), scale, zero, None, (codes.double() - z) * s
+
+
+def to_dev(*ts):
+    return [None if t is None else t.to(DEVICE) for t in ts]
+
+
+def check(out, ref, dtype, k):
+    out = out.cpu().double()
+    assert torch.isfinite(out).all(), "non-finite (unwritten or garbage) elements in the output"
+    tol = OUT_ROUNDING[dtype] + k * 2**-24
+    bound = 2 * tol * ref.abs().max() + 1e-6
+    assert ((out - ref).abs() <= bound).all(), ((out - ref).abs().max().item(), bound.item())
+
+
+def poisoned(m, n, dtype):
+    return torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
+
+
+@pytest.mark.parametrize("bits,symmetric", [(4, True), (4, False), (8, True), (8, False)])
+@pytest.mark.parametrize("m,n,k,g", [(1, 24, 256, 128), (3, 37, 192, 64), (2, 40, 200, 200), (1, 19, 96, 32)])
+def test_gemv_matches_float64(m, n, k, g, bits, symmetric):
+    """Ragged N (37, 19), K not a multiple of the chunk (200: one group a row), several groups a chunk."""
+    gen = torch.Generator().manual_seed(hash((m, n, k, g, bits, symmetric)) % 2**31)
+    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
+    bias = torch.randn(n, generator=gen)
+    for dtype in DTYPES:
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        ref = x.double() @ w.t() + bias.double()
+        xd, qd, sd, zd, bd = to_dev(x, q, s, z, bias)
+        out = ops.gemv_triton(xd, qd, sd, zd, bits, g, None, bd, out=poisoned(m, n, dtype))
+        check(out, ref, dtype, k)
+
+
+@pytest.mark.parametrize("cfg", [dict(BLOCK_N=8, TG=2), dict(BLOCK_N=32, TG=4)], ids=["bn8-tg2", "bn32-tg4"])
+def test_gemv_tiles_spanning_several_groups(cfg):
+    """TG chunks a K-step, each in its own group; a K-step past the end of K is masked."""
+    gen = torch.Generator().manual_seed(11)
+    m, n, k, g = 2, 45, 320, 32
+    q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
+    x = torch.randn(m, k, generator=gen).to(torch.float16)
+    out = ops.gemv_triton(*to_dev(x, q, s, z), 4, g, config=dict(cfg, TW=32), out=poisoned(m, n, torch.float16))
+    check(out, x.double() @ w.t(), torch.float16, k)
+
+
+@pytest.mark.parametrize("m,n,k,bs", [(1, 24, 128, 64), (3, 33, 192, 32)])
+def test_gemv_nf4_table(m, n, k, bs):
+    gen = torch.Generator().manual_seed(m + n + k + bs)
+    q, s, _, lut, w = random_storage(n, k, 4, bs, True, gen, lut=True)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    out = ops.gemv_triton(*to_dev(x, q, s), None, 4, bs, *to_dev(lut), out=poisoned(m, n, torch.bfloat16))
+    check(out, x.double() @ w.t(), torch.bfloat16, k)
+
+
+def test_gemv_propagates_nan():
+    gen = torch.Generator().manual_seed(3)
+    q, s, z, _, _ = random_storage(16, 128, 4, 64, False, gen)
+    x = torch.randn(2, 128, generator=gen).to(torch.float16)
+    x[1, 77] = float("nan")
+    out = ops.gemv_triton(*to_dev(x, q, s, z), 4, 64).cpu()
+    assert torch.isfinite(out[0]).all() and torch.isnan(out[1]).all()
+
+
+@pytest.mark.parametrize("bits,symmetric,lut", [(4, False, False), (8, True, False), (4, True, True)])
+def test_dequantize_kernel_equals_reference(bits, symmetric, lut):
+    """Same fp32 arithmetic ((c − z)·s or table[c]·s) as the reference: equal to the last bit."""
+    gen = torch.Generator().manual_seed(bits + 2 * symmetric + 4 * lut)
+    n, k, g = 37, 192, 64
+    q, s, z, table, w = random_storage(n, k, bits, g, symmetric, gen, lut=lut)
+    got = ops.dequantize_triton(*to_dev(q, s, z), bits, g, k, *to_dev(table), dtype=torch.float32).cpu()
+    want = ops.dequantize_reference(q, s, z, bits, g, k, table)
+    assert torch.equal(got, want)
+    assert torch.allclose(want.double(), w, rtol=1e-6, atol=0)
+
+
+def test_op_dispatch_and_reference_path():
+    """The op picks GEMV, MMA or dequantize+cuBLAS by M on CUDA; all agree with the float64 product.
+    On CPU it is the reference path."""
+    gen = torch.Generator().manual_seed(5)
+    n, k, g = 40, 256, 128
+    q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
+    for m in (1, ops.GEMV_MAX_M + 1, ops.W4A16_MMA_MAX_M + 1):
+        x = torch.randn(m, k, generator=gen).to(torch.float16)
+        out = ops.weight_only_matmul(*to_dev(x, q, s, z), 4, g, None, None)
+        check(out, x.double() @ w.t(), torch.float16, k)
+
+
+@pytest.mark.parametrize("granularity,bits", [("group", 4), ("channel", 4), ("channel", 8), ("group", 8)])
+def test_int_layer_forward_through_op(granularity, bits):
+    gen = torch.Generator().manual_seed(bits)
+    w, b = torch.randn(48, 256, generator=gen), torch.randn(48, generator=gen)
+    layer = lowbit.RTN(bits=bits, granularity=granularity, group_size=64 if granularity == "group" else None, symmetric=False).layer(w, b)
+    assert isinstance(layer, IntWeightLinear)
+    x = torch.randn(2, 3, 256, generator=gen).to(torch.float16)
+    out = layer.to(DEVICE)(x.to(DEVICE))
+    ref = x.double() @ layer.dequantize_weight(torch.float64).cpu().t() + b.double()
+    assert out.shape == (2, 3, 48)
+    check(out.reshape(6, 48), ref.reshape(6, 48), torch.float16, 256)
+
+
+@pytest.mark.parametrize("double_quant", [False, True])
+def test_nf4_layer_forward_through_op(double_quant):
+    gen = torch.Generator().manual_seed(7 + double_quant)
+    w = torch.randn(40, 128, generator=gen)
+    layer = lowbit.NF4(block_size=64, double_quant=double_quant).layer(w, None)
+    x = torch.randn(3, 128, generator=gen).to(torch.bfloat16)
+    out = layer.to(DEVICE)(x.to(DEVICE))
+    check(out, x.double() @ layer.dequantize_weight(torch.float64).cpu().t(), torch.bfloat16, 128)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(bits=3), "bits must be 4 or 8"),
+        (dict(group_size=100), "group_size must be a positive integer dividing"),
+        (dict(scale=torch.ones(8, 3)), "scale must be a float tensor of shape"),
+        (dict(zero=torch.zeros(8, 2, dtype=torch.int32)), "zero must be None or a uint8"),
+        (dict(qweight=torch.zeros(8, 10, dtype=torch.uint8)), "fewer than the 64"),
+        (dict(lut=torch.zeros(15)), "lut must be a float32 table of 16"),
+        (dict(bias=torch.zeros(9)), "bias must be None or of shape"),
+    ],
+)
+def test_bad_arguments_are_named(change, match):
+    args = dict(x=torch.randn(1, 128), qweight=torch.zeros(8, 64, dtype=torch.uint8), scale=torch.ones(8, 2),
+                zero=None, bits=4, group_size=64, lut=None, bias=None)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        ops.weight_only_matmul(**args)
+
+
+def test_decode_kernel_refuses_groups_it_cannot_cut():
+    gen = torch.Generator().manual_seed(1)
+    q, s, z, _, _ = random_storage(8, 96, 4, 12, False, gen)  # groups of 12: chunks of 4 columns, 2 bytes
+    assert ops.gemv_config(8, 96, 4, 12) is None
+    with pytest.raises(ValueError, match="decode kernel needs groups"):
+        ops.gemv_triton(torch.randn(1, 96), q, s, z, 4, 12)
+    # the op still answers, by the dequantize path
+    out = ops.weight_only_matmul(torch.randn(1, 96), q, s, z, 4, 12, None, None)
+    assert out.shape == (1, 8)
