@@ -99,3 +99,38 @@ def test_quantize_rows_op_and_zero_rows():
     assert torch.equal(q.cpu(), torch.zeros(3, 16, dtype=torch.int8)) and torch.isfinite(s).all()
     q2, s2 = ops.quantize_rows_triton(x)
     assert torch.equal(q2.cpu(), q.cpu())
+
+
+def test_quantize_rows_stochastic_is_unbiased_and_floor_or_ceil():
+    """R identical rows get independent draws (Philox keyed by the element's index): per column,
+    the mean code must equal x / scale within 5 standard errors, sqrt(p(1-p)/R), p = frac(x / scale)."""
+    gen = torch.Generator().manual_seed(11)
+    rows, n = 512, 48
+    row = torch.randn(1, n, generator=gen) * 3
+    x = row.expand(rows, n).contiguous().to(DEVICE)
+    q, s = ops.quantize_rows_triton(x, stochastic=True, seed=1234)
+    y = (x / s[:, None]).cpu().double()  # the exact value the rounding sees (div_rn)
+    qd = q.cpu().double()
+    assert ((qd == y.floor()) | (qd == y.ceil())).all()
+    p = y[0] - y[0].floor()
+    se = (p * (1 - p) / rows).sqrt()
+    assert ((qd.mean(0) - y[0]).abs() <= 5 * se + 1e-12).all()
+    # not nearest in disguise: some codes are rounded the "far" way
+    assert (qd != torch.round(y)).any()
+
+
+def test_quantize_rows_stochastic_seeding_and_nearest_untouched():
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(6, 40, generator=gen).to(DEVICE)
+    q1, s1 = ops.quantize_rows_triton(x, stochastic=True, seed=7)
+    q2, _ = ops.quantize_rows_triton(x, stochastic=True, seed=7)
+    q3, _ = ops.quantize_rows_triton(x, stochastic=True, seed=8)
+    assert torch.equal(q1, q2) and not torch.equal(q1, q3)
+    qn, sn = ops.quantize_rows_triton(x)
+    ref = intfmt.quantize(x.cpu(), 8, granularity="token")
+    assert torch.equal(qn.cpu(), ref.codes) and torch.equal(s1, sn)  # scales do not depend on the rounding
+    # the op, reference path included: stochastic codes are floor or ceil there too
+    qo, so = ops.quantize_rows(x.cpu(), True, 3)
+    y = x.cpu() / so[:, None]
+    assert ((qo.float() == y.floor()) | (qo.float() == y.ceil())).all()
+    torch.library.opcheck(ops.quantize_rows, (x, True, 5))

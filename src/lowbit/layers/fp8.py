@@ -1,11 +1,20 @@
-"""FP8 weight-only linear: E4M3 or E5M2 weights with per-tensor or per-channel float32 scales."""
+"""FP8 linear: E4M3 or E5M2 weights with per-tensor or per-channel float32 scales.
+
+`activations="none"` is weight-only (dequantize, then a matmul in x's dtype). `activations="token"`
+is W8A8: each token's activations are quantized to E4M3 at run time (absmax per row, one fused
+pass on CUDA), then an FP8 × FP8 matmul with both scales in the epilogue (`torch._scaled_mm`
+row-wise on an FP8 GPU); E4M3 weights only.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from .. import ops
 from ..formats import fp
 from .base import QuantLinear
+
+ACTIVATIONS = ("none", "token")
 
 
 class FP8Linear(QuantLinear):
@@ -17,13 +26,15 @@ class FP8Linear(QuantLinear):
         *,
         fmt: str = "e4m3",
         granularity: str = "channel",
+        activations: str = "none",
         bias_dtype: torch.dtype = torch.float32,
     ):
         super().__init__(in_features, out_features, bias, bias_dtype)
         f = fp.fp8_format(fmt)
         if granularity not in ("tensor", "channel"):
             raise ValueError(f"granularity must be 'tensor' or 'channel' for FP8 weights, got {granularity!r}")
-        self.fmt, self.granularity = fmt, granularity
+        check_activations(activations, fmt)
+        self.fmt, self.granularity, self.activations = fmt, granularity, activations
         self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=f.dtype))
         self.register_buffer("scale", torch.ones(() if granularity == "tensor" else (out_features, 1)))
 
@@ -36,5 +47,20 @@ class FP8Linear(QuantLinear):
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return fp.dequantize_fp8(self.qweight, self.scale, dtype)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activations == "none":
+            return super().forward(x)
+        x2 = x.reshape(-1, self.in_features)
+        codes, x_scale = ops.quantize_rows_fp8(x2)
+        out = ops.scaled_fp8_mm(codes, self.qweight, x_scale, self.scale, self.bias, x.dtype)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
     def config(self) -> dict:
-        return dict(fmt=self.fmt, granularity=self.granularity)
+        return dict(fmt=self.fmt, granularity=self.granularity, activations=self.activations)
+
+
+def check_activations(activations: str, fmt: str) -> None:
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+    if activations == "token" and fmt != "e4m3":
+        raise ValueError(f"FP8 activations (activations='token') need E4M3 weights, got fmt={fmt!r}")

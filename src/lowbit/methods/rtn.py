@@ -15,6 +15,7 @@ from torch import nn
 from ..formats import fp
 from ..formats.int import GRANULARITIES, check_bits
 from ..layers import FP8Linear, IntWeightLinear, KMeansLinear, NF4Linear, W8A8Linear
+from ..layers.fp8 import check_activations
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,18 @@ class NF4:
 
 @dataclass(frozen=True)
 class FP8:
-    """FP8 weights (E4M3 or E5M2) with per-channel or per-tensor scales."""
+    """FP8 weights (E4M3 or E5M2) with per-channel or per-tensor scales; `activations="token"`
+    adds dynamic per-token E4M3 activations and an FP8 × FP8 matmul (W8A8)."""
 
     fmt: str = "e4m3"
     granularity: str = "channel"
+    activations: str = "none"  # "none" (weight-only) | "token"
 
     def __post_init__(self):
         fp.fp8_format(self.fmt)
         if self.granularity not in ("tensor", "channel"):
             raise ValueError(f"granularity must be 'tensor' or 'channel', got {self.granularity!r}")
+        check_activations(self.activations, self.fmt)
 
     def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
         return FP8Linear.from_float(weight, bias, **asdict(self))

@@ -5,7 +5,7 @@
 One kernel serves the three layouts training needs (A@Bᵀ, A@B, Aᵀ@B): operands are passed by
 strides, so a transposed operand is a view, never a copy. `quantize_rows` reads each row once:
 absmax, scale and int8 codes in one pass (the codes follow `lowbit.formats.int`: symmetric,
-round half to even, clamp to ±127).
+round half to even, clamp to ±127; or, on request, seeded stochastic rounding for gradients).
 
 Both are registered as torch.library custom ops (`lowbit::scaled_int8_mm`,
 `lowbit::quantize_rows_int8`) so torch.compile sees them; CPU tensors take the reference path.
@@ -65,8 +65,8 @@ if triton is not None:
         c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
         tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
-    @triton.jit
-    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr):
+    @triton.jit(do_not_specialize=["seed"])  # a new seed every step must not mean a new compile
+    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, seed, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
         row = tl.program_id(0)
         offs = tl.arange(0, BLOCK_N)
         mask = offs < N
@@ -77,8 +77,12 @@ if triton is not None:
         # round half to even, as torch.round; y - floor(y) is exact in float32 for |y| <= 127
         r = tl.floor(y)
         frac = y - r
-        odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
-        r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
+        if STOCHASTIC:  # up with probability frac: unbiased, and always floor(y) or ceil(y)
+            u = tl.rand(seed, row.to(tl.int64) * N + offs)
+            r = tl.where(u < frac, r + 1.0, r)
+        else:
+            odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
+            r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
         r = tl.minimum(tl.maximum(r, -127.0), 127.0)
         tl.store(q_ptr + row * stride_qm + offs, r.to(tl.int8), mask=mask)
         tl.store(s_ptr + row, scale)
@@ -138,20 +142,24 @@ def _check_mm(a, b, scale_a, scale_b) -> None:
         raise ValueError(f"scale_a needs {a.shape[0]} values and scale_b {b.shape[1]}, got {scale_a.numel()} and {scale_b.numel()}")
 
 
-def quantize_rows_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, scales [M] float32)."""
+def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, scales [M] float32).
+    `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` and
+    the element's index (the same seed gives the same codes)."""
     m, n = x.shape
     if x.stride(1) != 1:
         x = x.contiguous()
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(n)
-    _quantize_rows_kernel[(m,)](x, q, s, n, x.stride(0), q.stride(0), BLOCK_N=block, num_warps=min(16, max(1, block // 256)))
+    _quantize_rows_kernel[(m,)](x, q, s, n, x.stride(0), q.stride(0), seed, BLOCK_N=block, STOCHASTIC=stochastic,
+                                num_warps=min(16, max(1, block // 256)))
     return q, s
 
 
-def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    q = intfmt.quantize(x, 8, granularity="token", validate=False)
+def quantize_rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic else None
+    q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
     return q.codes, q.scale.reshape(-1)
 
 
@@ -179,13 +187,15 @@ def _(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
 
 
 @torch.library.custom_op("lowbit::quantize_rows_int8", mutates_args=())
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA."""
+def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA.
+    `stochastic=True` rounds stochastically (unbiased), seeded by `seed`; the draws differ
+    between the Triton and the reference path, their distribution does not."""
     if _use_triton(x) and x.shape[1] <= MAX_ROW:
-        return quantize_rows_triton(x)
-    return quantize_rows_reference(x)
+        return quantize_rows_triton(x, stochastic, seed)
+    return quantize_rows_reference(x, stochastic, seed)
 
 
 @quantize_rows.register_fake
-def _(x):
+def _(x, stochastic=False, seed=0):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)
