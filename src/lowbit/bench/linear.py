@@ -15,15 +15,17 @@ import torch
 from torch import nn
 
 from ..measure import model_bytes
-from ..methods import RTN, W8A8
+from ..methods import FP8, NF4, RTN, W8A8
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
                      ("gate", 4096, 11008), ("up", 4096, 11008), ("down", 11008, 4096)]
 SCHEMES = {
     "bf16": None,
     "W8A8 int8 (Triton)": W8A8(act_granularity="token", weight_granularity="channel"),
+    "FP8 W8A8 row-wise (_scaled_mm)": FP8(fmt="e4m3", granularity="channel", activations="token"),
     "W4A16 g128 (Triton)": RTN(bits=4, granularity="group", group_size=128, symmetric=False),
-    "W8A16 (reference dequant)": RTN(bits=8),
+    "W8A16 per-channel (Triton)": RTN(bits=8),
+    "NF4 b64 (Triton)": NF4(block_size=64),
 }
 
 

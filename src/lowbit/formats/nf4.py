@@ -13,6 +13,7 @@ weight instead of 32/64 at block 64.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,13 @@ def dynamic_map() -> torch.Tensor:
         means = ((edges[:-1] + edges[1:]) / 2.0 * 10 ** (i - 6)).tolist()
         values += means + [-m for m in means]
     return torch.tensor(sorted(values), dtype=torch.float32)
+
+
+@functools.cache
+def _table_on(name: str, device: torch.device) -> torch.Tensor:
+    """A codebook copied to `device` once. A host-to-device copy on every forward would stall the
+    GPU on the host and cannot be captured in a CUDA graph (it synchronizes)."""
+    return (NF4_VALUES if name == "nf4" else dynamic_map()).to(device)
 
 
 @dataclass
@@ -77,7 +85,7 @@ def quantize(x: torch.Tensor, block_size: int = 64, double_quant: bool = False) 
 
 
 def dequantize(codes: torch.Tensor, absmax: torch.Tensor, block_size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    values = codebook.lookup(codes.reshape(-1, block_size), NF4_VALUES)
+    values = codebook.lookup(codes.reshape(-1, block_size), _table_on("nf4", codes.device))
     return (values * absmax.float()[:, None]).reshape(codes.shape).to(dtype)
 
 
@@ -95,5 +103,5 @@ def quantize_absmax(absmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
 
 def dequantize_absmax(codes: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     n = codes.numel()
-    padded = torch.nn.functional.pad(codebook.lookup(codes, dynamic_map()), (0, (-n) % ABSMAX_BLOCK))
+    padded = torch.nn.functional.pad(codebook.lookup(codes, _table_on("dynamic", codes.device)), (0, (-n) % ABSMAX_BLOCK))
     return (padded.reshape(-1, ABSMAX_BLOCK) * scale[:, None]).reshape(-1)[:n] + offset
