@@ -95,11 +95,77 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_matmul(args: argparse.Namespace) -> int:
+    from .bench import matmul
+
+    result = matmul.run(tuple(args.sizes), out=args.out)
+    print("\n".join(matmul.format_table(result)))
+    print(f"\nwrote {args.out}/results.json, report.md, matmul_tflops.png")
+    return 0
+
+
 def _bench_linear(args: argparse.Namespace) -> int:
     from .bench import linear
 
     result = linear.run(tuple(args.m), out=args.out)
     print("\n".join(linear.format_table(result)))
+    return 0
+
+
+def _bench_generate(args: argparse.Namespace) -> int:
+    from .bench import generate
+
+    result = generate.run(args.models, args.schemes, batch=args.batch, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
+                          device=args.device, graph=not args.no_graph, repeats=args.repeats, out=args.out, seed=args.seed,
+                          command=generate.command_line(args))
+    generate.print_summary(result)
+    print(f"\nwrote {args.out}/results.json, report.md, tokens_per_s.png")
+    return 0
+
+
+def _tokenize(args: argparse.Namespace) -> int:
+    from .data.prepare import tokenize_corpus
+
+    meta = tokenize_corpus(args.corpus, args.out, tokenizer=args.tokenizer, val_fraction=args.val_fraction,
+                           shard_tokens=args.shard_tokens, progress=True)
+    splits = ", ".join(f"{k} {v['tokens']:,} tokens in {len(v['shards'])} shards" for k, v in meta["splits"].items())
+    print(f"wrote {args.out}: {splits} ({meta['dtype']}, vocab {meta['vocab_size']})")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, out=args.out, preset=args.preset, model=args.model, precision=args.precision,
+        stochastic_rounding=args.stochastic_rounding, select=args.select, batch_size=args.batch_size, seq_len=args.seq_len,
+        grad_accum=args.grad_accum, steps=args.steps, lr=args.lr, warmup=args.warmup, min_lr=args.min_lr,
+        weight_decay=args.weight_decay, clip=args.clip or None, checkpointing=args.checkpointing, compile=args.compile,
+        log_every=args.log_every, eval_every=args.eval_every, eval_batches=args.eval_batches, save_every=args.save_every,
+        resume=args.resume, seed=args.seed, device=args.device, dtype=args.dtype, autocast=args.autocast,
+    )
+    try:
+        s = train(cfg)
+    except FloatingPointError as e:
+        print(f"lowbit: error: {e}", file=sys.stderr)
+        return 1
+    mem = "n/a" if s["peak_memory_bytes"] is None else f"{s['peak_memory_bytes'] / 2**30:.2f} GiB"
+    print(f"{s['steps']} steps: train loss {s['final_train_loss']:.4f}, val loss {s['final_val_loss']:.4f}, "
+          f"{s['tokens_per_s_median']:.0f} tokens/s, peak memory {mem}; wrote {s['run_dir']}")
+    return 0
+
+
+def _bench_train(args: argparse.Namespace) -> int:
+    from .bench import train as bench_train
+
+    result = bench_train.run(
+        preset=args.preset, precisions=args.precisions, batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
+        warmup=args.warmup_steps, compile=args.compile, checkpointing=args.checkpointing, data=args.data,
+        conv_precisions=args.conv_precisions, conv_steps=args.conv_steps, conv_batch_size=args.conv_batch_size,
+        conv_seq_len=args.conv_seq_len, conv_lr=args.conv_lr, device=args.device, out=args.out,
+    )
+    print("\n".join(bench_train.format_table(result)))
+    print(f"\nwrote {args.out}/results.json, report.md" + (", loss_curves.png" if result["convergence"] else ""))
     return 0
 
 
@@ -119,6 +185,61 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows", type=int, default=64, help="number of held-out windows (default 64)")
     p.add_argument("--seq-len", type=int, default=256, help="tokens per window (default 256, capped at the model's context)")
     p.add_argument("--batch-size", type=int, default=8)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .train.convert import PRECISION_NAMES
+    from .train.loop import PRESETS
+
+    p.add_argument("--data", required=True, help="token shard dir from `lowbit tokenize`")
+    p.add_argument("--out", required=True, help="run dir: log.jsonl, checkpoint.safetensors, loss.png, summary.json")
+    p.add_argument("--preset", default="default", choices=PRESETS, help="fresh seeded model (default: the embedded GPT-2 config)")
+    p.add_argument("--model", default=None, help="or continue training a HF causal LM (dir or name; safetensors only)")
+    p.add_argument("--precision", default="bf16", choices=PRECISION_NAMES)
+    p.add_argument("--stochastic-rounding", action="store_true", help="stochastic rounding of the quantized gradients")
+    p.add_argument("--select", default="no-lm_head", help="layers to convert (globs, presets)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=50, help="linear warm-up steps")
+    p.add_argument("--min-lr", type=float, default=None, help="end of the cosine decay (default lr/10)")
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-batches", type=int, default=8)
+    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: at the end only)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run dir's checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="parameter dtype (the master copy)")
+    p.add_argument("--autocast", default="auto", choices=["auto", "bf16", "none"], help="auto: bf16 on CUDA, none on CPU")
+
+
+def _add_train_bench_args(p: argparse.ArgumentParser) -> None:
+    from .train.convert import PRECISION_NAMES
+    from .train.loop import PRESETS
+
+    p.add_argument("--preset", default="llama2-1b", choices=PRESETS)
+    p.add_argument("--precisions", nargs="*", default=list(PRECISION_NAMES), choices=PRECISION_NAMES, help="throughput rows (none: skip)")
+    p.add_argument("--batch-size", type=int, default=16, help="halved on OOM until it fits")
+    p.add_argument("--seq-len", type=int, default=2048)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per precision")
+    p.add_argument("--warmup-steps", type=int, default=3)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--checkpointing", action="store_true")
+    p.add_argument("--data", default=None, help="token shard dir for the convergence comparison")
+    p.add_argument("--conv-precisions", nargs="*", default=["bf16", "int8", "fp8-rowwise"], choices=PRECISION_NAMES)
+    p.add_argument("--conv-steps", type=int, default=0, help="steps per convergence run (0: skip)")
+    p.add_argument("--conv-batch-size", type=int, default=None)
+    p.add_argument("--conv-seq-len", type=int, default=None)
+    p.add_argument("--conv-lr", type=float, default=1e-3)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default="reports/bench-train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,11 +295,46 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--out", default=None, help="write the JSON here")
     bl.set_defaults(func=_bench_linear)
 
+    bm = bench.add_parser("matmul", help="TFLOP/s of cuBLAS and lowbit matmuls (bf16, int8, fp8, tile-scaled, w4a16) per layout and size")
+    bm.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192], help="square sizes M = N = K")
+    bm.add_argument("--out", default="reports/bench-matmul", help="output dir (default reports/bench-matmul)")
+    bm.set_defaults(func=_bench_matmul)
+
+    bg = bench.add_parser("generate", help="greedy generation (static KV cache, CUDA-graph decode) per scheme: tokens/s, s/item, memory")
+    bg.add_argument("--models", nargs="+", default=["7b"], help="7b, 13b (Llama-2 shapes, random weights), tiny (CPU smoke test) or a local checkpoint dir")
+    bg.add_argument("--schemes", nargs="+", default=None,
+                    help="bf16 w8a16 w4a16-g128 nf4 w8a8-int8 fp8 w8a8-fp8 (default: all); bnb-nf4 bnb-int8 torchao-int4 torchao-int8 where installed")
+    bg.add_argument("--batch", type=int, default=1)
+    bg.add_argument("--prompt-len", type=int, default=128)
+    bg.add_argument("--new-tokens", type=int, default=128)
+    bg.add_argument("--repeats", type=int, default=1, help="timed generates after the warm-up one (median)")
+    bg.add_argument("--no-graph", action="store_true", help="decode eagerly instead of replaying a CUDA graph")
+    bg.add_argument("--device", default=None, help="cuda (default; required) or cpu for a smoke test with --models tiny")
+    bg.add_argument("--seed", type=int, default=0)
+    bg.add_argument("--out", default="reports/bench-generate", help="output dir (default reports/bench-generate)")
+    bg.set_defaults(func=_bench_generate)
+
+    bt = bench.add_parser("train", help="training tokens/s and peak memory per precision (+ convergence of bf16/int8/fp8)")
+    _add_train_bench_args(bt)
+    bt.set_defaults(func=_bench_train)
+
     ev = commands.add_parser("eval", help="loss, perplexity and memory of a model saved by `lowbit quantize`")
     ev.add_argument("dir")
     ev.add_argument("--device", default=None)
     _add_eval_args(ev)
     ev.set_defaults(func=_eval)
+
+    tok = commands.add_parser("tokenize", help="tokenize a corpus into token shards (.bin memmaps + meta.json)")
+    tok.add_argument("corpus", help="a text file, a dir of .txt files, or 'shakespeare' (the embedded corpus)")
+    tok.add_argument("--out", required=True, help="output dir")
+    tok.add_argument("--tokenizer", default="default", help="'default' (lowbit's BPE, as the default model) or a HF tokenizer dir/name")
+    tok.add_argument("--val-fraction", type=float, default=0.05, help="held out for validation (whole files when there are several)")
+    tok.add_argument("--shard-tokens", type=int, default=1 << 26, help="tokens per shard (default 2^26)")
+    tok.set_defaults(func=_tokenize)
+
+    tr = commands.add_parser("train", help="train a causal LM on token shards in a low precision")
+    _add_train_args(tr)
+    tr.set_defaults(func=_train)
     return parser
 
 

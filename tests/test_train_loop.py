@@ -1,0 +1,194 @@
+"""The training loop: schedule, every precision learns, exact resume, faults, checkpoints, CLI, bench smoke."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lowbit.data.shards import write_shards
+from lowbit.train import PRECISION_NAMES
+from lowbit.train import loop
+from lowbit.train.loop import TrainConfig, lr_at, read_checkpoint, train
+
+VOCAB = 64
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A repetitive synthetic corpus: a seeded 50-token pattern, learnable in a few dozen steps."""
+    path = tmp_path_factory.mktemp("shards")
+    pattern = np.random.default_rng(0).integers(0, VOCAB, size=50)
+    write_shards(np.tile(pattern, 400), path, "train", 5000, vocab_size=VOCAB)
+    write_shards(np.tile(pattern, 20), path, "val", 5000, vocab_size=VOCAB)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
+def cfg(data_dir, out, **kw):
+    base = dict(data=str(data_dir), out=str(out), preset="tiny", steps=8, batch_size=4, seq_len=32, lr=3e-3, warmup=2,
+                log_every=1, eval_every=4, eval_batches=2, progress=False, plot=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_schedule_matches_the_formula():
+    lr, warmup, steps, floor = 1e-3, 10, 110, 1e-4
+    assert lr_at(0, lr, warmup, steps, floor) == pytest.approx(1e-4)
+    assert lr_at(4, lr, warmup, steps, floor) == pytest.approx(5e-4)
+    assert lr_at(9, lr, warmup, steps, floor) == pytest.approx(1e-3)
+    assert lr_at(10, lr, warmup, steps, floor) == pytest.approx(1e-3)
+    assert lr_at(60, lr, warmup, steps, floor) == pytest.approx(floor + 0.5 * (lr - floor))  # halfway down the cosine
+    assert lr_at(35, lr, warmup, steps, floor) == pytest.approx(floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * 0.25)))
+    assert lr_at(110, lr, warmup, steps, floor) == pytest.approx(floor)
+    assert lr_at(500, lr, warmup, steps, floor) == pytest.approx(floor)
+    assert lr_at(0, lr, 0, steps, floor) == pytest.approx(lr)
+
+
+@pytest.mark.parametrize("precision", PRECISION_NAMES)
+def test_every_precision_lowers_validation_loss(data_dir, tmp_path, precision):
+    s = train(cfg(data_dir, tmp_path, precision=precision, steps=24, eval_every=4, log_every=4, plot=precision == "int8"))
+    first, last = s["val_losses"][0][1], s["final_val_loss"]
+    assert last < first - 0.5 and last < math.log(VOCAB) - 1.5, s["val_losses"]
+    assert (tmp_path / "checkpoint.safetensors").is_file()
+    assert (tmp_path / "loss.png").is_file() == (precision == "int8")
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "loss" in r]
+    assert [r["step"] for r in logged] == [4, 8, 12, 16, 20, 24]
+    assert logged[0]["tokens_per_s"] > 0 and logged[0]["peak_memory_mb"] is None  # CPU: n/a
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _hook_loss(monkeypatch, at_call, action):
+    """Wrap next_token_loss: on the at_call-th training call (1-based; eval calls not counted) do `action`."""
+    real, calls = loop.next_token_loss, [0]
+
+    def hooked(model, x, y):
+        loss = real(model, x, y)
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == at_call:
+                return action(loss)
+        return loss
+
+    monkeypatch.setattr(loop, "next_token_loss", hooked)
+
+
+def _raise(loss):
+    raise _Interrupt
+
+
+@pytest.mark.parametrize("precision,sr", [("bf16", False), ("int8", True), ("int8-weight", False)])
+def test_resume_gives_exactly_the_same_losses(data_dir, tmp_path, monkeypatch, precision, sr):
+    kw = dict(precision=precision, stochastic_rounding=sr, steps=8, save_every=3, grad_accum=2)
+    whole = train(cfg(data_dir, tmp_path / "whole", **kw))
+    _hook_loss(monkeypatch, 2 * 5 + 1, _raise)  # dies in step 6 (2 micro-batches a step); last checkpoint: step 3
+    with pytest.raises(_Interrupt):
+        train(cfg(data_dir, tmp_path / "cut", **kw))
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")[1]["step"] == 3
+    resumed = train(cfg(data_dir, tmp_path / "cut", resume=True, **kw))
+    assert resumed["train_losses"] == whole["train_losses"][3:]  # floats, exactly equal
+    assert resumed["val_losses"] == whole["val_losses"]
+    assert [r["step"] for r in map(json.loads, (tmp_path / "cut" / "log.jsonl").read_text().splitlines()) if "loss" in r] == \
+        list(range(1, 9))  # the log of the lost steps 4-5 was dropped, then rewritten
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    _hook_loss(monkeypatch, 5, lambda loss: loss * float("nan"))
+    with pytest.raises(FloatingPointError, match="at step 5"):
+        train(cfg(data_dir, tmp_path, steps=8, save_every=2, log_every=3))
+    tensors, meta = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert meta["step"] == 4 and all(torch.isfinite(t.float()).all() for k, t in tensors.items() if k.startswith("model."))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_checkpoint_of_another_model_or_precision_is_refused(data_dir, tmp_path):
+    train(cfg(data_dir, tmp_path, steps=2, eval_every=2))
+    with pytest.raises(ValueError, match=r"precision is 'bf16'.*'int8'"):
+        train(cfg(data_dir, tmp_path, steps=4, precision="int8", resume=True))
+    with pytest.raises(ValueError, match=r"model config.*llama 2x64.*gpt2 2x64"):
+        train(cfg(data_dir, tmp_path, steps=4, preset="tiny-gpt2", resume=True))
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train(cfg(data_dir, tmp_path, steps=4))
+
+
+def test_unknown_precision_lists_the_valid_ones(data_dir, tmp_path):
+    with pytest.raises(ValueError) as e:
+        cfg(data_dir, tmp_path, precision="int4")
+    assert all(name in str(e.value) for name in PRECISION_NAMES)
+
+
+def test_checkpoint_write_is_atomic(data_dir, tmp_path, monkeypatch):
+    train(cfg(data_dir, tmp_path, steps=2, eval_every=2))
+    path = tmp_path / "checkpoint.safetensors"
+    before = path.read_bytes()
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(loop.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        train(cfg(data_dir, tmp_path, steps=4, eval_every=2, resume=True))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "checkpoint.safetensors", "log.jsonl", "summary.json"]
+
+
+def test_gpt2_accumulation_checkpointing_and_bf16_autocast_run(data_dir, tmp_path):
+    s = train(cfg(data_dir, tmp_path, preset="tiny-gpt2", precision="fp8-tensorwise", grad_accum=2, checkpointing=True,
+                  autocast="bf16", steps=4, eval_every=4))
+    assert math.isfinite(s["final_val_loss"]) and s["tokens_per_step"] == 2 * 4 * 32
+    tensors, meta = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert meta["aliases"] == {"lm_head.weight": "transformer.wte.weight"}  # the tied weight stored once
+    assert meta["data_position"] == 8 and meta["precision"] == "fp8-tensorwise" and "rng.cpu" in tensors
+
+
+def test_cli_tokenize_train_and_bench(tmp_path, capsys):
+    from lowbit.cli import main
+    from lowbit.data.shakespeare import train_text
+    from lowbit.data.tokenizer import train_bpe_tokenizer
+
+    train_bpe_tokenizer(train_text()[:20_000], 300).save_pretrained(tmp_path / "tok")
+    (tmp_path / "corpus.txt").write_text(train_text()[:40_000])
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["tokenize", str(tmp_path / "corpus.txt"), "--out", str(data), "--tokenizer", str(tmp_path / "tok")]) == 0
+    args = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--precision", "int8", "--batch-size", "4",
+            "--seq-len", "32", "--steps", "4", "--warmup", "1", "--log-every", "2", "--eval-every", "2", "--eval-batches", "1",
+            "--save-every", "2", "--device", "cpu"]
+    assert main(args) == 0
+    assert main([*args[:-6], "--steps", "6", "--save-every", "2", "--device", "cpu", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "6 steps" in out and "peak memory n/a" in out
+    assert {"log.jsonl", "loss.png", "checkpoint.safetensors", "checkpoint.json", "summary.json"} <= {p.name for p in run.iterdir()}
+    assert main([*args[:-6], "--steps", "6", "--resume", "--precision", "fp8-rowwise"]) == 2  # refused, cleanly
+    assert "does not match" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(data), "--out", str(run), "--precision", "int4"])
+    bench = tmp_path / "bench"
+    assert main(["bench", "train", "--preset", "tiny", "--batch-size", "2", "--seq-len", "32", "--steps", "2", "--warmup-steps", "1",
+                 "--no-compile", "--data", str(data), "--conv-steps", "2", "--device", "cpu", "--out", str(bench)]) == 0
+    result = json.loads((bench / "results.json").read_text())
+    assert [r["precision"] for r in result["throughput"]] == list(PRECISION_NAMES)
+    assert all(r["tokens_per_s"] > 0 and r["batch_size"] == 2 for r in result["throughput"])
+    assert [r["precision"] for r in result["convergence"]] == ["bf16", "int8", "fp8-rowwise"]
+    assert (bench / "loss_curves.png").is_file() and "| int8-weight |" in (bench / "report.md").read_text()
+
+
+def test_continues_training_a_saved_hf_model(data_dir, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lowbit.data.tokenizer import train_bpe_tokenizer
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(num_hidden_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                                 vocab_size=VOCAB)).save_pretrained(tmp_path / "hf")
+    train_bpe_tokenizer("a tiny text for a tiny tokenizer\n" * 20, 260).save_pretrained(tmp_path / "hf")  # load_causal_lm wants one
+    s = train(cfg(data_dir, tmp_path / "run", model=str(tmp_path / "hf"), precision="int8-fwd", steps=2, eval_every=2))
+    assert s["model"] == f"llama 1x32 vocab {VOCAB}" and math.isfinite(s["final_val_loss"])
