@@ -117,7 +117,7 @@ def test_op_dispatch_and_reference_path():
     gen = torch.Generator().manual_seed(5)
     n, k, g = 40, 256, 128
     q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
-    for m in (1, ops.GEMV_MAX_M + 1, ops.W4A16_MMA_MAX_M + 1):
+    for m in (1, ops.GEMV_MAX_M[4] + 1, ops.W4A16_MMA_MAX_M + 1):
         x = torch.randn(m, k, generator=gen).to(torch.float16)
         out = ops.weight_only_matmul(*to_dev(x, q, s, z), 4, g, None, None)
         check(out, x.double() @ w.t(), torch.float16, k)

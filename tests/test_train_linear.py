@@ -124,3 +124,19 @@ def test_compiles_with_fullgraph_and_matches_eager(precision):
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(x.grad, gx)
     torch.testing.assert_close(q.weight.grad, gw)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8", "int8-fwd", "fp8-rowwise"])
+def test_autocast_runs_the_matmuls_in_its_dtype(precision):
+    """Like nn.Linear under autocast: float32 inputs become bf16 activations and outputs, while the
+    float32 master weight keeps a float32 gradient."""
+    gen = torch.Generator().manual_seed(3)
+    layer = T.QuantTrainLinear(64, 48, recipe=T.recipe_for(precision))
+    x = torch.randn(4, 10, 64, generator=gen, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert layer.weight.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
+    ref = torch.nn.functional.linear(x.detach().double(), layer.weight.detach().double(), layer.bias.detach().double())
+    assert ((y.double() - ref).norm() / ref.norm()).item() < 0.1  # bf16 / int8 / fp8 rounding, far from a wrong answer

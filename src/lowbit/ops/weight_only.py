@@ -13,7 +13,8 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 MMA kernel: each program owns BLOCK_N output channels of one token and walks K, loading the packed
 bytes with K contiguous (wide, coalesced loads), dequantizing in fp32 registers and multiplying by
 the token's activations, which stay in L1/L2. Tokens of one tile run side by side (the token is
-the fastest grid axis), so M ≤ 8 tokens read the weight from DRAM about once. A K-step covers TG
+the fastest grid axis), so a few tokens read the weight from DRAM about once; each token's
+arithmetic is paid again, which bounds the useful M (GEMV_MAX_M). A K-step covers TG
 chunks of TW columns, each chunk inside one quantization group, so the scales are one value per
 (channel, chunk) and the tile is [BLOCK_N, TG, TW·bits/8] bytes.
 
@@ -42,8 +43,9 @@ except ImportError:  # lowbit runs without Triton; the op then takes the referen
     triton = None
 
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-# token counts at which each path stops paying on an H100 (docs/benchmarks: bench linear)
-GEMV_MAX_M = 8
+# the largest token count at which each path still beats the next one on an H100, measured on the
+# Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
+GEMV_MAX_M = {4: 1, 8: 4}
 W4A16_MMA_MAX_M = 16
 _INT32_MAX = 2**31 - 1
 
@@ -55,15 +57,17 @@ def _interpreting() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _codes(q_ptr, offs_n, stride_qn, byte, mask):
-        return tl.load(q_ptr + offs_n[:, None, None] * stride_qn + byte[None, :, :], mask=mask, other=0).to(tl.int32)
+    def _as_float(c, bias):
+        """float(c) − bias for int32 codes 0 ≤ c < 2^23, without the slow int→float convert: the bits
+        0x4B000000 | c are the float 2^23 + c exactly, so one subtraction of 2^23 + bias finishes it."""
+        return (c | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + bias)
 
     @triton.jit
     def _value(c, lut_ptr, z, USE_LUT: tl.constexpr):
         """fp32 weight value of int32 codes c before the scale: table[c] or c − z."""
         if USE_LUT:
             return tl.load(lut_ptr + c)
-        return c.to(tl.float32) - z
+        return _as_float(c, z)
 
     @triton.jit
     def _gemv_kernel(
@@ -79,14 +83,16 @@ if triton is not None:
         n_mask = offs_n < N
         t = tl.arange(0, TG)
         j = tl.arange(0, TB)
+        w_cols = tl.arange(0, TW)
         x_row = x_ptr + pid_m * stride_xm
         acc = tl.zeros((BLOCK_N, TG, TB), dtype=tl.float32)
         for k0 in range(0, K, TG * TW):
             chunk = k0 + t * TW  # first column of each chunk [TG]
-            col = chunk[:, None] + PER * j[None, :]  # first column of each byte [TG, TB]
-            cmask = col < K
-            wmask = n_mask[:, None, None] & cmask[None, :, :]
-            b = _codes(q_ptr, offs_n, stride_qn, k0 // PER + t[:, None] * TB + j[None, :], wmask)
+            cmask = (chunk[:, None] + PER * j[None, :]) < K  # per byte [TG, TB]; K is even for 4 bits
+            b = tl.load(
+                q_ptr + offs_n[:, None, None] * stride_qn + (k0 // PER + t[:, None] * TB + j[None, :])[None, :, :],
+                mask=n_mask[:, None, None] & cmask[None, :, :], other=0,
+            ).to(tl.int32)
             g = chunk // group_size
             smask = n_mask[:, None] & (chunk < K)[None, :]
             s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=smask, other=0.0)[:, :, None]
@@ -94,13 +100,14 @@ if triton is not None:
                 z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=smask, other=0).to(tl.float32)[:, :, None]
             else:
                 z = (1 << (BITS - 1)) * 1.0
-            if BITS == 4:
-                x_lo = tl.load(x_row + col, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
-                x_hi = tl.load(x_row + col + 1, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
-                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi
+            # the chunk's activations in one contiguous (vector) load, fp32
+            xc = chunk[:, None] + w_cols[None, :]
+            x = tl.load(x_row + xc, mask=xc < K, other=0.0).to(tl.float32)
+            if BITS == 4:  # low nibbles are the even columns, high nibbles the odd ones
+                x_lo, x_hi = tl.split(tl.reshape(x, (TG, TB, 2)))
+                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo[None, :, :] + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi[None, :, :]
             else:
-                xv = tl.load(x_row + col, mask=cmask, other=0.0).to(tl.float32)[None, :, :]
-                part = _value(b, lut_ptr, z, USE_LUT) * xv
+                part = _value(b, lut_ptr, z, USE_LUT) * x[None, :, :]
             acc += part * s  # masked lanes: x and s are 0 there
         out = tl.sum(tl.sum(acc, axis=2), axis=1)
         if HAS_BIAS:
@@ -112,24 +119,31 @@ if triton is not None:
         q_ptr, s_ptr, z_ptr, lut_ptr, w_ptr,
         N, K, group_size, stride_qn, stride_sn, stride_zn, stride_wn,
         BITS: tl.constexpr, HAS_ZERO: tl.constexpr, USE_LUT: tl.constexpr,
-        BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        BLOCK_N: tl.constexpr, TW: tl.constexpr,
     ):
+        """One [BLOCK_N, TW] tile inside one group: bytes loaded contiguously, nibbles interleaved
+        back in registers, one scale (and zero) a row."""
+        PER: tl.constexpr = 8 // BITS
+        TB: tl.constexpr = TW // PER
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-        offs_k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
-        mask = (offs_n < N)[:, None] & (offs_k < K)[None, :]
-        if BITS == 4:
-            b = tl.load(q_ptr + offs_n[:, None] * stride_qn + offs_k[None, :] // 2, mask=mask, other=0).to(tl.int32)
-            c = (b >> (4 * (offs_k[None, :] % 2))) & 0xF
-        else:
-            c = tl.load(q_ptr + offs_n[:, None] * stride_qn + offs_k[None, :], mask=mask, other=0).to(tl.int32)
-        g = offs_k // group_size
-        s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=mask, other=0.0)
+        k0 = tl.program_id(1) * TW
+        j = tl.arange(0, TB)
+        n_mask = offs_n < N
+        b = tl.load(q_ptr + offs_n[:, None] * stride_qn + k0 // PER + j[None, :],
+                    mask=n_mask[:, None] & (k0 + PER * j < K)[None, :], other=0).to(tl.int32)
+        g = k0 // group_size
+        s = tl.load(s_ptr + offs_n * stride_sn + g, mask=n_mask, other=0.0)[:, None]
         if HAS_ZERO:
-            z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=mask, other=0).to(tl.float32)
+            z = tl.load(z_ptr + offs_n * stride_zn + g, mask=n_mask, other=0).to(tl.float32)[:, None]
         else:
             z = (1 << (BITS - 1)) * 1.0
-        w = _value(c, lut_ptr, z, USE_LUT) * s
-        tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w.to(w_ptr.dtype.element_ty), mask=mask)
+        if BITS == 4:
+            w = tl.reshape(tl.join(_value(b & 0xF, lut_ptr, z, USE_LUT) * s, _value(b >> 4, lut_ptr, z, USE_LUT) * s), (BLOCK_N, TW))
+        else:
+            w = _value(b, lut_ptr, z, USE_LUT) * s
+        offs_k = k0 + tl.arange(0, TW)
+        tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w.to(w_ptr.dtype.element_ty),
+                 mask=n_mask[:, None] & (offs_k < K)[None, :])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,7 +216,8 @@ def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
             return None
     if _interpreting():
         return dict(BLOCK_N=16, TG=1, TW=tw, num_warps=4)
-    return dict(BLOCK_N=16, TG=max(1, 512 // tw), TW=tw, num_warps=4)
+    # the H100 sweep's best (benchmarks/tune_weight_only.py): narrow row tiles, 1 KB of each row a K-step
+    return dict(BLOCK_N=4, TG=max(1, 1024 // tw), TW=tw, num_warps=2 if bits == 8 else 4)
 
 
 def _launch_checks(x, tensors) -> None:
@@ -249,13 +264,16 @@ def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, 
     """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
     n = qweight.shape[0]
     _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
+    cfg = gemv_config(n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"group_size {group_size}: the dequantize kernel needs groups of a power-of-two multiple of {64 // bits} columns")
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
-    bn, bk = (16, 32) if _interpreting() else (32, 128)
-    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, bk))](
+    bn = 16 if _interpreting() else 32
+    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, cfg["TW"]))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
         n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
-        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, BLOCK_K=bk,
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, TW=cfg["TW"],
     )
     return w
 
@@ -279,10 +297,12 @@ def weight_only_matmul(
     m, n, k = _check(x, qweight, scale, zero, bits, group_size, lut, bias)
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    if m <= GEMV_MAX_M and gemv_config(n, k, bits, group_size) is not None:
+    if m <= GEMV_MAX_M[bits] and gemv_config(n, k, bits, group_size) is not None:
         return gemv_triton(x, qweight, scale, zero, bits, group_size, lut, bias)
     if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
         return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
+    if gemv_config(n, k, bits, group_size) is None:
+        return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     w = dequantize_triton(qweight, scale, zero, bits, group_size, k, lut, x.dtype)
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 

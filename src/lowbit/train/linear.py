@@ -112,8 +112,8 @@ class _QuantLinearFn(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = quantized_matmul(g2, weight, recipe.grad_input, recipe, True, x2.dtype).reshape(ctx.x_shape)
-        if ctx.needs_input_grad[1]:
-            grad_w = quantized_matmul(g2.t(), x2, recipe.grad_weight, recipe, True, weight.dtype)
+        if ctx.needs_input_grad[1]:  # computed in the activations' dtype, accumulated into the weight's
+            grad_w = quantized_matmul(g2.t(), x2, recipe.grad_weight, recipe, True, x2.dtype).to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g2.sum(dim=0)
         return grad_x, grad_w, grad_b, None
@@ -127,6 +127,10 @@ class QuantTrainLinear(nn.Linear):
         self.recipe = recipe
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # autocast does not cast a custom Function's inputs: do what it does for nn.Linear, so the
+        # activations (and every bf16 matmul of the recipe) are in the autocast dtype, not float32
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         return _QuantLinearFn.apply(x, self.weight, self.bias, self.recipe)
 
     def extra_repr(self) -> str:
