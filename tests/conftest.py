@@ -29,3 +29,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+    """A 300-token BPE trained on the first 30k characters of the training plays: seconds, not minutes."""
+    from lowbit.data.shakespeare import train_text
+    from lowbit.data.tokenizer import train_bpe_tokenizer
+
+    path = tmp_path_factory.mktemp("tok")
+    train_bpe_tokenizer(train_text()[:30_000], 300).save_pretrained(path)
+    return path

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import lowbit
-from lowbit.formats import nf4
+from lowbit.formats import fp, nf4
 from lowbit.formats.packing import pack
 from lowbit.layers.int_weight import IntWeightLinear
 from lowbit.ops import weight_only as ops
@@ -175,3 +175,29 @@ def test_decode_kernel_refuses_groups_it_cannot_cut():
     # the op still answers, by the dequantize path
     out = ops.weight_only_matmul(torch.randn(1, 96), q, s, z, 4, 12, None, None)
     assert out.shape == (1, 8)
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+def test_gemv_fp8_codes_through_the_value_table(fmt):
+    """An FP8 weight's bytes are 8-bit codes of the format's 256-value table: the GEMV with that table
+    equals the float64 product of the FP8 values (taken from torch's own FP8 dtype) and the scales."""
+    gen = torch.Generator().manual_seed(len(fmt))
+    m, n, k = 2, 27, 192
+    w = fp.quantize_fp8(torch.randn(n, k, generator=gen), fmt, "channel")
+    codes, scale = w[0].view(torch.uint8), w[1]
+    exact = w[0].double() * scale.double()  # torch's float8 -> float64: independent of lowbit's table
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    table = ops.code_table(fmt, DEVICE)
+    out = ops.gemv_triton(*to_dev(x, codes, scale), None, 8, k, table, out=poisoned(m, n, torch.bfloat16))
+    check(out, x.double() @ exact.t(), torch.bfloat16, k)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_fp8_weight_only_layer_through_op(granularity):
+    gen = torch.Generator().manual_seed(9)
+    w, b = torch.randn(40, 128, generator=gen), torch.randn(40, generator=gen)
+    layer = lowbit.FP8(fmt="e4m3", granularity=granularity).layer(w, b).to(DEVICE)
+    x = torch.randn(3, 5, 128, generator=gen).to(torch.float16)
+    out = layer(x.to(DEVICE))
+    ref = x.double() @ layer.dequantize_weight(torch.float64).cpu().t() + b.double()
+    check(out.reshape(15, 40), ref.reshape(15, 40), torch.float16, 128)

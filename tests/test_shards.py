@@ -65,15 +65,6 @@ def test_clear_errors(tmp_path):
         TokenShards(tmp_path, "train", batch_size=1, seq_len=8)
 
 
-@pytest.fixture(scope="module")
-def tiny_tokenizer_dir(tmp_path_factory):
-    from lowbit.data.shakespeare import train_text
-
-    path = tmp_path_factory.mktemp("tok")
-    train_bpe_tokenizer(train_text()[:30_000], 300).save_pretrained(path)
-    return path
-
-
 def test_tokenize_text_file_and_dir(tmp_path, tiny_tokenizer_dir):
     from transformers import AutoTokenizer
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 
 from ..train.convert import PRECISION_NAMES
-from ..train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, next_token_loss, prepare_model, resolve_device, train
+from ..train.loop import (
+    Optimizers, TrainConfig, autocast_ctx, build_model, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
+)
 
 CONVERGENCE_PRECISIONS = ("bf16", "int8", "fp8-rowwise")
 
@@ -153,26 +155,7 @@ def convergence(data: str, out: Path, precisions, base: TrainConfig) -> list[dic
 
 
 def plot_convergence(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, r in enumerate(rows):
-        color = f"C{i}"
-        if r["train_losses"]:
-            ax.plot(*zip(*r["train_losses"]), color=color, alpha=0.35, lw=0.8)
-        if r["val_losses"]:
-            ax.plot(*zip(*r["val_losses"]), "o-", color=color, label=f"{r['precision']} (val)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token); faint: train")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_loss_curves([(r["precision"], r["train_losses"], r["val_losses"]) for r in rows], path, title)
 
 
 def run(

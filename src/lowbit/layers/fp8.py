@@ -1,6 +1,7 @@
 """FP8 linear: E4M3 or E5M2 weights with per-tensor or per-channel float32 scales.
 
-`activations="none"` is weight-only (dequantize, then a matmul in x's dtype). `activations="token"`
+`activations="none"` is weight-only: the FP8 bytes are 8-bit codes of the format's value table, so
+they take the weight-only kernels of `lowbit.ops.weight_only` (decode GEMV, or dequantize + cuBLAS). `activations="token"`
 is W8A8: each token's activations are quantized to E4M3 at run time (absmax per row, one fused
 pass on CUDA), then an FP8 × FP8 matmul with both scales in the epilogue (`torch._scaled_mm`
 row-wise on an FP8 GPU); E4M3 weights only.
@@ -12,6 +13,7 @@ import torch
 
 from .. import ops
 from ..formats import fp
+from ..ops.weight_only import code_table, weight_only_linear
 from .base import QuantLinear
 
 ACTIVATIONS = ("none", "token")
@@ -49,7 +51,10 @@ class FP8Linear(QuantLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.activations == "none":
-            return super().forward(x)
+            n, k = self.out_features, self.in_features
+            scale = self.scale.reshape(-1, 1).expand(n, 1)  # per tensor: one scale read for every row
+            codes = self.qweight.view(torch.uint8)
+            return weight_only_linear(x, codes, scale, None, 8, k, code_table(self.fmt, x.device), self.bias)
         x2 = x.reshape(-1, self.in_features)
         codes, x_scale = ops.quantize_rows_fp8(x2)
         out = ops.scaled_fp8_mm(codes, self.qweight, x_scale, self.scale, self.bias, x.dtype)

@@ -7,7 +7,7 @@ import torch
 
 from ..formats import nf4
 from ..formats.packing import pack, unpack
-from ..ops.weight_only import nf4_table, weight_only_linear
+from ..ops.weight_only import code_table, weight_only_linear
 from .base import QuantLinear
 
 
@@ -64,7 +64,7 @@ class NF4Linear(QuantLinear):
             return super().forward(x)
         # blocks within rows: the storage is a [N, K/2] packed weight with a [N, K/bs] scale grid
         absmax = self.block_absmax().reshape(n, k // bs)
-        return weight_only_linear(x, self.qweight.view(n, k // 2), absmax, None, 4, bs, nf4_table(x.device), self.bias)
+        return weight_only_linear(x, self.qweight.view(n, k // 2), absmax, None, 4, bs, code_table("nf4", x.device), self.bias)
 
     def config(self) -> dict:
         return dict(block_size=self.block_size, double_quant=self.double_quant)

@@ -2,7 +2,7 @@
 
     out[m, n] = Σ_k x[m, k] · v(code[n, k]) · s[n, g(k)]  (+ bias[n])
     v(c) = c − z[n, g(k)]   (integer codes; symmetric storage has the fixed zero 2^(bits−1))
-    v(c) = table[c]         (a 16-entry code table: NF4)
+    v(c) = table[c]         (a code table: NF4's 16 values, or FP8's 256 as 8-bit codes)
 
 The storage is read as the layers keep it: `qweight` uint8 [N, ≥K·bits/8] (4-bit: two codes a
 byte, little-endian nibbles, `lowbit.formats.packing`), `scale` float32 [N, G] with G = K/g groups
@@ -32,6 +32,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
 from .w4a16 import w4a16_matmul
@@ -320,11 +321,15 @@ def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=
     return out.reshape(*x.shape[:-1], qweight.shape[0])
 
 
-_NF4_TABLES: dict[torch.device, torch.Tensor] = {}
+_TABLES: dict[tuple[str, torch.device], torch.Tensor] = {}
 
 
-def nf4_table(device: torch.device) -> torch.Tensor:
-    """NF4's 16 values (`lowbit.formats.nf4`) as a float32 table on `device`, made once."""
-    if device not in _NF4_TABLES:
-        _NF4_TABLES[device] = nf4.NF4_VALUES.to(device=device, dtype=torch.float32)
-    return _NF4_TABLES[device]
+def code_table(name: str, device: torch.device) -> torch.Tensor:
+    """The value of every code of a table format as a float32 tensor on `device`, made once:
+    'nf4' (16 values, `lowbit.formats.nf4`) or an FP8 format, 'e4m3' / 'e5m2' (256 values from
+    `lowbit.formats.fp`, NaN for its special codes), so an FP8 weight is an 8-bit code table."""
+    key = (name, torch.device(device))
+    if key not in _TABLES:
+        values = nf4.NF4_VALUES if name == "nf4" else fp.fp8_format(name).code_values()
+        _TABLES[key] = values.to(device=device, dtype=torch.float32)
+    return _TABLES[key]

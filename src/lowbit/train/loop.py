@@ -356,18 +356,27 @@ class _Log:
 
 
 def plot_losses(records: list[dict], path: Path, title: str) -> None:
+    """One run's train and validation loss over steps (the JSONL log's records)."""
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    plot_loss_curves([("", train, val)], path, title)
+
+
+def plot_loss_curves(runs: list[tuple[str, list, list]], path: Path, title: str) -> None:
+    """(label, [(step, train loss)], [(step, val loss)]) per run on one chart: train faint, validation
+    as points, one colour a run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-    if train:
-        ax.plot(*zip(*train), label="train")
-    if val:
-        ax.plot(*zip(*val), "o-", label="validation")
+    for i, (label, train, val) in enumerate(runs):
+        prefix = f"{label} " if label else ""
+        if train:
+            ax.plot(*zip(*train), color=f"C{i}", alpha=0.35 if val else 1.0, lw=0.8, label=f"{prefix}train")
+        if val:
+            ax.plot(*zip(*val), "o-", color=f"C{i}", label=f"{prefix}validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title)
