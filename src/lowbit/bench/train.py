@@ -215,12 +215,13 @@ def run(
 
 def format_table(result: dict) -> list[str]:
     env = result["environment"]
-    lines = [f"# Training bench: {result['preset']}, seq_len {result['seq_len']}",
+    lines = [f"# Training bench: {result['preset']}",
              "", f"{env.get('gpu', env['device'])}, torch {env['torch']}, triton {env['triton']}, driver {env.get('driver')}; "
              f"compile={result['compile']}, checkpointing={result['checkpointing']}", "", f"`{env['command']}`", ""]
     if result["throughput"]:
         bf16 = next((r for r in result["throughput"] if r["precision"] == "bf16" and "error" not in r), None)
-        lines += ["| precision | batch | step ms | tokens/s | vs bf16 | peak GB | compiled |", "|---|---|---|---|---|---|---|"]
+        lines += [f"Throughput at seq_len {result['seq_len']}:", "",
+                  "| precision | batch | step ms | tokens/s | vs bf16 | peak GB | compiled |", "|---|---|---|---|---|---|---|"]
         for r in result["throughput"]:
             if "error" in r:
                 lines.append(f"| {r['precision']} | {r['batch_size']} | failed: {r['error'][:120]} | | | | |")
