@@ -85,6 +85,41 @@ def test_quantize_rows_equals_the_format_definition(m, n):
     assert torch.equal(q.cpu(), ref.codes)
 
 
+@pytest.mark.parametrize("layout", ["transposed view", "long rows", "strided rows"])
+def test_quantize_rows_tiled_path_equals_the_format_definition(monkeypatch, layout):
+    """Rows that are not contiguous (training quantizes gᵀ and xᵀ as views) or longer than MAX_ROW take
+    two tiled passes over x in place: the same codes and scales as formats.int, bit for bit."""
+    gen = torch.Generator().manual_seed(len(layout))
+    base = torch.randn(45, 70, generator=gen) * torch.rand(45, 1, generator=gen) * 10
+    if layout == "transposed view":
+        x = base.to(DEVICE).t()  # [70, 45], stride (1, 70): rows of x are columns of base
+        assert x.stride(1) != 1
+    elif layout == "long rows":
+        monkeypatch.setattr(ops, "MAX_ROW", 64)  # 70 > 64: the tiled path, without a huge tensor
+        x = base.to(DEVICE)
+    else:
+        x = base.to(DEVICE)[:, ::2]  # stride (70, 2)
+    q, s = ops.quantize_rows_triton(x)
+    ref = intfmt.quantize(x.cpu().contiguous(), 8, granularity="token")
+    assert q.is_contiguous() and q.shape == x.shape
+    torch.testing.assert_close(s.cpu(), ref.scale.reshape(-1), rtol=0, atol=0)
+    assert torch.equal(q.cpu(), ref.codes)
+
+
+def test_quantize_rows_tiled_stochastic_is_floor_or_ceil_and_unbiased():
+    gen = torch.Generator().manual_seed(21)
+    rows, n = 256, 24
+    col = torch.randn(n, 1, generator=gen) * 3
+    x = col.expand(n, rows).contiguous().to(DEVICE).t()  # [rows, n] identical rows, as a transposed view
+    q, s = ops.quantize_rows_triton(x, stochastic=True, seed=99)
+    y = (x / s[:, None]).cpu().double()
+    qd = q.cpu().double()
+    assert ((qd == y.floor()) | (qd == y.ceil())).all()
+    p = y[0] - y[0].floor()
+    assert ((qd.mean(0) - y[0]).abs() <= 5 * (p * (1 - p) / rows).sqrt() + 1e-12).all()
+    assert (qd != torch.round(y)).any()
+
+
 def test_quantize_rows_ties_round_to_even():
     # rows whose absmax is 127, so x / scale == x exactly and the halves are exact ties
     x = torch.tensor([[0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.0]], device=DEVICE)

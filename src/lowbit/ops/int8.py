@@ -65,6 +65,19 @@ if triton is not None:
         c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
         tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
+    @triton.jit
+    def _round_int8(y, u, STOCHASTIC: tl.constexpr):
+        """y (already divided by the scale) to int8 codes: round half to even, as torch.round (y − floor(y)
+        is exact in float32 for |y| ≤ 127), or up with probability frac(y) given uniform draws u."""
+        r = tl.floor(y)
+        frac = y - r
+        if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y)
+            r = tl.where(u < frac, r + 1.0, r)
+        else:
+            odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
+            r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
+        return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
+
     @triton.jit(do_not_specialize=["seed"])  # a new seed every step must not mean a new compile
     def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, seed, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
         row = tl.program_id(0)
@@ -73,19 +86,38 @@ if triton is not None:
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         # IEEE-rounded division (plain / is approximate on the GPU): codes and scales equal formats.int's exactly
         scale = tl.maximum(tl.math.div_rn(tl.max(tl.abs(x), axis=0), 127.0), 1.1754943508222875e-38)
-        y = tl.math.div_rn(x, scale)
-        # round half to even, as torch.round; y - floor(y) is exact in float32 for |y| <= 127
-        r = tl.floor(y)
-        frac = y - r
-        if STOCHASTIC:  # up with probability frac: unbiased, and always floor(y) or ceil(y)
+        u = 0.0
+        if STOCHASTIC:
             u = tl.rand(seed, row.to(tl.int64) * N + offs)
-            r = tl.where(u < frac, r + 1.0, r)
-        else:
-            odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
-            r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
-        r = tl.minimum(tl.maximum(r, -127.0), 127.0)
-        tl.store(q_ptr + row * stride_qm + offs, r.to(tl.int8), mask=mask)
+        tl.store(q_ptr + row * stride_qm + offs, _round_int8(tl.math.div_rn(x, scale), u, STOCHASTIC), mask=mask)
         tl.store(s_ptr + row, scale)
+
+    @triton.jit
+    def _row_absmax_tiles_kernel(x_ptr, amax_ptr, M, N, stride_xm, stride_xn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Pass 1 of the tiled path: each [BLOCK_M, BLOCK_N] tile's row maxima of |x|, merged by an
+        integer atomic max into amax [M] (zeros first): non-negative floats order as their bit patterns."""
+        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+        tl.atomic_max(amax_ptr + offs_m, tl.max(tl.abs(x), axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
+
+    @triton.jit(do_not_specialize=["seed"])
+    def _quantize_row_tiles_kernel(
+        x_ptr, s_ptr, q_ptr, M, N, stride_xm, stride_xn, stride_qm, seed,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr,
+    ):
+        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides."""
+        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+        scale = tl.load(s_ptr + offs_m, mask=offs_m < M, other=1.0)
+        u = 0.0
+        if STOCHASTIC:
+            u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
+        q = _round_int8(tl.math.div_rn(x, scale[:, None]), u, STOCHASTIC)
+        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], q, mask=mask)
 
 
 def _mm_config(m: int, n: int, k: int) -> dict:
@@ -142,13 +174,18 @@ def _check_mm(a, b, scale_a, scale_b) -> None:
         raise ValueError(f"scale_a needs {a.shape[0]} values and scale_b {b.shape[1]}, got {scale_a.numel()} and {scale_b.numel()}")
 
 
+MAX_ROW = 16384  # longest row the one-pass kernel holds in registers; longer rows take the tiled passes
+
+
 def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, scales [M] float32).
+    """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, row-major; scales [M] float32).
     `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` and
-    the element's index (the same seed gives the same codes)."""
+    the element's index (the same seed gives the same codes). Rows that fit in registers take one
+    pass; longer rows, and rows that are not contiguous (a transposed view, as training's gradient
+    matmuls quantize), take two tiled passes over x in place — never a transposed copy."""
     m, n = x.shape
-    if x.stride(1) != 1:
-        x = x.contiguous()
+    if x.stride(1) != 1 or n > MAX_ROW:
+        return _quantize_rows_tiled(x, stochastic, seed)
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(n)
@@ -157,13 +194,24 @@ def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 
     return q, s
 
 
+def _quantize_rows_tiled(x: torch.Tensor, stochastic: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    m, n = x.shape
+    q = torch.empty(m, n, device=x.device, dtype=torch.int8)
+    amax = torch.zeros(m, device=x.device, dtype=torch.int32)  # float32 bits, see the kernel
+    # tiles long along x's contiguous dim, so both passes read it coalesced
+    bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
+    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
+    _row_absmax_tiles_kernel[grid](x, amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn)
+    scale = (amax.view(torch.float32) / 127.0).clamp_min(torch.finfo(torch.float32).tiny)  # formats.int's, exactly
+    _quantize_row_tiles_kernel[grid](x, scale, q, m, n, x.stride(0), x.stride(1), q.stride(0), seed,
+                                     BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic)
+    return q, scale
+
+
 def quantize_rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic else None
     q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
     return q.codes, q.scale.reshape(-1)
-
-
-MAX_ROW = 16384  # one row per program, held in registers
 
 
 def _use_triton(*tensors: torch.Tensor) -> bool:
@@ -191,7 +239,7 @@ def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> t
     """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA.
     `stochastic=True` rounds stochastically (unbiased), seeded by `seed`; the draws differ
     between the Triton and the reference path, their distribution does not."""
-    if _use_triton(x) and x.shape[1] <= MAX_ROW:
+    if _use_triton(x):
         return quantize_rows_triton(x, stochastic, seed)
     return quantize_rows_reference(x, stochastic, seed)
 
