@@ -5,7 +5,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
-import math
 
 import pytest
 import torch

@@ -8,7 +8,6 @@ import torch
 
 from lowbit.data.prepare import tokenize_corpus
 from lowbit.data.shards import TokenShards, read_meta, write_shards
-from lowbit.data.tokenizer import train_bpe_tokenizer
 
 
 def test_round_trip_shard_sizes_and_dtype(tmp_path):

@@ -42,10 +42,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -54,7 +52,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..measure import model_bytes
+from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
 
 # Llama-2 shapes (Touvron et al. 2023); random weights, real sizes.
@@ -454,33 +452,6 @@ def command_line(args) -> str:
               "--repeats", str(args.repeats), "--seed", str(args.seed)]
     parts += ["--no-graph"] * args.no_graph + (["--device", args.device] if args.device else []) + ["--out", args.out]
     return shlex.join(parts)
-
-
-def environment(device: torch.device) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    env = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device)}
-    for package in ("transformers", "triton", "bitsandbytes", "torchao"):
-        try:
-            env[package] = version(package)  # without importing it
-        except PackageNotFoundError:
-            env[package] = None
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-        env["cuda"] = torch.version.cuda
-        env["driver"] = _driver_version()
-    else:
-        env["gpu"] = None
-        env["cpu"] = platform.processor() or platform.machine()
-    return env
-
-
-def _driver_version() -> str | None:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ counts the bytes each scheme must move at least (weights as stored, activations 
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..measure import model_bytes
+from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
@@ -90,13 +89,7 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None) -> dict:
     base = {r["M"]: r["ms"] for r in rows if r["scheme"] == "bf16"}
     for r in rows:
         r["speedup_vs_bf16"] = base[r["M"]] / r["ms"]
-    import triton
-
-    result = {
-        "gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-        "python": platform.python_version(), "command": " ".join(sys.argv),
-        "copy_bandwidth_GB_s": bandwidth / 1e9, "rows": rows,
-    }
+    result = {**environment("cuda"), "copy_bandwidth_GB_s": bandwidth / 1e9, "rows": rows}
     if out:
         Path(out).write_text(json.dumps(result, indent=2))
     return result

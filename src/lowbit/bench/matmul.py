@@ -16,12 +16,11 @@ Writes results.json, report.md and matmul_tflops.png.
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+
+from ..measure import environment
 
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
@@ -129,18 +128,9 @@ def measure(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor, ref: 
     return row
 
 
-def _driver_version() -> str:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run(sizes=(1024, 2048, 4096, 8192), out: str | Path | None = "reports/bench-matmul", kernels=KERNELS, layouts=LAYOUTS) -> dict:
     if not torch.cuda.is_available():
         raise ValueError("bench matmul needs a CUDA GPU (torch.cuda.is_available() is False)")
-    import triton
 
     rows = []
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -154,12 +144,8 @@ def run(sizes=(1024, 2048, 4096, 8192), out: str | Path | None = "reports/bench-
                 print(_row_line(rows[-1]), flush=True)
         del a, b_nk, ref
         torch.cuda.empty_cache()
-    name = torch.cuda.get_device_name()
-    result = {
-        "gpu": name, "driver": _driver_version(), "cuda": torch.version.cuda, "torch": torch.__version__,
-        "triton": triton.__version__, "python": platform.python_version(), "command": "lowbit " + " ".join(sys.argv[1:]),
-        "peaks_tflops": peaks_for(name), "sizes": list(sizes), "rows": rows,
-    }
+    env = environment("cuda")
+    result = {**env, "peaks_tflops": peaks_for(env["gpu"]), "sizes": list(sizes), "rows": rows}
     if out is not None:
         write_report(result, Path(out))
     return result

@@ -16,43 +16,20 @@ from __future__ import annotations
 
 import gc
 import json
-import platform
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from ..measure import environment
 from ..train.convert import PRECISION_NAMES
 from ..train.loop import (
     Optimizers, TrainConfig, autocast_ctx, build_model, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
 )
 
 CONVERGENCE_PRECISIONS = ("bf16", "int8", "fp8-rowwise")
-
-
-def environment(device: torch.device) -> dict:
-    env = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-           "command": " ".join(["lowbit", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("lowbit") else " ".join(sys.argv)}
-    try:
-        import triton
-
-        env["triton"] = triton.__version__
-    except ImportError:
-        env["triton"] = None
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-        env["cuda"] = torch.version.cuda
-        try:
-            import subprocess
-
-            env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                           capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
-        except Exception:  # noqa: BLE001 - the driver version is a nicety
-            env["driver"] = None
-    return env
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -216,7 +193,7 @@ def run(
 def format_table(result: dict) -> list[str]:
     env = result["environment"]
     lines = [f"# Training bench: {result['preset']}",
-             "", f"{env.get('gpu', env['device'])}, torch {env['torch']}, triton {env['triton']}, driver {env.get('driver')}; "
+             "", f"{env.get('gpu') or env['device']}, torch {env['torch']}, triton {env['triton']}, driver {env.get('driver')}; "
              f"compile={result['compile']}, checkpointing={result['checkpointing']}", "", f"`{env['command']}`", ""]
     if result["throughput"]:
         bf16 = next((r for r in result["throughput"] if r["precision"] == "bf16" and "error" not in r), None)

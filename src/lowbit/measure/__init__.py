@@ -15,6 +15,9 @@ Peak forward memory:
 from __future__ import annotations
 
 import math
+import platform
+import subprocess
+import sys
 import time
 import weakref
 from dataclasses import dataclass
@@ -159,3 +162,39 @@ def unigram_loss(train_ids: torch.Tensor, windows: torch.Tensor, vocab_size: int
     counts = torch.bincount(train_ids.reshape(-1), minlength=vocab_size).double() + 1.0
     log_probs = counts.log() - counts.sum().log()
     return -log_probs[windows[:, 1:].reshape(-1)].mean().item()
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would retype it: `lowbit ...` when run through the CLI (console script or
+    `python -m lowbit.cli`), else the arguments as given."""
+    argv = sys.argv if argv is None else argv
+    if argv and (argv[0].endswith("lowbit") or argv[0].endswith("cli.py")):
+        return " ".join(["lowbit", *argv[1:]])
+    return " ".join(argv)
+
+
+def environment(device: torch.device | str) -> dict:
+    """What a result was measured with: versions (read without importing the packages), the GPU,
+    its driver and CUDA, or the CPU; and the command. Every bench records this."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    device = torch.device(device)
+    env = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device), "command": command_line()}
+    for package in ("triton", "transformers", "bitsandbytes", "torchao"):
+        try:
+            env[package] = version(package)
+        except PackageNotFoundError:
+            env[package] = None
+    if device.type == "cuda":
+        env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda, driver=_driver_version())
+    else:
+        env.update(gpu=None, cpu=platform.processor() or platform.machine())
+    return env
+
+
+def _driver_version() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
