@@ -212,3 +212,8 @@ def test_continues_training_a_saved_hf_model(data_dir, tmp_path):
     train_bpe_tokenizer("a tiny text for a tiny tokenizer\n" * 20, 260).save_pretrained(tmp_path / "hf")  # load_causal_lm wants one
     s = train(cfg(data_dir, tmp_path / "run", model=str(tmp_path / "hf"), precision="int8-fwd", steps=2, eval_every=2))
     assert s["model"] == f"llama 1x32 vocab {VOCAB}" and math.isfinite(s["final_val_loss"])
+
+
+def test_warmup_longer_than_the_run_warns(data_dir, tmp_path):
+    with pytest.warns(UserWarning, match=r"warmup \(50\) >= steps \(30\)"):
+        TrainConfig(data=str(data_dir), out=str(tmp_path), steps=30, warmup=50)

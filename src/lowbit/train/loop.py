@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,6 +89,9 @@ class TrainConfig:
             raise ValueError("warmup and save_every must be >= 0")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.warmup >= self.steps:
+            warnings.warn(f"warmup ({self.warmup}) >= steps ({self.steps}): the learning rate never reaches lr={self.lr} "
+                          "and never decays; pass a smaller warmup", stacklevel=3)
 
 
 # ---------------------------------------------------------------- schedule
