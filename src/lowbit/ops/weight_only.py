@@ -18,11 +18,15 @@ arithmetic is paid again, which bounds the useful M (GEMV_MAX_M). A K-step cover
 chunks of TW columns, each chunk inside one quantization group, so the scales are one value per
 (channel, chunk) and the tile is [BLOCK_N, TG, TW·bits/8] bytes.
 
-`weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call: this kernel
-for few tokens on CUDA, `lowbit::w4a16_matmul` (MMA tiles) for more 4-bit tokens while it beats
-cuBLAS, and beyond that — or for anything else — the weight dequantized once to x's dtype by a
-Triton kernel, then cuBLAS (`F.linear`): a kernel that would lose to bf16 is not dispatched to.
-On CPU every path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
+Measured on an H100 (docs/benchmarks), the kernel does not reach that bound: it is limited by the
+per-element work, ~2 TB/s for int8 and ~0.8 TB/s for int4 — 1.3-1.6x and 0.9-1.3x a bf16 GEMV.
+
+`weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call. On CUDA it
+takes, per token count, the path that measured fastest: this kernel for decode, `lowbit::w4a16_matmul`
+(MMA tiles) for a few 4-bit tokens, beyond that the weight dequantized once to x's dtype by a Triton
+kernel, then cuBLAS (`F.linear`). Past one token every path is still slower than a bf16 weight would
+be; there is no bf16 weight to fall back to. On CPU every path is the reference: dequantize with
+`lowbit.formats`, then `F.linear`.
 """
 
 from __future__ import annotations
