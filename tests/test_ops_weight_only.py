@@ -119,7 +119,7 @@ def test_op_dispatch_and_reference_path():
     q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
     for m in (1, ops.GEMV_MAX_M[4] + 1, ops.W4A16_MMA_MAX_M + 1):
         x = torch.randn(m, k, generator=gen).to(torch.float16)
-        out = ops.weight_only_matmul(*to_dev(x, q, s, z), 4, g, None, None)
+        out = ops.weight_only_matmul(*to_dev(x, q, s, z), None, 4, g, None, None)
         check(out, x.double() @ w.t(), torch.float16, k)
 
 
@@ -160,7 +160,7 @@ def test_nf4_layer_forward_through_op(double_quant):
 )
 def test_bad_arguments_are_named(change, match):
     args = dict(x=torch.randn(1, 128), qweight=torch.zeros(8, 64, dtype=torch.uint8), scale=torch.ones(8, 2),
-                zero=None, bits=4, group_size=64, lut=None, bias=None)
+                zero=None, g_idx=None, bits=4, group_size=64, lut=None, bias=None)
     args.update(change)
     with pytest.raises(ValueError, match=match):
         ops.weight_only_matmul(**args)
@@ -173,7 +173,7 @@ def test_decode_kernel_refuses_groups_it_cannot_cut():
     with pytest.raises(ValueError, match="decode kernel needs groups"):
         ops.gemv_triton(torch.randn(1, 96), q, s, z, 4, 12)
     # the op still answers, by the dequantize path
-    out = ops.weight_only_matmul(torch.randn(1, 96), q, s, z, 4, 12, None, None)
+    out = ops.weight_only_matmul(torch.randn(1, 96), q, s, z, None, 4, 12, None, None)
     assert out.shape == (1, 8)
 
 

@@ -8,7 +8,6 @@ import torch
 
 from ..formats import int as intfmt
 from ..formats.packing import pack, packed_length, unpack
-from ..ops.w4a16 import w4a16_linear
 from ..ops.weight_only import weight_only_linear
 from .base import QuantLinear
 
@@ -75,12 +74,9 @@ class IntWeightLinear(QuantLinear):
         return intfmt.dequantize(self.codes(), self.scale, self.zero, self.granularity, self.group_size, dtype, self.g_idx)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # kernels on CUDA, the same math elsewhere; act-order's g_idx only in the W4A16 MMA kernel
-        if self.bits == 4 and self.granularity == "group" and self.g_idx is not None:
-            return w4a16_linear(x, self.qweight, self.scale, self.zero, self.g_idx, self.group_size, self.bias)
-        if self.bits in (4, 8) and self.granularity in ("group", "channel"):
+        if self.bits in (4, 8) and self.granularity in ("group", "channel"):  # kernels on CUDA, the same math elsewhere
             group_size = self.group_size if self.granularity == "group" else self.in_features
-            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias)
+            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias, self.g_idx)
         return super().forward(x)
 
     def config(self) -> dict:

@@ -155,7 +155,7 @@ if triton is not None:
 # checks and the reference
 
 
-def _check(x, qweight, scale, zero, bits, group_size, lut, bias) -> tuple[int, int, int]:
+def _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias) -> tuple[int, int, int]:
     """Validate the arguments; return (M, N, K). Raises ValueError naming the bad argument."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
         raise ValueError(f"x must be a 2-D floating-point tensor [M, K], got {getattr(x, 'dtype', type(x))} "
@@ -179,9 +179,11 @@ def _check(x, qweight, scale, zero, bits, group_size, lut, bias) -> tuple[int, i
         raise ValueError(f"zero must be None or a uint8 tensor of shape {(n, groups)}, got {zero.dtype} {tuple(zero.shape)}")
     if lut is not None and (zero is not None or tuple(lut.shape) != (2**bits,) or lut.dtype != torch.float32):
         raise ValueError(f"lut must be a float32 table of {2 ** bits} values, and then zero must be None")
+    if g_idx is not None and (bits != 4 or lut is not None):
+        raise ValueError(f"g_idx (act-order) is taken with 4-bit integer codes only, got bits={bits}" + (" and a lut" if lut is not None else ""))
     if bias is not None and tuple(bias.shape) != (n,):
         raise ValueError(f"bias must be None or of shape ({n},), got {tuple(bias.shape)}")
-    for name, t in (("qweight", qweight), ("scale", scale), ("zero", zero), ("lut", lut), ("bias", bias)):
+    for name, t in (("qweight", qweight), ("scale", scale), ("zero", zero), ("g_idx", g_idx), ("lut", lut), ("bias", bias)):
         if t is not None and t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
     return m, n, k
@@ -240,17 +242,23 @@ def gemv_triton(
 ) -> torch.Tensor:
     """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the decode kernel;
     `config` overrides the tile, `out` is written in place. Works on CPU tensors under TRITON_INTERPRET=1."""
-    m, n, k = _check(x, qweight, scale, zero, bits, group_size, lut, bias)
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _launch_checks(x, (x, qweight, scale))
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is None:
         raise ValueError(f"group_size {group_size}: the decode kernel needs groups of a power-of-two multiple of {64 // bits} columns")
-    cfg.update(config or {})
+    if out is not None and (out.shape != (m, n) or out.dtype != x.dtype or out.device != x.device or out.stride(1) != 1):
+        raise ValueError(f"out must be a row-major {x.dtype} tensor of shape {(m, n)} on {x.device}")
+    return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})}, out)
+
+
+def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict, out=None) -> torch.Tensor:
+    """The decode kernel on arguments already checked, with the tile `cfg`."""
+    m, k = x.shape
+    n = qweight.shape[0]
     x = x.contiguous()
     if out is None:
         out = torch.empty(m, n, device=x.device, dtype=x.dtype)
-    elif out.shape != (m, n) or out.dtype != x.dtype or out.device != x.device or out.stride(1) != 1:
-        raise ValueError(f"out must be a row-major {x.dtype} tensor of shape {(m, n)} on {x.device}")
     if m == 0 or n == 0:
         return out
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
@@ -267,18 +275,23 @@ def gemv_triton(
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
     """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
-    n = qweight.shape[0]
     _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
-    cfg = gemv_config(n, k, bits, group_size)
+    cfg = gemv_config(qweight.shape[0], k, bits, group_size)
     if cfg is None:
         raise ValueError(f"group_size {group_size}: the dequantize kernel needs groups of a power-of-two multiple of {64 // bits} columns")
+    return _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, cfg["TW"])
+
+
+def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: int) -> torch.Tensor:
+    """The dequantize kernel on arguments already checked, in tiles of `tw` columns inside one group."""
+    n = qweight.shape[0]
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bn = 16 if _interpreting() else 32
-    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, cfg["TW"]))](
+    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, tw))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
         n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
-        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, TW=cfg["TW"],
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, TW=tw,
     )
     return w
 
@@ -293,35 +306,40 @@ def weight_only_matmul(
     qweight: torch.Tensor,
     scale: torch.Tensor,
     zero: torch.Tensor | None,
+    g_idx: torch.Tensor | None,
     bits: int,
     group_size: int,
     lut: torch.Tensor | None,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
-    """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc)."""
-    m, n, k = _check(x, qweight, scale, zero, bits, group_size, lut, bias)
+    """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc).
+    `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only."""
+    m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
+    if g_idx is not None:
+        return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    if m <= GEMV_MAX_M[bits] and gemv_config(n, k, bits, group_size) is not None:
-        return gemv_triton(x, qweight, scale, zero, bits, group_size, lut, bias)
+    cfg = gemv_config(n, k, bits, group_size)
+    if cfg is not None and m <= GEMV_MAX_M[bits]:
+        return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
     if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
         return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
-    if gemv_config(n, k, bits, group_size) is None:
+    if cfg is None:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    w = dequantize_triton(qweight, scale, zero, bits, group_size, k, lut, x.dtype)
+    w = _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, x.dtype, cfg["TW"])
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 
 
 @weight_only_matmul.register_fake
-def _(x, qweight, scale, zero, bits, group_size, lut, bias):
+def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
-def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None) -> torch.Tensor:
+def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None) -> torch.Tensor:
     """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N]."""
     if x.dim() < 1:
         raise ValueError("x must have at least one dimension [..., K]")
-    out = weight_only_matmul(x.reshape(-1, x.shape[-1]), qweight, scale, zero, bits, group_size, lut, bias)
+    out = weight_only_matmul(x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     return out.reshape(*x.shape[:-1], qweight.shape[0])
 
 
