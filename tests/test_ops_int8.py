@@ -169,3 +169,93 @@ def test_quantize_rows_stochastic_seeding_and_nearest_untouched():
     y = x.cpu() / so[:, None]
     assert ((qo.float() == y.floor()) | (qo.float() == y.ceil())).all()
     torch.library.opcheck(ops.quantize_rows, (x, True, 5))
+
+
+def rows_float64(x):
+    """The format's per-row int8, recomputed in float64: scale = absmax / 127 (float32, at least the
+    smallest normal), y = x / scale rounded to float32 as the kernels' IEEE division does, then round
+    half to even and clamp to ±127. Float64 then float32 rounds both divisions exactly once (53 ≥ 2·24 + 2)."""
+    xd = x.detach().cpu().double()
+    s = (xd.abs().amax(dim=1) / 127).float().clamp_min(torch.finfo(torch.float32).tiny)
+    y = (xd / s.double()[:, None]).float().double()
+    return torch.round(y).clamp(-127, 127).to(torch.int8), s
+
+
+def awkward_input(m, n, layout, gen):
+    """Fresh x [m, n] with a zero row, a zero column and exact ties, in the given memory layout."""
+    base = torch.randn(m, n, generator=gen) * torch.rand(m, 1, generator=gen) * 10
+    base[m // 2] = 0.0
+    base[:, n // 2] = 0.0
+    base[0, :4] = torch.tensor([127.0, 0.5, 2.5, -1.5])[: min(4, n)]  # row 0's absmax 127: x / scale == x, ties
+    if layout == "contiguous":
+        return base.to(DEVICE)
+    if layout == "transposed view":
+        return base.t().contiguous().to(DEVICE).t()  # [m, n] with stride (1, m)
+    wide = torch.zeros(m, 2 * n)
+    wide[:, ::2] = base
+    return wide.to(DEVICE)[:, ::2]  # stride (2n, 2)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed view", "strided"])
+@pytest.mark.parametrize("m,n", [(1, 5), (16, 32), (37, 45), (5, 70)])
+@pytest.mark.parametrize("path", ["triton", "reference"])
+def test_quantize_rows_cols_equals_float64(path, m, n, layout):
+    """Row codes [m, n] and transposed column codes [n, m], with their scales, bit for bit the float64
+    definition of x's rows and of xᵀ's rows, whatever the tiles (16×32 in the interpreter) and strides."""
+    x = awkward_input(m, n, layout, torch.Generator().manual_seed(hash((m, n, layout)) % 2**31))
+    fn = ops.quantize_rows_cols_triton if path == "triton" else ops.quantize_rows_cols_reference
+    q, s, qt, st = fn(x)
+    assert q.shape == (m, n) and qt.shape == (n, m) and q.is_contiguous() and qt.is_contiguous()
+    assert s.dtype == st.dtype == torch.float32 and q.dtype == qt.dtype == torch.int8
+    for (codes, scales), (ref_codes, ref_scales) in [((q, s), rows_float64(x)), ((qt, st), rows_float64(x.t()))]:
+        assert torch.equal(scales.cpu(), ref_scales)
+        assert torch.equal(codes.cpu(), ref_codes)
+    assert q.cpu()[0, :4].tolist() == [127, 0, 2, -2][: min(4, n)]  # the ties went to even
+
+
+def stochastic_draws(fn, x, seeds):
+    """Per seed: x / scale and the codes, rows and columns (transposed back to [m, n]) stacked."""
+    ys, qs = [], []
+    for seed in seeds:
+        q, s, qt, st = fn(x, True, seed)
+        ys.append(torch.stack([x / s[:, None], x / st[None, :]]).cpu().double())
+        qs.append(torch.stack([q, qt.t()]).cpu().double())
+    return torch.stack(ys), torch.stack(qs)
+
+
+@pytest.mark.parametrize("path,draws", [("triton", 48), ("reference", 400)])
+def test_quantize_rows_cols_stochastic_is_unbiased_floor_or_ceil_and_independent(path, draws):
+    """R seeds: each code is floor or ceil of x / scale, and its mean over the seeds is x / scale
+    within 5 standard errors, sqrt((p(1-p) + 1/R) / R), p = frac(x / scale) (the 1/R keeps elements
+    with p near 0 or 1, where one draw moves the mean by 1/R, from failing on a Gaussian bound). The
+    row and the column roundings draw independently: their up/down indicators are uncorrelated."""
+    gen = torch.Generator().manual_seed(31 + draws)
+    x = (torch.randn(12, 20, generator=gen) * 4).to(DEVICE)
+    fn = ops.quantize_rows_cols_triton if path == "triton" else ops.quantize_rows_cols_reference
+    y, q = stochastic_draws(fn, x, range(1000, 1000 + draws))
+    assert ((q == y.floor()) | (q == y.ceil())).all()
+    assert torch.equal(y, y[:1].expand_as(y))  # the scales do not depend on the seed
+    y = y[0]
+    p = y - y.floor()
+    assert ((q.mean(0) - y).abs() <= 5 * ((p * (1 - p) + 1 / draws) / draws).sqrt()).all()
+    assert (q != torch.round(y)).any()  # not nearest in disguise
+    up = (q - y.floor()) - p  # centred up-indicators, [R, 2, m, n]
+    corr = (up[:, 0] * up[:, 1]).mean()  # one shared draw would give mean(min(p_r, p_c) - p_r·p_c) > 0
+    assert corr.abs() <= 5 * 0.25 / up[:, 0].numel() ** 0.5
+    assert ((p[0] * (1 - p[0])).minimum(p[1] * (1 - p[1]))).mean() > 20 * 0.25 / up[:, 0].numel() ** 0.5  # the test can tell
+
+
+def test_quantize_rows_cols_seeding_and_opcheck():
+    gen = torch.Generator().manual_seed(41)
+    x = torch.randn(6, 40, generator=gen).to(DEVICE)
+    a = ops.quantize_rows_cols(x, True, 7)
+    b = ops.quantize_rows_cols(x, True, 7)
+    c = ops.quantize_rows_cols(x, True, 8)
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and not torch.equal(a[0], c[0]) and not torch.equal(a[2], c[2])
+    # seed -1: a fresh seed from torch's generator each call, reproducible under torch.manual_seed
+    torch.manual_seed(0)
+    d, e = ops.quantize_rows_cols(x, True, -1), ops.quantize_rows_cols(x, True, -1)
+    torch.manual_seed(0)
+    assert not torch.equal(d[0], e[0]) and torch.equal(d[0], ops.quantize_rows_cols(x, True, -1)[0])
+    for args in ((x, False, 0), (x.t(), True, 5)):
+        torch.library.opcheck(ops.quantize_rows_cols, args)

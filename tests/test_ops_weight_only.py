@@ -201,3 +201,69 @@ def test_fp8_weight_only_layer_through_op(granularity):
     out = layer(x.to(DEVICE))
     ref = x.double() @ layer.dequantize_weight(torch.float64).cpu().t() + b.double()
     check(out.reshape(15, 40), ref.reshape(15, 40), torch.float16, 128)
+
+
+# ----------------------------------------------------------------------------------------------
+# the word GEMV (32-bit words of codes): integer codes, signed int8, FP8 values, tables
+
+
+def values_storage(n, k, dtype, gen):
+    """Signed int8 codes or FP8 values [N, K] as stored, one scale a row, and the float64 weight."""
+    scale = torch.rand(n, 1, generator=gen) * 0.1 + 0.01
+    if dtype == torch.int8:
+        q = torch.randint(-127, 128, (n, k), generator=gen, dtype=torch.int8)
+    else:  # every finite value of the format, both signs, subnormals included
+        q = (torch.randn(n, k, generator=gen) * 4 * torch.rand(n, 1, generator=gen)).to(dtype)
+    return q, scale, q.double() * scale.double()
+
+
+@pytest.mark.parametrize("bits,symmetric,g", [(4, True, 128), (4, False, 64), (4, True, 32), (8, True, 96), (8, False, 32), (8, True, None)])
+@pytest.mark.parametrize("m,n,k", [(1, 21, 384), (3, 16, 768)])
+def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
+    """Ragged N (21: not a multiple of BLOCK_N), K-steps of the interpreter's 4 words and, last, a
+    step that is not a whole number of times in K (the masked tail),
+    groups of 4 to 24 words and one scale a row, symmetric and with zero points."""
+    g = g or k
+    gen = torch.Generator().manual_seed(hash((m, n, k, g, bits, symmetric)) % 2**31)
+    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
+    bias = torch.randn(n, generator=gen)
+    for dtype in DTYPES:
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        ref = x.double() @ w.t() + bias.double()
+        xd, qd, sd, zd, bd = to_dev(x, q, s, z, bias)
+        check(ops.gemv_words_triton(xd, qd, sd, zd, bits, g, None, bd), ref, dtype, k)
+    words = k * bits // 32
+    uneven = dict(BLOCK_N=4, BLOCK_W=64 if words % 64 else 128, num_warps=1)  # a masked K tail
+    assert words % uneven["BLOCK_W"]
+    check(ops.gemv_words_triton(xd, qd, sd, zd, bits, g, None, bd, config=uneven), ref, dtype, k)
+
+
+@pytest.mark.parametrize("dtype_w", [torch.int8, torch.float8_e4m3fn, torch.float8_e5m2])
+def test_word_gemv_takes_the_values_themselves(dtype_w):
+    """int8 (two's complement) and FP8 bytes are values, not offset codes: W8A8's and FP8's storage."""
+    gen = torch.Generator().manual_seed(hash(str(dtype_w)) % 2**31)
+    m, n, k = 2, 19, 320
+    q, s, w = values_storage(n, k, dtype_w, gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    ref = x.double() @ w.t()
+    check(ops.gemv_words_triton(*to_dev(x, q, s), None, 8, k), ref, torch.bfloat16, k)
+    # the op: the word GEMV at decode on CUDA, the reference elsewhere; the same numbers
+    check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, torch.bfloat16, k)
+
+
+def test_word_gemv_tables_match_float64():
+    gen = torch.Generator().manual_seed(5)
+    m, n, k, g = 1, 24, 256, 64
+    q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
+    x = torch.randn(m, k, generator=gen).to(torch.float16)
+    check(ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE)), x.double() @ w.t(), torch.float16, k)
+
+
+def test_word_gemv_refuses_what_is_not_whole_words():
+    gen = torch.Generator().manual_seed(6)
+    q, s, z, _, _ = random_storage(4, 36, 4, 12, True, gen)  # 36 codes: 4.5 words a row
+    with pytest.raises(ValueError, match="multiples of 32"):
+        ops.gemv_words_triton(torch.randn(1, 36, device=DEVICE), *to_dev(q, s, z), 4, 12)
+    q8, s8, _ = values_storage(4, 32, torch.int8, gen)
+    with pytest.raises(ValueError, match="bits must be 8"):
+        ops.weight_only_matmul(torch.randn(1, 64, device=DEVICE), q8.to(DEVICE).view(4, 32), s8.to(DEVICE), None, None, 4, 64, None, None)

@@ -140,3 +140,77 @@ def test_autocast_runs_the_matmuls_in_its_dtype(precision):
     assert layer.weight.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
     ref = torch.nn.functional.linear(x.detach().double(), layer.weight.detach().double(), layer.bias.detach().double())
     assert ((y.double() - ref).norm() / ref.norm()).item() < 0.1  # bf16 / int8 / fp8 rounding, far from a wrong answer
+
+
+def int8_path_as_before(x2, w, bias, g2, recipe):
+    """The INT8 linear as it was: each matmul quantizes its operands itself, rows of A and rows of Bᵀ
+    (transposed views for dy, W and x in the backward), then the exact scaled INT8 matmul."""
+    from lowbit.ops import quantize_rows
+    from lowbit.ops.int8 import scaled_int8_mm_reference
+
+    def mm(a, b, kind):  # a [M, K] @ b [K, N] as quantized_matmul did
+        if kind == "bf16":
+            return a.to(x2.dtype) @ b.to(x2.dtype)
+        (qa, sa), (qb, sb) = quantize_rows(a), quantize_rows(b.t())
+        return scaled_int8_mm_reference(qa, qb.t(), sa, sb, None, x2.dtype)
+
+    y = mm(x2, w.t(), recipe.forward) + bias.to(x2.dtype)
+    return y, mm(g2, w, recipe.grad_input), mm(g2.t(), x2, recipe.grad_weight).to(w.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("precision", ["int8", "int8-fwd-gi", "int8-fwd"])
+def test_int8_linear_is_bit_identical_to_quantizing_per_matmul(precision, dtype):
+    """Quantizing each operand once for rows and columns, and saving int8 codes for the backward,
+    changes nothing: outputs and gradients equal the per-matmul path bit for bit (nearest rounding)."""
+    gen = make_gen("int8-identical", precision, str(dtype))
+    layer = T.QuantTrainLinear(40, 24, recipe=T.recipe_for(precision))
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(24, 40, generator=gen) * 0.1)
+        layer.bias.copy_(torch.randn(24, generator=gen))
+    x = (torch.randn(3, 7, 40, generator=gen) * torch.rand(3, 7, 1, generator=gen) * 4).to(dtype).requires_grad_()
+    g = torch.randn(3, 7, 24, generator=gen).to(dtype)
+    y = layer(x)
+    y.backward(g)
+    ref_y, ref_gx, ref_gw = int8_path_as_before(x.detach().reshape(-1, 40), layer.weight.detach(), layer.bias.detach(), g.reshape(-1, 24), layer.recipe)
+    assert y.dtype == dtype and torch.equal(y, ref_y.reshape(3, 7, 24))
+    assert torch.equal(x.grad, ref_gx.reshape(3, 7, 40))
+    assert layer.weight.grad.dtype == torch.float32 and torch.equal(layer.weight.grad, ref_gw)
+
+
+def test_int8_forward_saves_int8_codes_not_the_activations():
+    """With INT8 grad-weight and grad-input, the backward's operands are saved as int8 column codes
+    (and float32 scales): no float copy of x or W is kept."""
+    layer = T.QuantTrainLinear(40, 24, recipe=T.recipe_for("int8"))
+    x = torch.randn(21, 40, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        layer(x)
+    assert sorted((tuple(t.shape), t.dtype) for t in saved) == sorted(
+        [((40, 21), torch.int8), ((40,), torch.float32), ((40, 24), torch.int8), ((40,), torch.float32)]
+    )
+
+
+def test_int8_linear_stochastic_gradients_are_unbiased():
+    """dy is quantized once (rows for grad-input, columns for grad-weight) with stochastic rounding:
+    both gradients average, over draws, to dy times the nearest-rounded other operand."""
+    from lowbit.formats import int as intfmt
+
+    gen = make_gen("linear-sr")
+    layer = T.QuantTrainLinear(48, 40, bias=False, recipe=T.recipe_for("int8", stochastic_rounding=True))
+    x = torch.randn(32, 48, generator=gen, requires_grad=True)
+    g = torch.randn(32, 40, generator=gen)
+    w = layer.weight.detach()
+    # x per input channel and W per input channel, rounded to nearest: SR's expectations
+    target_x = g.double() @ intfmt.quantize(w.t(), 8, granularity="token").dequantize().t().double()
+    target_w = g.t().double() @ intfmt.quantize(x.detach().t(), 8, granularity="token").dequantize().t().double()
+    torch.manual_seed(0)
+    gx, gw = [], []
+    for _ in range(300):
+        x.grad, layer.weight.grad = None, None
+        layer(x).backward(g)
+        gx.append(x.grad.double())
+        gw.append(layer.weight.grad.double())
+    for draws, target in ((torch.stack(gx), target_x), (torch.stack(gw), target_w)):
+        assert (draws[0] - draws[1]).abs().max() > 0  # fresh draws every step
+        assert (draws.mean(0) - target).norm() < (draws[0] - target).norm() / 8  # 1/√300 ≈ 1/17 if unbiased

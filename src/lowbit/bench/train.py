@@ -26,7 +26,7 @@ import torch
 from ..measure import environment
 from ..train.convert import PRECISION_NAMES
 from ..train.loop import (
-    Optimizers, TrainConfig, autocast_ctx, build_model, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
+    Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
 )
 
 CONVERGENCE_PRECISIONS = ("bf16", "int8", "fp8-rowwise")
@@ -41,7 +41,7 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
     cfg = replace(cfg, batch_size=batch)
     model = prepare_model(build_model(cfg, vocab), cfg, device)
     opt = Optimizers(model, cfg, device)
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = compile_blocks(model) if cfg.compile else model
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     data = torch.randint(0, vocab, (warmup + steps, batch, cfg.seq_len + 1), generator=gen).to(device)
     timed = device.type == "cuda"

@@ -1,10 +1,11 @@
 """FP8 linear: E4M3 or E5M2 weights with per-tensor or per-channel float32 scales.
 
-`activations="none"` is weight-only: the FP8 bytes are 8-bit codes of the format's value table, so
-they take the weight-only kernels of `lowbit.ops.weight_only` (decode GEMV, or dequantize + cuBLAS). `activations="token"`
-is W8A8: each token's activations are quantized to E4M3 at run time (absmax per row, one fused
-pass on CUDA), then an FP8 × FP8 matmul with both scales in the epilogue (`torch._scaled_mm`
-row-wise on an FP8 GPU); E4M3 weights only.
+`activations="none"` is weight-only: the weight-only kernels of `lowbit.ops.weight_only` (decode
+GEMV converting the FP8 bytes in registers, or dequantize + cuBLAS). `activations="token"` is W8A8:
+each token's activations are quantized to E4M3 at run time (absmax per row, one fused pass on
+CUDA), then an FP8 × FP8 matmul with both scales in the epilogue (`torch._scaled_mm` row-wise on an
+FP8 GPU); E4M3 weights only. At decode on CUDA (≤ WORDS_MAX_M tokens) W8A8 takes the weight-only
+GEMV too: faster there, and exact in x.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from .. import ops
 from ..formats import fp
-from ..ops.weight_only import code_table, weight_only_linear
+from ..ops.weight_only import WORDS_MAX_M, weight_only_linear
 from .base import QuantLinear
 
 ACTIVATIONS = ("none", "token")
@@ -50,12 +51,12 @@ class FP8Linear(QuantLinear):
         return fp.dequantize_fp8(self.qweight, self.scale, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.activations == "none":
-            n, k = self.out_features, self.in_features
-            scale = self.scale.reshape(-1, 1).expand(n, 1)  # per tensor: one scale read for every row
-            codes = self.qweight.view(torch.uint8)
-            return weight_only_linear(x, codes, scale, None, 8, k, code_table(self.fmt, x.device), self.bias)
         x2 = x.reshape(-1, self.in_features)
+        if self.activations == "none" or (x.is_cuda and x2.shape[0] <= WORDS_MAX_M):
+            # weight-only (for W8A8 too at decode on CUDA: the GEMV reads the FP8 weight once and is
+            # exact in x, faster than quantizing a token and a matmul)
+            scale = self.scale.reshape(-1, 1).expand(self.out_features, 1)  # per tensor: one scale read for every row
+            return weight_only_linear(x, self.qweight, scale, None, 8, self.in_features, None, self.bias)
         codes, x_scale = ops.quantize_rows_fp8(x2)
         out = ops.scaled_fp8_mm(codes, self.qweight, x_scale, self.scale, self.bias, x.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)

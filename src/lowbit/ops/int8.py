@@ -6,9 +6,11 @@ One kernel serves the three layouts training needs (A@Bᵀ, A@B, Aᵀ@B): operan
 strides, so a transposed operand is a view, never a copy. `quantize_rows` reads each row once:
 absmax, scale and int8 codes in one pass (the codes follow `lowbit.formats.int`: symmetric,
 round half to even, clamp to ±127; or, on request, seeded stochastic rounding for gradients).
+`quantize_rows_cols` gives both the per-row and the per-column codes of one tensor (training uses
+each operand once per row and once per column) from two tiled passes over it, not four.
 
-Both are registered as torch.library custom ops (`lowbit::scaled_int8_mm`,
-`lowbit::quantize_rows_int8`) so torch.compile sees them; CPU tensors take the reference path.
+All are registered as torch.library custom ops (`lowbit::scaled_int8_mm`, `lowbit::quantize_rows_int8`,
+`lowbit::quantize_rows_cols_int8`) so torch.compile sees them; CPU tensors take the reference path.
 """
 
 from __future__ import annotations
@@ -93,21 +95,31 @@ if triton is not None:
         tl.store(s_ptr + row, scale)
 
     @triton.jit
-    def _row_absmax_tiles_kernel(x_ptr, amax_ptr, M, N, stride_xm, stride_xn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-        """Pass 1 of the tiled path: each [BLOCK_M, BLOCK_N] tile's row maxima of |x|, merged by an
-        integer atomic max into amax [M] (zeros first): non-negative floats order as their bit patterns."""
+    def _absmax_tiles_kernel(
+        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr,
+    ):
+        """Pass 1 of the tiled path: each [BLOCK_M, BLOCK_N] tile's row maxima of |x| (and, with COLS,
+        its column maxima), merged by an integer atomic max into amax [M] (and col_amax [N]), zeros
+        first: non-negative floats order as their bit patterns."""
         offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
         x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
-        tl.atomic_max(amax_ptr + offs_m, tl.max(tl.abs(x), axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
+        a = tl.abs(x)
+        tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
+        if COLS:
+            tl.atomic_max(col_amax_ptr + offs_n, tl.max(a, axis=0).to(tl.int32, bitcast=True), mask=offs_n < N)
 
     @triton.jit(do_not_specialize=["seed"])
-    def _quantize_row_tiles_kernel(
-        x_ptr, s_ptr, q_ptr, M, N, stride_xm, stride_xn, stride_qm, seed,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr,
+    def _quantize_tiles_kernel(
+        x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn, seed,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr, COLS: tl.constexpr,
     ):
-        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides."""
+        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
+        with COLS also its codes with its columns' scales, written transposed (col_qt [N, M] row-major).
+        Stochastic draws: element (m, n) at Philox offset m·N + n for the rows, M·N + n·M + m for the
+        columns, so the two roundings are independent."""
         offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
@@ -118,6 +130,12 @@ if triton is not None:
             u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
         q = _round_int8(tl.math.div_rn(x, scale[:, None]), u, STOCHASTIC)
         tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], q, mask=mask)
+        if COLS:
+            col_scale = tl.load(col_s_ptr + offs_n, mask=offs_n < N, other=1.0)
+            if STOCHASTIC:
+                u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
+            qc = _round_int8(tl.math.div_rn(x, col_scale[None, :]), u, STOCHASTIC)
+            tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
 
 
 def _mm_config(m: int, n: int, k: int) -> dict:
@@ -195,23 +213,51 @@ def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 
 
 
 def _quantize_rows_tiled(x: torch.Tensor, stochastic: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _quantize_tiled(x, stochastic, seed, cols=False)[:2]
+
+
+def quantize_rows_cols_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
+    """Per-row and per-column int8 of a 2-D float tensor x [M, N] (any strides) in two passes over x:
+    (row codes [M, N], row scales [M], column codes transposed [N, M], column scales [N]), each
+    pair what `quantize_rows_triton` gives for x and for x.t()."""
+    return _quantize_tiled(x, stochastic, seed, cols=True)
+
+
+def _scales_from_bits(amax: torch.Tensor) -> torch.Tensor:
+    # formats.int's scale, exactly: by a tensor, since CUDA torch divides by a Python number as a
+    # multiplication by its reciprocal (one ulp off, seen on the H100)
+    amax = amax.view(torch.float32)
+    return (amax / torch.full_like(amax, 127.0)).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def _quantize_tiled(x: torch.Tensor, stochastic: bool, seed: int, cols: bool) -> tuple[torch.Tensor, ...]:
     m, n = x.shape
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     amax = torch.zeros(m, device=x.device, dtype=torch.int32)  # float32 bits, see the kernel
+    # without cols the column buffers are never touched: the row ones stand in for them
+    col_qt = torch.empty(n, m, device=x.device, dtype=torch.int8) if cols else q
+    col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
     # tiles long along x's contiguous dim, so both passes read it coalesced
     bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
     grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-    _row_absmax_tiles_kernel[grid](x, amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn)
-    scale = (amax.view(torch.float32) / 127.0).clamp_min(torch.finfo(torch.float32).tiny)  # formats.int's, exactly
-    _quantize_row_tiles_kernel[grid](x, scale, q, m, n, x.stride(0), x.stride(1), q.stride(0), seed,
-                                     BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic)
-    return q, scale
+    _absmax_tiles_kernel[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
+    scale = _scales_from_bits(amax)
+    col_scale = _scales_from_bits(col_amax) if cols else scale
+    _quantize_tiles_kernel[grid](x, scale, q, col_scale, col_qt, m, n, x.stride(0), x.stride(1), q.stride(0), col_qt.stride(0),
+                                 seed, BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic, COLS=cols)
+    return (q, scale, col_qt, col_scale) if cols else (q, scale)
 
 
 def quantize_rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic else None
     q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
-    return q.codes, q.scale.reshape(-1)
+    return q.codes.contiguous(), q.scale.reshape(-1)  # row-major, as the Triton path and the fake say
+
+
+def quantize_rows_cols_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
+    q, s = quantize_rows_reference(x, stochastic, seed)
+    qt, st = quantize_rows_reference(x.t(), stochastic, seed + 1)  # its own stream: independent of the rows'
+    return q, s, qt, st
 
 
 def _use_triton(*tensors: torch.Tensor) -> bool:
@@ -247,3 +293,27 @@ def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> t
 @quantize_rows.register_fake
 def _(x, stochastic=False, seed=0):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)
+
+
+@torch.library.custom_op("lowbit::quantize_rows_cols_int8", mutates_args=())
+def quantize_rows_cols(
+    x: torch.Tensor, stochastic: bool = False, seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both per-row and per-column absmax int8 of a 2-D tensor x [M, N], reading x twice on CUDA (once
+    for both absmaxes, once for both code sets) where `quantize_rows(x)` and `quantize_rows(x.t())`
+    would read it four times: (q_rows [M, N], s_rows [M], q_cols_t [N, M], s_cols [N]), each pair equal
+    to what those two calls give. Stochastic rounding draws independently for the two code sets;
+    `seed=-1` draws a fresh seed from torch's default generator here, inside the op, where a compiled
+    caller can neither bake one in nor break its graph on `.item()`."""
+    if stochastic and seed < 0:
+        seed = int(torch.randint(2**31 - 1, ()).item())
+    if _use_triton(x):
+        return quantize_rows_cols_triton(x, stochastic, seed)
+    return quantize_rows_cols_reference(x, stochastic, seed)
+
+
+@quantize_rows_cols.register_fake
+def _(x, stochastic=False, seed=0):
+    m, n = x.shape
+    i8, f32 = torch.int8, torch.float32
+    return x.new_empty(m, n, dtype=i8), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=i8), x.new_empty(n, dtype=f32)

@@ -48,9 +48,13 @@ except ImportError:  # lowbit runs without Triton; the op then takes the referen
     triton = None
 
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# what a code byte means: uint8 codes (c − z, or table[c]), int8 signed codes, or the FP8 values themselves
+CODE_DTYPES = (torch.uint8, torch.int8, torch.float8_e4m3fn, torch.float8_e5m2)
+_VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "e5m2"}
 # the largest token count at which each path still beats the next one on an H100, measured on the
 # Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
-GEMV_MAX_M = {4: 1, 8: 4}
+GEMV_MAX_M = {4: 1, 8: 4}  # the byte GEMV, which now serves code tables (NF4) only
+WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M = 4 slower (weight-only-words-h100.json)
 W4A16_MMA_MAX_M = 16
 _INT32_MAX = 2**31 - 1
 
@@ -120,6 +124,78 @@ if triton is not None:
         tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
     @triton.jit
+    def _gemv_words_kernel(
+        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
+        N, KW, stride_xm, stride_wn, stride_sn, stride_zn, stride_om, magic,
+        BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
+        EVEN_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
+    ):
+        """The decode GEMV on 32-bit words of codes. A step loads a [BLOCK_N, BLOCK_W] tile of words and
+        the activations of those words as [PER, BLOCK_W] (code index first: Triton then keeps a word's
+        PER codes in one thread, so its sum needs no shuffles), takes
+        each code out in place with one AND-OR (the magic-number float trick: 2^23 + c·2^p is exact
+        while c sits in the low 23 bits; the word's top codes are shifted down first) and sums each
+        word's products in registers. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit
+        makes it "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value).
+        The offset z and the group scale (GROUP_W words a group) apply once a word; with GROUP_W = 0
+        (one scale a row) once at the end."""
+        PER: tl.constexpr = 32 // BITS  # codes a word
+        LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
+        CODE_MASK: tl.constexpr = (1 << BITS) - 1
+        pid_m = tl.program_id(0)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
+        i = tl.arange(0, PER)
+        low = i < LOW
+        down = tl.where(low, 0, LOW * BITS)  # shift that brings code i into the low 20 bits
+        place = BITS * tl.where(low, i, i - LOW)  # its bit position after that
+        in_place = CODE_MASK << place
+        x_unplace = tl.exp2(-place.to(tl.float32))  # exact powers of two
+        acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
+        x_row = x_ptr + pid_m * stride_xm
+        for w0 in range(0, KW, BLOCK_W):
+            offs_w = w0 + tl.arange(0, BLOCK_W)
+            if EVEN_K:
+                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=n_mask[:, None], other=0)
+                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None]).to(tl.float32)
+            else:
+                w_mask = offs_w < KW
+                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=n_mask[:, None] & w_mask[None, :], other=0)
+                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=w_mask[None, :], other=0.0).to(tl.float32)
+            if VALUES == "int" or VALUES == "sint":
+                if VALUES == "sint":
+                    w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
+                # magic = 0x4B000000 (2^23), a runtime value so that AND and OR fuse into one LOP3
+                f = (((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]) | magic).to(tl.float32, bitcast=True)
+                if HAS_ZERO:  # (c − z)·2^place = f − 2^23 − z·2^place: the z part once a word, through Σx
+                    t = tl.sum((f - 8388608.0) * (x * x_unplace[:, None])[:, None, :], axis=0)
+                    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + (offs_w // GROUP_W)[None, :], mask=n_mask[:, None], other=0)
+                    t -= z.to(tl.float32) * tl.sum(x, axis=0)[None, :]
+                else:  # the fixed offset 2^(BITS−1) folds into the one subtraction
+                    v = f - (8388608.0 + (1 << (BITS - 1)) * tl.exp2(place.to(tl.float32)))[:, None, None]
+                    t = tl.sum(v * (x * x_unplace[:, None])[:, None, :], axis=0)
+            else:
+                c = (w[None, :, :] >> (BITS * i)[:, None, None]) & CODE_MASK
+                if VALUES == "lut":
+                    v = tl.load(lut_ptr + c)
+                elif VALUES == "e4m3":
+                    v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
+                else:
+                    v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+                t = tl.sum(v * x[:, None, :], axis=0)
+            if GROUP_W > 0:
+                s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=n_mask[:, None], other=0.0)
+                acc += t * s
+            else:
+                acc += t
+        out = tl.sum(acc, axis=1)
+        if GROUP_W == 0:
+            out *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)
+        tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
+
+    @triton.jit
     def _dequant_kernel(
         q_ptr, s_ptr, z_ptr, lut_ptr, w_ptr,
         N, K, group_size, stride_qn, stride_sn, stride_zn, stride_wn,
@@ -167,8 +243,11 @@ def _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias) -> tuple
         raise ValueError(f"group_size must be a positive integer dividing K={k}, got {group_size!r}")
     if bits == 4 and k % 2:
         raise ValueError(f"x: the input dim K={k} must be even for 4-bit codes (two a byte)")
-    if not isinstance(qweight, torch.Tensor) or qweight.dtype != torch.uint8 or qweight.dim() != 2:
-        raise ValueError(f"qweight must be a 2-D uint8 tensor [N, K*bits/8], got {getattr(qweight, 'dtype', type(qweight))}")
+    if not isinstance(qweight, torch.Tensor) or qweight.dtype not in CODE_DTYPES or qweight.dim() != 2:
+        raise ValueError(f"qweight must be a 2-D tensor [N, K*bits/8] of {', '.join(map(str, CODE_DTYPES))}, got "
+                         f"{getattr(qweight, 'dtype', type(qweight))}")
+    if qweight.dtype != torch.uint8 and (bits != 8 or zero is not None or lut is not None):
+        raise ValueError(f"qweight of {qweight.dtype} holds the values themselves: bits must be 8, zero and lut None")
     n = qweight.shape[0]
     if qweight.shape[1] < k * bits // 8:
         raise ValueError(f"qweight has {qweight.shape[1]} bytes a row, fewer than the {k * bits // 8} of K={k} {bits}-bit codes")
@@ -189,14 +268,19 @@ def _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias) -> tuple
     return m, n, k
 
 
+def _codes(q: torch.Tensor, bits: int, k: int) -> torch.Tensor:
+    """uint8 codes [N, K] of packed bytes (4-bit: low nibble first)."""
+    return torch.stack((q & 0xF, q >> 4), dim=-1).reshape(q.shape[0], k) if bits == 4 else q
+
+
 def dequantize_reference(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.float32) -> torch.Tensor:
-    """The float weight [N, K] by `lowbit.formats`: affine codes or table values, times the scales."""
+    """The float weight [N, K] by `lowbit.formats`: affine codes, table values or the values
+    themselves (int8, FP8), times the scales."""
     q = qweight[:, : k * bits // 8]
-    codes = torch.stack((q & 0xF, q >> 4), dim=-1).reshape(q.shape[0], k) if bits == 4 else q
-    if lut is not None:
-        values = lut[codes.long()].float()
+    if q.dtype in _VALUES or lut is not None:
+        values = q.float() if lut is None else lut[_codes(q, bits, k).long()]
         return (values.reshape(-1, group_size) * scale.reshape(-1, 1).float()).reshape(q.shape[0], k).to(dtype)
-    codes = codes.to(torch.int16)
+    codes = _codes(q, bits, k).to(torch.int16)
     if zero is None:
         codes = codes - 2 ** (bits - 1)  # symmetric codes are stored with this offset
     return intfmt.dequantize(codes, scale, zero, "group", group_size, dtype)
@@ -273,6 +357,69 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
+def words_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
+    """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
+    multiple of 32) or a group is not a whole number of words."""
+    if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
+        return None
+    if _interpreting():
+        return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1)
+    # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
+    # thread a step; long int8 rows (K = 11008) want the longer step
+    if bits == 4:
+        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2)
+    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2)
+
+
+def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
+    """The codes of K columns as int32 words [N, K·bits/32] (a view; a copy only if the rows are not
+    4-byte aligned)."""
+    q = qweight[:, : k * bits // 8]
+    if q.dtype != torch.uint8:
+        q = q.view(torch.uint8)
+    if q.stride(1) != 1 or q.stride(0) % 4 or q.storage_offset() % 4:
+        q = q.contiguous()
+    return q.view(torch.int32)
+
+
+def gemv_words_triton(
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None
+) -> torch.Tensor:
+    """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the word GEMV;
+    `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
+    _launch_checks(x, (x, qweight, scale))
+    cfg = words_config(n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
+                         f"group_size={group_size}, bits={bits}")
+    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
+
+
+def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
+    """The word GEMV on arguments already checked, with the tile `cfg`."""
+    m, k = x.shape
+    n = qweight.shape[0]
+    out = torch.empty(m, n, device=x.device, dtype=x.dtype)
+    if m == 0 or n == 0:
+        return out
+    x = x.contiguous()
+    values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+    words = _as_words(qweight, k, bits)
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bias_ = None if bias is None else bias.float()
+    kw = words.shape[1]
+    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
+    _gemv_words_kernel[grid](
+        x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
+        bias_ if bias_ is not None else scale_, out,
+        n, kw, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, out.stride(0), 0x4B000000,
+        BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32,
+        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
+    )
+    return out
+
+
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
     """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
     _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
@@ -319,8 +466,14 @@ def weight_only_matmul(
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
+    if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size)) is not None:
+        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
+    if qweight.dtype in _VALUES:  # int8 / FP8 values past decode: FP8 as its code table, int8 by torch
+        if qweight.dtype == torch.int8:
+            return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
+        qweight, lut = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], x.device)
     cfg = gemv_config(n, k, bits, group_size)
-    if cfg is not None and m <= GEMV_MAX_M[bits]:
+    if cfg is not None and lut is not None and m <= GEMV_MAX_M[bits]:
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
     if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
         return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
