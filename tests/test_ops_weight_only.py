@@ -267,3 +267,36 @@ def test_word_gemv_refuses_what_is_not_whole_words():
     q8, s8, _ = values_storage(4, 32, torch.int8, gen)
     with pytest.raises(ValueError, match="bits must be 8"):
         ops.weight_only_matmul(torch.randn(1, 64, device=DEVICE), q8.to(DEVICE).view(4, 32), s8.to(DEVICE), None, None, 4, 64, None, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# the few-token MMA kernel (tl.dot: fp16 and fp32 only in the interpreter, whose bf16 dot is wrong)
+
+MMA_DTYPES = (torch.float32, torch.float16, torch.bfloat16) if DEVICE == "cuda" else (torch.float32, torch.float16)
+
+
+@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 64, 256), (8, True, None, 168), (8, False, 32, 192)])
+@pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
+def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
+    """M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K (partials summed), a K tail
+    (168 8-bit codes: 42 words, not a multiple of the step), groups and one scale a row."""
+    g = g or k
+    gen = torch.Generator().manual_seed(hash((m, n, split, k, g, bits, symmetric)) % 2**31)
+    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
+    bias = torch.randn(n, generator=gen)
+    for dtype in MMA_DTYPES:
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        ref = x.double() @ w.t() + bias.double()
+        out = ops.mma_words_triton(*to_dev(x, q, s, z), bits, g, bias.to(DEVICE), config=dict(SPLIT_K=split))
+        check(out, ref, dtype, k)  # products of x and exact integer codes are exact; sums in fp32
+
+
+def test_mma_words_signed_int8():
+    gen = torch.Generator().manual_seed(8)
+    m, n, k = 5, 24, 256
+    q, s, w = values_storage(n, k, torch.int8, gen)
+    x = torch.randn(m, k, generator=gen).to(torch.float16)
+    check(ops.mma_words_triton(*to_dev(x, q, s), None, 8, k), x.double() @ w.t(), torch.float16, k)
+    with pytest.raises(ValueError, match="integer codes"):
+        qf, sf, _ = values_storage(n, k, torch.float8_e4m3fn, gen)
+        ops.mma_words_triton(*to_dev(x, qf, sf), None, 8, k)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
+from .tiles import grouped_tile
 from .w4a16 import w4a16_matmul
 
 try:
@@ -55,7 +56,8 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
 GEMV_MAX_M = {4: 1, 8: 4}  # the byte GEMV, which now serves code tables (NF4) only
 WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M = 4 slower (weight-only-words-h100.json)
-W4A16_MMA_MAX_M = 16
+MMA_MAX_M = 64  # the few-token MMA kernel, up to where dequantize + cuBLAS takes over
+W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
 
@@ -194,6 +196,63 @@ if triton is not None:
         if HAS_BIAS:
             out += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)
         tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
+
+    @triton.jit
+    def _mma_words_kernel(
+        x_ptr, w_ptr, s_ptr, z_ptr, bias_ptr, out_ptr,
+        M, N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
+        BITS: tl.constexpr, SIGNED: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
+        DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, GROUP_M: tl.constexpr,
+    ):
+        """A few tokens (prefill of a short prompt, a batch of decodes) on the tensor cores. A K-step is
+        BLOCK_W words a row, inside one group: code i of every word forms a [BLOCK_W, BLOCK_N] plane,
+        taken out in place like the GEMV's and made c − z exactly by one FMA (f·2^-p − (2^(23−p) + z)),
+        multiplied with the matching activation columns x[:, PER·w + i] by one `tl.dot` a plane; the
+        group scale multiplies the step's sum once. Split-K writes fp32 partials (summed after)."""
+        PER: tl.constexpr = 32 // BITS
+        LOW: tl.constexpr = 20 // BITS
+        CODE_MASK: tl.constexpr = (1 << BITS) - 1
+        pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        pid_k = tl.program_id(1)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        m_mask = offs_m < M
+        n_mask = offs_n < N
+        dtype = x_ptr.dtype.element_ty
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        w_start = pid_k * words_per_split  # a multiple of BLOCK_W
+        w_end = tl.minimum(KW, w_start + words_per_split)
+        for w0 in range(w_start, w_end, BLOCK_W):
+            offs_w = w0 + tl.arange(0, BLOCK_W)
+            w_mask = offs_w < KW
+            wd = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_w[:, None], mask=w_mask[:, None] & n_mask[None, :], other=0)
+            if SIGNED:
+                wd = wd ^ -2139062144  # 0x80808080: each two's complement byte + 128
+            high = wd >> (LOW * BITS)
+            if HAS_ZERO:
+                z = tl.load(z_ptr + offs_n * stride_zn + w0 // GROUP_W, mask=n_mask, other=0).to(tl.float32)[None, :]
+            else:
+                z = (1 << (BITS - 1)) * 1.0
+            part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for i in tl.static_range(PER):
+                xi = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_w[None, :] * PER + i, mask=m_mask[:, None] & w_mask[None, :], other=0.0)
+                if i < LOW:
+                    f = ((wd & (CODE_MASK << (BITS * i))) | magic).to(tl.float32, bitcast=True)
+                    v = f * (1.0 / (1 << (BITS * i))) - ((1 << (23 - BITS * i)) + z)
+                else:
+                    f = ((high & (CODE_MASK << (BITS * (i - LOW)))) | magic).to(tl.float32, bitcast=True)
+                    v = f * (1.0 / (1 << (BITS * (i - LOW)))) - ((1 << (23 - BITS * (i - LOW))) + z)
+                part = tl.dot(xi, v.to(dtype), part, input_precision=DOT_PRECISION)  # c − z: exact in bf16
+            if GROUP_W > 0:
+                acc += part * tl.load(s_ptr + offs_n * stride_sn + w0 // GROUP_W, mask=n_mask, other=0.0)[None, :]
+            else:
+                acc += part
+        if GROUP_W == 0:
+            acc *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)[None, :]
+        if HAS_BIAS:  # added by the first K-split only
+            acc += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)[None, :]
+        tl.store(out_ptr + pid_k * stride_os + offs_m[:, None] * stride_om + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
+                 mask=m_mask[:, None] & n_mask[None, :])
 
     @triton.jit
     def _dequant_kernel(
@@ -420,6 +479,71 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     return out
 
 
+def mma_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
+    """Tile of the few-token MMA kernel, or None when it cannot take the storage: whole words, and a
+    K-step of at least 16 columns a plane (the MMA's depth) inside one group."""
+    groups = k // group_size
+    group_w = group_size * bits // 32 if groups > 1 else 0
+    if (k * bits) % 32 or (groups > 1 and (group_size * bits) % 32):
+        return None
+    bw = 4 if _interpreting() else 16
+    if group_w:
+        bw = min(bw, group_w & -group_w)  # a power of two dividing the group's words
+        if bw < (4 if _interpreting() else 16):
+            return None
+    if _interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_W=bw, GROUP_M=4, SPLIT_K=1, num_warps=4, num_stages=1)
+    bm = max(16, triton.next_power_of_2(m)) if m <= 64 else 64
+    return dict(BLOCK_M=bm, BLOCK_N=64, BLOCK_W=bw, GROUP_M=8, SPLIT_K=1, num_warps=4, num_stages=3)
+
+
+def mma_words_triton(
+    x, qweight, scale, zero, bits: int, group_size: int, bias=None, *, config: dict | None = None
+) -> torch.Tensor:
+    """x [M, K] @ the dequantized 4/8-bit integer weight [N, K]ᵀ (+ bias) → [M, N] by the few-token
+    MMA kernel; `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, None, bias)
+    _launch_checks(x, (x, qweight, scale))
+    if qweight.dtype not in (torch.uint8, torch.int8):
+        raise ValueError(f"the MMA kernel takes integer codes (uint8 or int8), got {qweight.dtype}")
+    cfg = mma_config(m, n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"the MMA kernel needs whole words and groups of at least 16 words' columns, got K={k}, "
+                         f"group_size={group_size}, bits={bits}")
+    return _launch_mma(x, qweight, scale, zero, bits, group_size, bias, {**cfg, **(config or {})})
+
+
+def _launch_mma(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> torch.Tensor:
+    m, k = x.shape
+    n = qweight.shape[0]
+    x = x.contiguous()
+    cfg = dict(cfg)
+    split = cfg.pop("SPLIT_K")
+    out = torch.empty(m, n, device=x.device, dtype=x.dtype)
+    if m == 0 or n == 0:
+        return out
+    words = _as_words(qweight, k, bits)
+    kw = words.shape[1]
+    steps = triton.cdiv(kw, cfg["BLOCK_W"])
+    per_split = triton.cdiv(steps, max(1, split)) * cfg["BLOCK_W"]
+    split = triton.cdiv(kw, per_split)
+    dst = out if split == 1 else torch.empty(split, m, n, device=x.device, dtype=torch.float32)
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bias_ = None if bias is None else bias.float()
+    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), split)
+    _mma_words_kernel[grid](
+        x, words, scale_, zero if zero is not None else words, bias_ if bias_ is not None else scale_, dst,
+        m, n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
+        dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
+        BITS=bits, SIGNED=qweight.dtype == torch.int8, HAS_ZERO=zero is not None,
+        GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32, HAS_BIAS=bias is not None,
+        DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
+    )
+    if split > 1:
+        out.copy_(dst.sum(dim=0))  # fixed order: deterministic, unlike atomics
+    return out
+
+
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
     """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
     _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
@@ -468,6 +592,9 @@ def weight_only_matmul(
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
+    if (lut is None and m <= MMA_MAX_M and qweight.dtype in (torch.uint8, torch.int8)
+            and (mcfg := mma_config(m, n, k, bits, group_size)) is not None):
+        return _launch_mma(x, qweight, scale, zero, bits, group_size, bias, mcfg)
     if qweight.dtype in _VALUES:  # int8 / FP8 values past decode: FP8 as its code table, int8 by torch
         if qweight.dtype == torch.int8:
             return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
