@@ -275,7 +275,7 @@ def test_word_gemv_refuses_what_is_not_whole_words():
 MMA_DTYPES = (torch.float32, torch.float16, torch.bfloat16) if DEVICE == "cuda" else (torch.float32, torch.float16)
 
 
-@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 64, 256), (8, True, None, 168), (8, False, 32, 192)])
+@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 128, 256), (8, True, None, 168), (8, False, 64, 192)])
 @pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
 def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
     """M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K (partials summed), a K tail
@@ -289,6 +289,16 @@ def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
         ref = x.double() @ w.t() + bias.double()
         out = ops.mma_words_triton(*to_dev(x, q, s, z), bits, g, bias.to(DEVICE), config=dict(SPLIT_K=split))
         check(out, ref, dtype, k)  # products of x and exact integer codes are exact; sums in fp32
+
+
+@pytest.mark.skipif(DEVICE == "cpu", reason="the interpreter's tiles are smaller (4 words)")
+def test_mma_words_refuses_groups_below_the_mma_depth():
+    """A plane of a 64-column 4-bit group is 8 words deep, below the 16 of a 16-bit MMA: no config (the
+    op then takes another path), and a clear error when called directly."""
+    assert ops.mma_config(16, 64, 256, 4, 64) is None and ops.mma_config(16, 64, 256, 4, 128) is not None
+    q, s, z, _, _ = random_storage(8, 256, 4, 64, True, torch.Generator().manual_seed(9))
+    with pytest.raises(ValueError, match="groups of at least 16 words"):
+        ops.mma_words_triton(torch.randn(4, 256, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 64)
 
 
 def test_mma_words_signed_int8():

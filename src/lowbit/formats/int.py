@@ -101,11 +101,14 @@ def affine_params(rows: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch
     that RTN, GPTQ and AWQ share."""
     qmin, qmax = code_range(bits, symmetric)
     tiny = torch.finfo(torch.float32).tiny
+    # divided by a tensor: CUDA torch divides by a Python number as a multiplication by its
+    # reciprocal, one ulp off the IEEE quotient that the CPU and the Triton kernels give
     if symmetric:
-        return (rows.abs().amax(dim=1) / qmax).clamp_min(tiny), None
+        amax = rows.abs().amax(dim=1)
+        return (amax / amax.new_full((), qmax)).clamp_min(tiny), None
     lo = rows.amin(dim=1).clamp(max=0.0)  # keep 0 exactly representable (zero padding, ReLU)
     hi = rows.amax(dim=1).clamp(min=0.0)
-    scale = ((hi - lo) / (qmax - qmin)).clamp_min(tiny)
+    scale = ((hi - lo) / lo.new_full((), qmax - qmin)).clamp_min(tiny)
     return scale, torch.round(-lo / scale).clamp_(qmin, qmax)
 
 

@@ -56,7 +56,9 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
 GEMV_MAX_M = {4: 1, 8: 4}  # the byte GEMV, which now serves code tables (NF4) only
 WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M = 4 slower (weight-only-words-h100.json)
-MMA_MAX_M = 64  # the few-token MMA kernel, up to where dequantize + cuBLAS takes over
+# the few-token MMA kernel: at M = 16 half the time of dequantize + cuBLAS on the 7B linears, at
+# M = 64 1.8x its time (weight-only-mma-h100.json); 32 lies between and was not measured
+MMA_MAX_M = 32
 W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
@@ -158,11 +160,13 @@ if triton is not None:
         for w0 in range(0, KW, BLOCK_W):
             offs_w = w0 + tl.arange(0, BLOCK_W)
             if EVEN_K:
-                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=n_mask[:, None], other=0)
+                wn_mask = n_mask[:, None]
+                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=wn_mask, other=0)
                 x = tl.load(x_row + offs_w[None, :] * PER + i[:, None]).to(tl.float32)
-            else:
+            else:  # past K: x is 0 and the scale too (0 · garbage could be NaN)
                 w_mask = offs_w < KW
-                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=n_mask[:, None] & w_mask[None, :], other=0)
+                wn_mask = n_mask[:, None] & w_mask[None, :]
+                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=wn_mask, other=0)
                 x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=w_mask[None, :], other=0.0).to(tl.float32)
             if VALUES == "int" or VALUES == "sint":
                 if VALUES == "sint":
@@ -171,7 +175,7 @@ if triton is not None:
                 f = (((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]) | magic).to(tl.float32, bitcast=True)
                 if HAS_ZERO:  # (c − z)·2^place = f − 2^23 − z·2^place: the z part once a word, through Σx
                     t = tl.sum((f - 8388608.0) * (x * x_unplace[:, None])[:, None, :], axis=0)
-                    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + (offs_w // GROUP_W)[None, :], mask=n_mask[:, None], other=0)
+                    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + (offs_w // GROUP_W)[None, :], mask=wn_mask, other=0)
                     t -= z.to(tl.float32) * tl.sum(x, axis=0)[None, :]
                 else:  # the fixed offset 2^(BITS−1) folds into the one subtraction
                     v = f - (8388608.0 + (1 << (BITS - 1)) * tl.exp2(place.to(tl.float32)))[:, None, None]
@@ -186,7 +190,7 @@ if triton is not None:
                     v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
                 t = tl.sum(v * x[:, None, :], axis=0)
             if GROUP_W > 0:
-                s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=n_mask[:, None], other=0.0)
+                s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=wn_mask, other=0.0)
                 acc += t * s
             else:
                 acc += t
@@ -493,8 +497,10 @@ def mma_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | Non
             return None
     if _interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_W=bw, GROUP_M=4, SPLIT_K=1, num_warps=4, num_stages=1)
-    bm = max(16, triton.next_power_of_2(m)) if m <= 64 else 64
-    return dict(BLOCK_M=bm, BLOCK_N=64, BLOCK_W=bw, GROUP_M=8, SPLIT_K=1, num_warps=4, num_stages=3)
+    # the H100 sweep's best at M = 4, 16, 64 (benchmarks/tune_mma_words.py): wide N tiles, K split 4 ways
+    if m <= 16:
+        return dict(BLOCK_M=16, BLOCK_N=128, BLOCK_W=bw, GROUP_M=8, SPLIT_K=4, num_warps=8, num_stages=3)
+    return dict(BLOCK_M=min(64, triton.next_power_of_2(m)), BLOCK_N=128, BLOCK_W=bw, GROUP_M=8, SPLIT_K=4, num_warps=4, num_stages=4)
 
 
 def mma_words_triton(
