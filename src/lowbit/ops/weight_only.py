@@ -1,32 +1,31 @@
-"""Weight-only matmuls for few tokens (decode): 16-bit activations times 4- or 8-bit weights.
+"""Weight-only matmuls for few tokens (decode, short prefill): 16-bit activations times 4- or 8-bit weights.
 
     out[m, n] = Σ_k x[m, k] · v(code[n, k]) · s[n, g(k)]  (+ bias[n])
     v(c) = c − z[n, g(k)]   (integer codes; symmetric storage has the fixed zero 2^(bits−1))
     v(c) = table[c]         (a code table: NF4's 16 values, or FP8's 256 as 8-bit codes)
+    v(c) = c                (`qweight` int8: W8A8's signed codes; float8: FP8 values)
 
-The storage is read as the layers keep it: `qweight` uint8 [N, ≥K·bits/8] (4-bit: two codes a
-byte, little-endian nibbles, `lowbit.formats.packing`), `scale` float32 [N, G] with G = K/g groups
-(G = 1: one scale per output channel), `zero` uint8 [N, G] or None.
+The storage is read as the layers keep it: `qweight` [N, ≥K·bits/8] (uint8: 4-bit codes two a byte,
+little-endian nibbles, `lowbit.formats.packing`; int8 or float8: the values), `scale` float32 [N, G]
+with G = K/g groups (G = 1: one scale per output channel), `zero` uint8 [N, G] or None.
 
 Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.7 µs at the H100's
-3 TB/s, while the arithmetic is 17 M multiply-adds, nothing for the GPU. So this is a GEMV, not an
-MMA kernel: each program owns BLOCK_N output channels of one token and walks K, loading the packed
-bytes with K contiguous (wide, coalesced loads), dequantizing in fp32 registers and multiplying by
-the token's activations, which stay in L1/L2. Tokens of one tile run side by side (the token is
-the fastest grid axis), so a few tokens read the weight from DRAM about once; each token's
-arithmetic is paid again, which bounds the useful M (GEMV_MAX_M). A K-step covers TG
-chunks of TW columns, each chunk inside one quantization group, so the scales are one value per
-(channel, chunk) and the tile is [BLOCK_N, TG, TW·bits/8] bytes.
+3 TB/s, so a kernel may spend only ~3 instructions a weight. The word kernels read the codes as
+32-bit words and take each code out in place with one AND-OR into the mantissa of the float
+2^23 (the magic-number conversion: no int→float instruction); the codes in the word's top 12 bits
+are shifted down once a word. ncu counted 13.9 instructions a weight in session 3's byte GEMV:
+    - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
+      offset and group scale applied once a word (M ≤ WORDS_MAX_M);
+    - `_mma_words_kernel`: code plane i of the words is a [BLOCK_W, BLOCK_N] tile, made c − z exactly
+      by one FMA and multiplied by x's matching columns with one `tl.dot` (M ≤ MMA_MAX_M);
+    - `_gemv_kernel` (bytes, session 3): code tables (NF4), where the word kernel's per-code gather is slower;
+    - `_dequant_kernel` + cuBLAS beyond: the weight dequantized once to x's dtype, then `F.linear`.
+Measured on an H100 (docs/benchmarks/README.md, session 4): the word GEMV runs 1.8-2.9x a bf16
+cuBLAS GEMV at one token; past two tokens every path is slower than a bf16 weight would be, and there
+is no bf16 weight to fall back to.
 
-Measured on an H100 (docs/benchmarks), the kernel does not reach that bound: it is limited by the
-per-element work, ~2 TB/s for int8 and ~0.8 TB/s for int4 — 1.3-1.6x and 0.9-1.3x a bf16 GEMV.
-
-`weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call. On CUDA it
-takes, per token count, the path that measured fastest: this kernel for decode, `lowbit::w4a16_matmul`
-(MMA tiles) for a few 4-bit tokens, beyond that the weight dequantized once to x's dtype by a Triton
-kernel, then cuBLAS (`F.linear`). Past one token every path is still slower than a bf16 weight would
-be; there is no bf16 weight to fall back to. On CPU every path is the reference: dequantize with
-`lowbit.formats`, then `F.linear`.
+`weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call; on CPU every
+path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
 """
 
 from __future__ import annotations
