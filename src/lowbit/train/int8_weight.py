@@ -33,7 +33,9 @@ class _Int8WeightFn(torch.autograd.Function):
         (x2,) = ctx.saved_tensors
         layer = ctx.layer
         g2 = grad_out.reshape(-1, grad_out.shape[-1])
-        grad_w = (g2.t().float() @ x2.float())
+        # in the activations' dtype, as autocast runs nn.Linear's grad-weight (fp32 accumulation inside
+        # the matmul), kept in float32 for the optimizer; a float32 matmul runs without the tensor cores
+        grad_w = (g2.t() @ x2.to(g2.dtype)).float()
         layer.grad_weight = grad_w if layer.grad_weight is None else layer.grad_weight + grad_w  # accumulates like .grad
         grad_x = (g2 @ layer.dequantize_weight(g2.dtype)).reshape(ctx.x_shape)
         grad_b = g2.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[1] else None
