@@ -51,6 +51,20 @@ def check(out, ref, dtype, k):
     assert ((out - ref).abs() <= bound).all(), ((out - ref).abs().max().item(), bound.item())
 
 
+def check_integer_kernel(run, m, n, k, g, bits, symmetric, dtypes=DTYPES):
+    """run(x, q, s, z, bias) on fresh integer storage against float64, for each activation dtype;
+    returns the last call's device tensors and reference for further calls."""
+    gen = torch.Generator().manual_seed(hash((m, n, k, g, bits, symmetric)) % 2**31)
+    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
+    bias = torch.randn(n, generator=gen)
+    for dtype in dtypes:
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        ref = x.double() @ w.t() + bias.double()
+        args = to_dev(x, q, s, z, bias)
+        check(run(*args), ref, dtype, k)
+    return args, ref
+
+
 def poisoned(m, n, dtype):
     return torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
 
@@ -59,15 +73,8 @@ def poisoned(m, n, dtype):
 @pytest.mark.parametrize("m,n,k,g", [(1, 24, 256, 128), (3, 37, 192, 64), (2, 40, 200, 200), (1, 19, 96, 32)])
 def test_gemv_matches_float64(m, n, k, g, bits, symmetric):
     """Ragged N (37, 19), K not a multiple of the chunk (200: one group a row), several groups a chunk."""
-    gen = torch.Generator().manual_seed(hash((m, n, k, g, bits, symmetric)) % 2**31)
-    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
-    bias = torch.randn(n, generator=gen)
-    for dtype in DTYPES:
-        x = torch.randn(m, k, generator=gen).to(dtype)
-        ref = x.double() @ w.t() + bias.double()
-        xd, qd, sd, zd, bd = to_dev(x, q, s, z, bias)
-        out = ops.gemv_triton(xd, qd, sd, zd, bits, g, None, bd, out=poisoned(m, n, dtype))
-        check(out, ref, dtype, k)
+    check_integer_kernel(lambda x, q, s, z, b: ops.gemv_triton(x, q, s, z, bits, g, None, b, out=poisoned(m, n, x.dtype)),
+                         m, n, k, g, bits, symmetric)
 
 
 @pytest.mark.parametrize("cfg", [dict(BLOCK_N=8, TG=2), dict(BLOCK_N=32, TG=4)], ids=["bn8-tg2", "bn32-tg4"])
@@ -224,18 +231,12 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     step that is not a whole number of times in K (the masked tail),
     groups of 4 to 24 words and one scale a row, symmetric and with zero points."""
     g = g or k
-    gen = torch.Generator().manual_seed(hash((m, n, k, g, bits, symmetric)) % 2**31)
-    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
-    bias = torch.randn(n, generator=gen)
-    for dtype in DTYPES:
-        x = torch.randn(m, k, generator=gen).to(dtype)
-        ref = x.double() @ w.t() + bias.double()
-        xd, qd, sd, zd, bd = to_dev(x, q, s, z, bias)
-        check(ops.gemv_words_triton(xd, qd, sd, zd, bits, g, None, bd), ref, dtype, k)
+    (x, q, s, z, bias), ref = check_integer_kernel(lambda x, q, s, z, b: ops.gemv_words_triton(x, q, s, z, bits, g, None, b),
+                                                   m, n, k, g, bits, symmetric)
     words = k * bits // 32
     uneven = dict(BLOCK_N=4, BLOCK_W=64 if words % 64 else 128, num_warps=1)  # a masked K tail
     assert words % uneven["BLOCK_W"]
-    check(ops.gemv_words_triton(xd, qd, sd, zd, bits, g, None, bd, config=uneven), ref, dtype, k)
+    check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=uneven), ref, x.dtype, k)
 
 
 @pytest.mark.parametrize("dtype_w", [torch.int8, torch.float8_e4m3fn, torch.float8_e5m2])
@@ -281,14 +282,9 @@ def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
     """M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K (partials summed), a K tail
     (168 8-bit codes: 42 words, not a multiple of the step), groups and one scale a row."""
     g = g or k
-    gen = torch.Generator().manual_seed(hash((m, n, split, k, g, bits, symmetric)) % 2**31)
-    q, s, z, _, w = random_storage(n, k, bits, g, symmetric, gen)
-    bias = torch.randn(n, generator=gen)
-    for dtype in MMA_DTYPES:
-        x = torch.randn(m, k, generator=gen).to(dtype)
-        ref = x.double() @ w.t() + bias.double()
-        out = ops.mma_words_triton(*to_dev(x, q, s, z), bits, g, bias.to(DEVICE), config=dict(SPLIT_K=split))
-        check(out, ref, dtype, k)  # products of x and exact integer codes are exact; sums in fp32
+    # products of x and exact integer codes are exact; sums in fp32
+    check_integer_kernel(lambda x, q, s, z, b: ops.mma_words_triton(x, q, s, z, bits, g, b, config=dict(SPLIT_K=split)),
+                         m, n, k, g, bits, symmetric, MMA_DTYPES)
 
 
 @pytest.mark.skipif(DEVICE == "cpu", reason="the interpreter's tiles are smaller (4 words)")
