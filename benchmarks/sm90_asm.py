@@ -6,8 +6,8 @@ conversions can be read here first.
     k = compile_sm90(kernel, {"x_ptr": "*bf16", "N": 4096, ...}, {"BLOCK_N": 8}, num_warps=4)
     print(loop_mix(k))  # instruction counts inside the innermost backward branch
 
-Integers given as values are specialized as the launcher would (divisible by 16 or not); pointers
-are taken as 16-byte aligned, as PyTorch allocates them.
+Integers given as values are specialized as the launcher would (1 becomes a constant; divisible by
+16 or not); pointers are taken as 16-byte aligned, as PyTorch allocates them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def compile_sm90(kernel, args: dict, constexprs: dict, num_warps: int = 4, num_s
             signature[name] = "constexpr"
             continue
         v = args[name]
+        if v == 1 and name not in getattr(kernel, "do_not_specialize", ()):  # the launcher makes a 1 a constant
+            signature[name] = "constexpr"
+            constexprs = {**constexprs, name: 1}
+            continue
         if isinstance(v, str):
             signature[name] = v
             attrs[(i,)] = [["tt.divisibility", 16]]

@@ -69,15 +69,13 @@ if triton is not None:
 
     @triton.jit
     def _round_int8(y, u, STOCHASTIC: tl.constexpr):
-        """y (already divided by the scale) to int8 codes: round half to even, as torch.round (y − floor(y)
-        is exact in float32 for |y| ≤ 127), or up with probability frac(y) given uniform draws u."""
-        r = tl.floor(y)
-        frac = y - r
+        """y (already divided by the scale) to int8 codes: round half to even, as torch.round, or up with
+        probability frac(y) given uniform draws u (y − floor(y) is exact in float32 for |y| ≤ 127)."""
         if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y)
-            r = tl.where(u < frac, r + 1.0, r)
-        else:
-            odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
-            r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
+            r = tl.floor(y)
+            r = tl.where(u < y - r, r + 1.0, r)
+        else:  # adding 1.5·2^23 leaves no fraction bits: the float add itself rounds half to even (|y| < 2^22)
+            r = (y + 12582912.0) - 12582912.0
         return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
 
     @triton.jit(do_not_specialize=["seed"])  # a new seed every step must not mean a new compile
