@@ -87,3 +87,21 @@ def test_convert_works_on_gpt2_conv1d_and_errors_name_the_valid_precisions():
         T.convert(tiny_gpt2(), "int2-weight")
     with pytest.raises(ValueError, match="layers"):
         T.Int8WeightAdamW([])
+
+
+def test_autocast_runs_the_int8_weight_matmuls_in_its_dtype():
+    """Like nn.Linear under autocast: a float32 input becomes a bf16 activation — the one saved for
+    the backward too (half the bytes) — and output, and the weight's gradient for the optimizer is float32."""
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(48, 64, generator=gen)
+    layer = T.Int8WeightLinear.from_float(w, torch.zeros(48))
+    x = torch.randn(4, 10, 64, generator=gen, requires_grad=True)
+    saved = []
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t.dtype) or t, lambda t: t):
+        y = layer(x)
+    assert y.dtype == torch.bfloat16 and saved and all(d == torch.bfloat16 for d in saved), saved
+    y.float().square().sum().backward()
+    assert layer.grad_weight.dtype == torch.float32 and x.grad.dtype == torch.float32
+    ref = x.detach().double() @ layer.dequantize_weight().double().t()
+    assert ((y.double() - ref).norm() / ref.norm()).item() < 2**-7  # bf16 rounding of x, w and y

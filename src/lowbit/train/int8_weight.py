@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..formats import int as intfmt
+from .linear import autocast_input
 
 
 class _Int8WeightFn(torch.autograd.Function):
@@ -70,7 +71,7 @@ class Int8WeightLinear(nn.Module):
         return intfmt.dequantize(self.qweight, self.scale, None, "channel", dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Int8WeightFn.apply(x, self.bias, self)
+        return _Int8WeightFn.apply(autocast_input(x), self.bias, self)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, int8 weights"

@@ -119,6 +119,15 @@ def quantized_matmul(a: torch.Tensor, b: torch.Tensor, kind: str, recipe: Recipe
     return ((a_q.float() * sa) @ (b_q.float() * sb).t()).to(out_dtype)
 
 
+def autocast_input(x: torch.Tensor) -> torch.Tensor:
+    """x in the autocast dtype when autocast is on. Autocast does not cast a custom Function's inputs:
+    this does what it does for nn.Linear, so the activations (and every 16-bit matmul) are in that
+    dtype, not float32."""
+    if torch.is_autocast_enabled(x.device.type):
+        return x.to(torch.get_autocast_dtype(x.device.type))
+    return x
+
+
 class _QuantLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recipe: Recipe) -> torch.Tensor:
@@ -175,11 +184,7 @@ class QuantTrainLinear(nn.Linear):
         self.recipe = recipe
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # autocast does not cast a custom Function's inputs: do what it does for nn.Linear, so the
-        # activations (and every bf16 matmul of the recipe) are in the autocast dtype, not float32
-        if torch.is_autocast_enabled(x.device.type):
-            x = x.to(torch.get_autocast_dtype(x.device.type))
-        return _QuantLinearFn.apply(x, self.weight, self.bias, self.recipe)
+        return _QuantLinearFn.apply(autocast_input(x), self.weight, self.bias, self.recipe)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, recipe={self.recipe}"
