@@ -1,6 +1,6 @@
 """Sweep the word GEMV (`lowbit.ops.weight_only._gemv_words_kernel`) on the Llama-2-7B linear shapes
 against bf16 cuBLAS and the byte GEMV of session 3, then time every path at M = 1..16 to set the
-dispatch thresholds; writes JSON. Optional: dump the kernels' TTGIR/PTX for reading.
+dispatch thresholds; writes JSON. Optional: dump the word kernel's TTGIR (every compiled variant) for reading.
 
     PYTHONPATH=src python benchmarks/tune_gemv_words.py --out tune.json [--asm-dir DIR]
 """
@@ -105,7 +105,7 @@ def main() -> None:
             rows.append(summary)
             print(json.dumps(summary), flush=True)
             write(args.out, rows)
-    # token counts: the best M=1 tile with BLOCK_M = min(M, 4 or 8), against the other paths
+    # token counts: the best one-token tile at M = 1..16 (one program row a token), against the other paths
     for name, bits, group, dtype, lut_name in SCHEMES[:2] if not args.quick else []:
         for k, n in SHAPES:
             g = group or k
