@@ -110,3 +110,18 @@ class Int8WeightAdamW:
     def zero_grad(self) -> None:
         for layer in self.layers:
             layer.grad_weight = None
+
+    def state_dict(self) -> dict:
+        """Moments and step count of each layer, keyed by its index in `layers` (as torch optimizers
+        key parameters), and the hyper-parameters."""
+        state = {i: dict(self.state[id(layer)]) for i, layer in enumerate(self.layers) if id(layer) in self.state}
+        return {"state": state, "lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for i in state_dict["state"]:
+            if not 0 <= int(i) < len(self.layers):
+                raise ValueError(f"state_dict holds layer {i}, but this optimizer has {len(self.layers)} layers")
+        self.state = {id(self.layers[int(i)]): {"t": st["t"], "m": st["m"].clone(), "v": st["v"].clone()}
+                      for i, st in state_dict["state"].items()}
+        self.lr, self.betas, self.eps, self.weight_decay = (state_dict["lr"], tuple(state_dict["betas"]), state_dict["eps"],
+                                                           state_dict["weight_decay"])

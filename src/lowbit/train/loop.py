@@ -233,11 +233,9 @@ class Optimizers:
             for k, v in st.items():
                 tensors[f"optim.state.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
         if self.int8 is not None:
-            for i, layer in enumerate(self.int8_layers):
-                st = self.int8.state.get(id(layer))
-                if st is not None:
-                    tensors[f"int8w.{i}.m"], tensors[f"int8w.{i}.v"] = st["m"], st["v"]
-                    info["int8w_t"][str(i)] = st["t"]
+            for i, st in self.int8.state_dict()["state"].items():
+                tensors[f"int8w.{i}.m"], tensors[f"int8w.{i}.v"] = st["m"], st["v"]
+                info["int8w_t"][str(i)] = st["t"]
         return tensors, info
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], info: dict) -> None:
@@ -248,11 +246,9 @@ class Optimizers:
                 state.setdefault(int(i), {})[key] = t
         groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in info["param_groups"]]
         self.adamw.load_state_dict({"state": state, "param_groups": groups})
-        if self.int8 is not None:
-            for i, layer in enumerate(self.int8_layers):
-                if str(i) in info["int8w_t"]:
-                    self.int8.state[id(layer)] = {"t": info["int8w_t"][str(i)], "m": tensors[f"int8w.{i}.m"].clone(),
-                                                  "v": tensors[f"int8w.{i}.v"].clone()}
+        if self.int8 is not None:  # lr and the rest come from the config, as the AdamW's do
+            state = {int(i): {"t": t, "m": tensors[f"int8w.{i}.m"], "v": tensors[f"int8w.{i}.v"]} for i, t in info["int8w_t"].items()}
+            self.int8.load_state_dict({**self.int8.state_dict(), "state": state})
 
 
 # ---------------------------------------------------------------- checkpoints
