@@ -238,7 +238,8 @@ if triton is not None:
                 z = (1 << (BITS - 1)) * 1.0
             part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             for i in tl.static_range(PER):
-                xi = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_w[None, :] * PER + i, mask=m_mask[:, None] & w_mask[None, :], other=0.0)
+                xi = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_w[None, :] * PER + i,
+                             mask=m_mask[:, None] & w_mask[None, :], other=0.0)
                 if i < LOW:
                     f = ((wd & (CODE_MASK << (BITS * i))) | magic).to(tl.float32, bitcast=True)
                     v = f * (1.0 / (1 << (BITS * i))) - ((1 << (23 - BITS * i)) + z)
