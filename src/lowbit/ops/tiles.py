@@ -1,6 +1,8 @@
-"""What the matmul kernels share: the order in which programs visit output tiles."""
+"""What the matmul kernels share: the order in which programs visit output tiles, and split-K."""
 
 from __future__ import annotations
+
+import torch
 
 try:
     import triton
@@ -20,3 +22,25 @@ if triton is not None:
         first_m = (pid // per_group) * GROUP_M
         group_rows = tl.minimum(num_pid_m - first_m, GROUP_M)
         return first_m + (pid % per_group) % group_rows, (pid % per_group) // group_rows
+
+
+def split_k_plan(total: int, step: int, split: int) -> tuple[int, int]:
+    """Cut K (`total` columns or words) into at most `split` pieces of whole `step`s, none empty:
+    (length of a piece, number of pieces). An empty K is one piece."""
+    steps = -(-total // step)
+    if steps == 0:
+        return step, 1
+    per = -(-steps // max(1, min(split, steps))) * step
+    return per, -(-total // per)
+
+
+def split_k_partials(out: torch.Tensor, pieces: int) -> torch.Tensor:
+    """Where the programs write: `out` itself for one piece, else fp32 partials [pieces, M, N]."""
+    return out if pieces == 1 else torch.empty(pieces, *out.shape, device=out.device, dtype=torch.float32)
+
+
+def sum_split_k(out: torch.Tensor, partials: torch.Tensor) -> torch.Tensor:
+    """`out` holding the partials' sum, in a fixed order (deterministic, unlike atomics)."""
+    if partials is not out:
+        out.copy_(partials.sum(dim=0))
+    return out

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..formats import int as intfmt
 from ..formats.packing import packed_length
-from .tiles import grouped_tile
+from .tiles import grouped_tile, split_k_partials, split_k_plan, sum_split_k
 
 try:
     import triton
@@ -284,11 +284,8 @@ def w4a16_matmul_triton(
     bm, bn, bk, split = cfg["BLOCK_M"], cfg["BLOCK_N"], cfg["BLOCK_K"], cfg.pop("SPLIT_K")
     if bk < 32 or bk & (bk - 1) or bm < 16 or bn < 16:
         raise ValueError(f"config: BLOCK_K must be a power of two >= 32 and BLOCK_M, BLOCK_N >= 16, got {cfg}")
-    k_tiles = triton.cdiv(k, bk)
-    split = max(1, min(int(split), k_tiles))
-    k_per_split = triton.cdiv(k_tiles, split) * bk
-    split = triton.cdiv(k, k_per_split) if k else 1  # no empty split
-    dst = out if split == 1 else torch.empty(split, m, n, device=x2d.device, dtype=torch.float32)
+    k_per_split, split = split_k_plan(k, bk, int(split))
+    dst = split_k_partials(out, split)
     stride_cs = 0 if split == 1 else dst.stride(0)
     stride_cm, stride_cn = dst.stride(-2), dst.stride(-1)
 
@@ -308,9 +305,7 @@ def w4a16_matmul_triton(
         TILE_IN_GROUP=tile_in_group, DOT_PRECISION="ieee" if x2d.dtype == torch.float32 else "tf32",
         **cfg,
     )
-    if split > 1:
-        out.copy_(dst.sum(dim=0))  # fixed order: deterministic, unlike atomics
-    return out
+    return sum_split_k(out, dst)
 
 
 # ----------------------------------------------------------------------------------------------

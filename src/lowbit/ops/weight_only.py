@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
-from .tiles import grouped_tile
+from .tiles import grouped_tile, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
 try:
@@ -530,10 +530,8 @@ def _launch_mma(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> t
         return out
     words = _as_words(qweight, k, bits)
     kw = words.shape[1]
-    steps = triton.cdiv(kw, cfg["BLOCK_W"])
-    per_split = triton.cdiv(steps, max(1, split)) * cfg["BLOCK_W"]
-    split = triton.cdiv(kw, per_split)
-    dst = out if split == 1 else torch.empty(split, m, n, device=x.device, dtype=torch.float32)
+    per_split, split = split_k_plan(kw, cfg["BLOCK_W"], split)
+    dst = split_k_partials(out, split)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), split)
@@ -545,9 +543,7 @@ def _launch_mma(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> t
         GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32, HAS_BIAS=bias is not None,
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
     )
-    if split > 1:
-        out.copy_(dst.sum(dim=0))  # fixed order: deterministic, unlike atomics
-    return out
+    return sum_split_k(out, dst)
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
