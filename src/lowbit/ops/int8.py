@@ -9,13 +9,15 @@ round half to even, clamp to ±127; or, on request, seeded stochastic rounding f
 `quantize_rows_cols` gives both the per-row and the per-column codes of one tensor (training uses
 each operand once per row and once per column) from two tiled passes over it, not four.
 
-All are registered as torch.library custom ops (`lowbit::scaled_int8_mm`, `lowbit::quantize_rows_int8`,
-`lowbit::quantize_rows_cols_int8`) so torch.compile sees them; CPU tensors take the reference path.
+All are registered as torch.library triton ops (`lowbit::scaled_int8_mm`, `lowbit::quantize_rows_int8`,
+`lowbit::quantize_rows_cols_int8`): torch.compile traces into them (see the note above the ops); CPU
+tensors take the reference path.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
 from .tiles import grouped_tile
@@ -78,8 +80,8 @@ if triton is not None:
             r = (y + 12582912.0) - 12582912.0
         return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
 
-    @triton.jit(do_not_specialize=["seed"])  # a new seed every step must not mean a new compile
-    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, seed, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
+    @triton.jit
+    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, seed_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
         row = tl.program_id(0)
         offs = tl.arange(0, BLOCK_N)
         mask = offs < N
@@ -88,7 +90,7 @@ if triton is not None:
         scale = tl.maximum(tl.math.div_rn(tl.max(tl.abs(x), axis=0), 127.0), 1.1754943508222875e-38)
         u = 0.0
         if STOCHASTIC:
-            u = tl.rand(seed, row.to(tl.int64) * N + offs)
+            u = tl.rand(tl.load(seed_ptr), row.to(tl.int64) * N + offs)
         tl.store(q_ptr + row * stride_qm + offs, _round_int8(tl.math.div_rn(x, scale), u, STOCHASTIC), mask=mask)
         tl.store(s_ptr + row, scale)
 
@@ -109,9 +111,9 @@ if triton is not None:
         if COLS:
             tl.atomic_max(col_amax_ptr + offs_n, tl.max(a, axis=0).to(tl.int32, bitcast=True), mask=offs_n < N)
 
-    @triton.jit(do_not_specialize=["seed"])
+    @triton.jit
     def _quantize_tiles_kernel(
-        x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn, seed,
+        x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, seed_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr, COLS: tl.constexpr,
     ):
         """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
@@ -125,6 +127,7 @@ if triton is not None:
         scale = tl.load(s_ptr + offs_m, mask=offs_m < M, other=1.0)
         u = 0.0
         if STOCHASTIC:
+            seed = tl.load(seed_ptr)
             u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
         q = _round_int8(tl.math.div_rn(x, scale[:, None]), u, STOCHASTIC)
         tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], q, mask=mask)
@@ -159,7 +162,7 @@ def scaled_int8_mm_triton(
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     cfg = _mm_config(m, n, k)
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
-    _scaled_mm_kernel[grid](
+    wrap_triton(_scaled_mm_kernel)[grid](
         a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
         bias.float().contiguous() if bias is not None else scale_b,
         m, n, k,
@@ -193,25 +196,32 @@ def _check_mm(a, b, scale_a, scale_b) -> None:
 MAX_ROW = 16384  # longest row the one-pass kernel holds in registers; longer rows take the tiled passes
 
 
+def _seed_tensor(x: torch.Tensor, stochastic: bool, seed: int, fallback: torch.Tensor) -> torch.Tensor:
+    """The kernels' Philox seed, as a one-element tensor on x's device: `seed`, or where seed < 0 a fresh
+    draw from torch's generator — on the device, so a compiled graph draws anew each call (no `.item()`,
+    no constant baked in). Without stochastic rounding the kernels never read it: `fallback` stands in."""
+    if not stochastic:
+        return fallback
+    if seed < 0:
+        return torch.randint(2**31 - 1, (1,), device=x.device, dtype=torch.int64)
+    return torch.full((1,), seed, device=x.device, dtype=torch.int64)
+
+
 def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, row-major; scales [M] float32).
-    `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` and
-    the element's index (the same seed gives the same codes). Rows that fit in registers take one
-    pass; longer rows, and rows that are not contiguous (a transposed view, as training's gradient
-    matmuls quantize), take two tiled passes over x in place — never a transposed copy."""
+    `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` (< 0: a
+    fresh one) and the element's index (the same seed gives the same codes). Rows that fit in
+    registers take one pass; longer rows, and rows that are not contiguous (a transposed view, as
+    training's gradient matmuls quantize), take two tiled passes over x in place — never a transposed copy."""
     m, n = x.shape
     if x.stride(1) != 1 or n > MAX_ROW:
-        return _quantize_rows_tiled(x, stochastic, seed)
+        return _quantize_tiled(x, stochastic, seed, cols=False)
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(n)
-    _quantize_rows_kernel[(m,)](x, q, s, n, x.stride(0), q.stride(0), seed, BLOCK_N=block, STOCHASTIC=stochastic,
-                                num_warps=min(16, max(1, block // 256)))
+    wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, _seed_tensor(x, stochastic, seed, s), n, x.stride(0), q.stride(0),
+                                             BLOCK_N=block, STOCHASTIC=stochastic, num_warps=min(16, max(1, block // 256)))
     return q, s
-
-
-def _quantize_rows_tiled(x: torch.Tensor, stochastic: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return _quantize_tiled(x, stochastic, seed, cols=False)[:2]
 
 
 def quantize_rows_cols_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
@@ -238,23 +248,25 @@ def _quantize_tiled(x: torch.Tensor, stochastic: bool, seed: int, cols: bool) ->
     # tiles long along x's contiguous dim, so both passes read it coalesced
     bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
     grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-    _absmax_tiles_kernel[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
+    wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
     scale = _scales_from_bits(amax)
     col_scale = _scales_from_bits(col_amax) if cols else scale
-    _quantize_tiles_kernel[grid](x, scale, q, col_scale, col_qt, m, n, x.stride(0), x.stride(1), q.stride(0), col_qt.stride(0),
-                                 seed, BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic, COLS=cols)
+    wrap_triton(_quantize_tiles_kernel)[grid](
+        x, scale, q, col_scale, col_qt, _seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
+        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic, COLS=cols)
     return (q, scale, col_qt, col_scale) if cols else (q, scale)
 
 
 def quantize_rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic else None
+    # seed < 0: torch's default generator, as the Triton path draws its fresh seed from it
+    gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic and seed >= 0 else None
     q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
     return q.codes.contiguous(), q.scale.reshape(-1)  # row-major, as the Triton path and the fake say
 
 
 def quantize_rows_cols_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
     q, s = quantize_rows_reference(x, stochastic, seed)
-    qt, st = quantize_rows_reference(x.t(), stochastic, seed + 1)  # its own stream: independent of the rows'
+    qt, st = quantize_rows_reference(x.t(), stochastic, seed + 1 if seed >= 0 else seed)  # its own stream: independent of the rows'
     return q, s, qt, st
 
 
@@ -262,7 +274,38 @@ def _use_triton(*tensors: torch.Tensor) -> bool:
     return triton is not None and all(t.is_cuda for t in tensors)
 
 
-@torch.library.custom_op("lowbit::scaled_int8_mm", mutates_args=())
+# The references seed torch generators, which a traced graph cannot hold: opaque ops of their own.
+@torch.library.custom_op("lowbit::quantize_rows_int8_reference", mutates_args=())
+def _quantize_rows_reference_op(x: torch.Tensor, stochastic: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return quantize_rows_reference(x, stochastic, seed)
+
+
+@_quantize_rows_reference_op.register_fake
+def _(x, stochastic, seed):
+    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)
+
+
+@torch.library.custom_op("lowbit::quantize_rows_cols_int8_reference", mutates_args=())
+def _quantize_rows_cols_reference_op(
+    x: torch.Tensor, stochastic: bool, seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return quantize_rows_cols_reference(x, stochastic, seed)
+
+
+@_quantize_rows_cols_reference_op.register_fake
+def _(x, stochastic, seed):
+    m, n = x.shape
+    i8, f32 = torch.int8, torch.float32
+    return x.new_empty(m, n, dtype=i8), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=i8), x.new_empty(n, dtype=f32)
+
+
+# The ops are `triton_op`s: torch.compile traces into them, so the Triton launches and the small torch
+# ops around them (buffers, scales) go into the compiled graph and launch from its wrapper, not from
+# Python op by op — a training step calls them ~1000 times, and eagerly that launch overhead, not the
+# GPU, set the step time (call 1 of session 5: INT8 at 8 × 512 tokens ran 3.4x slower than bf16).
+
+
+@triton_op("lowbit::scaled_int8_mm", mutates_args=())
 def scaled_int8_mm(
     a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
     bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
@@ -273,27 +316,18 @@ def scaled_int8_mm(
     return scaled_int8_mm_reference(a, b, scale_a, scale_b, bias, out_dtype)
 
 
-@scaled_int8_mm.register_fake
-def _(a, b, scale_a, scale_b, bias=None, out_dtype=torch.bfloat16):
-    return a.new_empty(a.shape[0], b.shape[1], dtype=out_dtype)
-
-
-@torch.library.custom_op("lowbit::quantize_rows_int8", mutates_args=())
+@triton_op("lowbit::quantize_rows_int8", mutates_args=())
 def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA.
-    `stochastic=True` rounds stochastically (unbiased), seeded by `seed`; the draws differ
-    between the Triton and the reference path, their distribution does not."""
+    `stochastic=True` rounds stochastically (unbiased), seeded by `seed` (< 0: a fresh draw from
+    torch's generator); the draws differ between the Triton and the reference path, their
+    distribution does not."""
     if _use_triton(x):
         return quantize_rows_triton(x, stochastic, seed)
-    return quantize_rows_reference(x, stochastic, seed)
+    return _quantize_rows_reference_op(x, stochastic, seed)
 
 
-@quantize_rows.register_fake
-def _(x, stochastic=False, seed=0):
-    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)
-
-
-@torch.library.custom_op("lowbit::quantize_rows_cols_int8", mutates_args=())
+@triton_op("lowbit::quantize_rows_cols_int8", mutates_args=())
 def quantize_rows_cols(
     x: torch.Tensor, stochastic: bool = False, seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -301,17 +335,7 @@ def quantize_rows_cols(
     for both absmaxes, once for both code sets) where `quantize_rows(x)` and `quantize_rows(x.t())`
     would read it four times: (q_rows [M, N], s_rows [M], q_cols_t [N, M], s_cols [N]), each pair equal
     to what those two calls give. Stochastic rounding draws independently for the two code sets;
-    `seed=-1` draws a fresh seed from torch's default generator here, inside the op, where a compiled
-    caller can neither bake one in nor break its graph on `.item()`."""
-    if stochastic and seed < 0:
-        seed = int(torch.randint(2**31 - 1, ()).item())
+    `seed=-1` draws a fresh seed from torch's default generator each call, also in a compiled graph."""
     if _use_triton(x):
         return quantize_rows_cols_triton(x, stochastic, seed)
-    return quantize_rows_cols_reference(x, stochastic, seed)
-
-
-@quantize_rows_cols.register_fake
-def _(x, stochastic=False, seed=0):
-    m, n = x.shape
-    i8, f32 = torch.int8, torch.float32
-    return x.new_empty(m, n, dtype=i8), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=i8), x.new_empty(n, dtype=f32)
+    return _quantize_rows_cols_reference_op(x, stochastic, seed)
