@@ -1,0 +1,90 @@
+"""Where a training step's GPU time goes, per precision: torch.profiler over a few compiled steps of
+the `lowbit bench train` model, kernels grouped by what they do. Writes profile-<precision>.txt.
+
+    python3 benchmarks/profile_train.py --precisions bf16 int8 --out $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, prepare_model
+
+GROUPS = [  # first match wins: (group, substrings of the kernel name)
+    ("int8 matmul (lowbit)", ["_scaled_mm_kernel"]),
+    ("int8 quantize (lowbit)", ["_absmax_tiles", "_quantize_tiles", "_quantize_rows"]),
+    ("cuBLAS / cutlass gemm", ["gemm", "cutlass", "sm90_xmma", "nvjet", "ampere", "sm80"]),
+    ("attention", ["flash", "attention", "fmha"]),
+    ("optimizer", ["adam", "foreach", "multi_tensor"]),
+]
+
+
+def group_of(name: str) -> str:
+    low = name.lower()
+    for group, keys in GROUPS:
+        if any(k.lower() in low for k in keys):
+            return group
+    return "other (inductor fused, copies, ...)"
+
+
+def profile_one(precision: str, batch: int, seq: int, steps: int) -> str:
+    device = torch.device("cuda")
+    cfg = TrainConfig(data="", out="/tmp/profile", preset="llama2-1b", precision=precision, batch_size=batch, seq_len=seq, compile=True)
+    model = prepare_model(build_model(cfg, 32000), cfg, device)
+    opt = Optimizers(model, cfg, device)
+    fwd = compile_blocks(model)
+    data = torch.randint(0, 32000, (3 + steps, batch, seq + 1), device=device)
+
+    def step(i: int) -> None:
+        with autocast_ctx(cfg, device):
+            loss = next_token_loss(fwd, data[i, :, :-1], data[i, :, 1:])
+        loss.backward()
+        opt.clip(1.0)
+        opt.step()
+        opt.zero_grad()
+
+    for i in range(3):
+        step(i)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for i in range(steps):
+            step(3 + i)
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in kernels) / steps / 1e3
+    by_group = collections.Counter()
+    for e in kernels:
+        by_group[group_of(e.key)] += e.self_device_time_total / steps / 1e3
+    lines = [f"# {precision}: batch {batch} x {seq}, {steps} profiled steps; GPU kernel time {total:.1f} ms a step", ""]
+    lines += [f"{g:40s} {ms:8.1f} ms  {100 * ms / total:5.1f} %" for g, ms in by_group.most_common()]
+    lines += ["", "top kernels (ms a step, calls a step):"]
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:25]:
+        lines.append(f"{e.self_device_time_total / steps / 1e3:8.2f} {e.count // steps:6d}  {e.key[:110]}")
+    del model, opt, fwd
+    torch.cuda.empty_cache()
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--precisions", nargs="+", default=["bf16", "int8"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=2048)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--out", default="reports/profile-train")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for precision in args.precisions:
+        text = profile_one(precision, args.batch_size, args.seq_len, args.steps)
+        (out / f"profile-{precision}.txt").write_text(text + "\n")
+        print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
