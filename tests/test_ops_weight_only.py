@@ -224,7 +224,8 @@ def values_storage(n, k, dtype, gen):
     return q, scale, q.double() * scale.double()
 
 
-@pytest.mark.parametrize("bits,symmetric,g", [(4, True, 128), (4, False, 64), (4, True, 32), (8, True, 96), (8, False, 32), (8, True, None)])
+@pytest.mark.parametrize("bits,symmetric,g", [(4, True, 128), (4, False, 64), (4, True, 32), (8, True, 96), (8, False, 32), (8, True, None),
+                                               (8, False, None), (4, False, None)])
 @pytest.mark.parametrize("m,n,k", [(1, 21, 384), (3, 16, 768)])
 def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     """Ragged N (21: not a multiple of BLOCK_N), K-steps of the interpreter's 4 words and, last, a
@@ -276,7 +277,8 @@ def test_word_gemv_refuses_what_is_not_whole_words():
 MMA_DTYPES = (torch.float32, torch.float16, torch.bfloat16) if DEVICE == "cuda" else (torch.float32, torch.float16)
 
 
-@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 128, 256), (8, True, None, 168), (8, False, 64, 192)])
+@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 128, 256), (8, True, None, 168), (8, False, 64, 192),
+                                                 (8, False, None, 192)])
 @pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
 def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
     """M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K (partials summed), a K tail

@@ -127,6 +127,15 @@ if triton is not None:
         tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
     @triton.jit
+    def _group_col(offs_w, GROUP_W: tl.constexpr):
+        """Column of the scale / zero point of words offs_w: their group's, or 0 with one a row (GROUP_W = 0;
+        the division by zero there compiled to a load from an undefined address on sm_90)."""
+        col = offs_w * 0
+        if GROUP_W > 0:
+            col = offs_w // GROUP_W
+        return col
+
+    @triton.jit
     def _gemv_words_kernel(
         x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
         N, KW, stride_xm, stride_wn, stride_sn, stride_zn, stride_om, magic,
@@ -148,6 +157,10 @@ if triton is not None:
         pid_m = tl.program_id(0)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         n_mask = offs_n < N
+        # rows past N read row N − 1 (their sums are never stored): the loads in the loop need no row
+        # mask, so no predicates and no zero fills (sm_90 int4 g128: 731 → 689 loop instructions with
+        # zero points, 580 → 561 without)
+        rows = tl.minimum(offs_n, N - 1)
         i = tl.arange(0, PER)
         low = i < LOW
         down = tl.where(low, 0, LOW * BITS)  # shift that brings code i into the low 20 bits
@@ -159,13 +172,13 @@ if triton is not None:
         for w0 in range(0, KW, BLOCK_W):
             offs_w = w0 + tl.arange(0, BLOCK_W)
             if EVEN_K:
-                wn_mask = n_mask[:, None]
-                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=wn_mask, other=0)
+                k_mask, k_other = None, None
+                w = tl.load(w_ptr + rows[:, None] * stride_wn + offs_w[None, :])
                 x = tl.load(x_row + offs_w[None, :] * PER + i[:, None]).to(tl.float32)
             else:  # past K: x is 0 and the scale too (0 · garbage could be NaN)
                 w_mask = offs_w < KW
-                wn_mask = n_mask[:, None] & w_mask[None, :]
-                w = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_w[None, :], mask=wn_mask, other=0)
+                k_mask, k_other = w_mask[None, :], 0
+                w = tl.load(w_ptr + rows[:, None] * stride_wn + offs_w[None, :], mask=k_mask, other=0)
                 x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=w_mask[None, :], other=0.0).to(tl.float32)
             if VALUES == "int" or VALUES == "sint":
                 if VALUES == "sint":
@@ -174,8 +187,10 @@ if triton is not None:
                 f = (((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]) | magic).to(tl.float32, bitcast=True)
                 if HAS_ZERO:  # (c − z)·2^place = f − 2^23 − z·2^place: the z part once a word, through Σx
                     t = tl.sum((f - 8388608.0) * (x * x_unplace[:, None])[:, None, :], axis=0)
-                    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + (offs_w // GROUP_W)[None, :], mask=wn_mask, other=0)
-                    t -= z.to(tl.float32) * tl.sum(x, axis=0)[None, :]
+                    z = tl.load(z_ptr + rows[:, None] * stride_zn + _group_col(offs_w, GROUP_W)[None, :], mask=k_mask, other=k_other)
+                    # float(z) by the magic OR too (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
+                    zf = (z.to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
+                    t -= zf * tl.sum(x, axis=0)[None, :]
                 else:  # the fixed offset 2^(BITS−1) folds into the one subtraction
                     v = f - (8388608.0 + (1 << (BITS - 1)) * tl.exp2(place.to(tl.float32)))[:, None, None]
                     t = tl.sum(v * (x * x_unplace[:, None])[:, None, :], axis=0)
@@ -189,7 +204,7 @@ if triton is not None:
                     v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
                 t = tl.sum(v * x[:, None, :], axis=0)
             if GROUP_W > 0:
-                s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=wn_mask, other=0.0)
+                s = tl.load(s_ptr + rows[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=k_mask, other=k_other)
                 acc += t * s
             else:
                 acc += t
@@ -233,7 +248,7 @@ if triton is not None:
                 wd = wd ^ -2139062144  # 0x80808080: each two's complement byte + 128
             high = wd >> (LOW * BITS)
             if HAS_ZERO:
-                z = tl.load(z_ptr + offs_n * stride_zn + w0 // GROUP_W, mask=n_mask, other=0).to(tl.float32)[None, :]
+                z = tl.load(z_ptr + offs_n * stride_zn + _group_col(w0, GROUP_W), mask=n_mask, other=0).to(tl.float32)[None, :]
             else:
                 z = (1 << (BITS - 1)) * 1.0
             part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
