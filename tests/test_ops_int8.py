@@ -45,6 +45,19 @@ def test_scaled_mm_layouts_match_float64(layout, m, n, k):
         assert err <= tol, err
 
 
+@pytest.mark.parametrize("k", [256, 200])
+def test_scaled_mm_large_m_matches_float64(k):
+    """M above TUNED_MIN_M: the autotuned kernel on the GPU (every tile it tries must be right), the
+    fixed tiles in the interpreter; K a multiple of the 128-deep tile or not (masked K tail)."""
+    gen = torch.Generator().manual_seed(k)
+    m, n = ops.TUNED_MIN_M + 9, 72
+    a, b = rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen).t()
+    sa, sb = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127, (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.float32)
+    ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
+    assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-6
+
+
 def test_scaled_mm_writes_every_element():
     gen = torch.Generator().manual_seed(1)
     a, b = rand_int8(37, 64, gen=gen), rand_int8(64, 45, gen=gen)

@@ -42,7 +42,7 @@ if triton is not None:
         a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr,
         M, N, K,
         stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
-        HAS_BIAS: tl.constexpr,
+        HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     ):
         pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -50,13 +50,19 @@ if triton is not None:
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_k = tl.arange(0, BLOCK_K)
-        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :] * stride_ak
-        b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_n[None, :] * stride_bn
+        # rows / columns past M / N read the last one (never stored): with EVEN_K the loop loads no mask
+        rows, cols = tl.minimum(offs_m, M - 1), tl.minimum(offs_n, N - 1)
+        a_ptrs = a_ptr + rows[:, None] * stride_am + offs_k[None, :] * stride_ak
+        b_ptrs = b_ptr + offs_k[:, None] * stride_bk + cols[None, :] * stride_bn
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k in range(0, tl.cdiv(K, BLOCK_K)):
-            k_left = K - k * BLOCK_K
-            a = tl.load(a_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0)
-            b = tl.load(b_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0)
+            if EVEN_K:
+                a = tl.load(a_ptrs)
+                b = tl.load(b_ptrs)
+            else:
+                k_left = K - k * BLOCK_K
+                a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0)
+                b = tl.load(b_ptrs, mask=offs_k[:, None] < k_left, other=0)
             acc += tl.dot(a, b, out_dtype=tl.int32)
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
@@ -150,6 +156,19 @@ if triton is not None:
             tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
 
 
+    # Large M (training, long prefills): the GPU picks the tile per shape, once (shapes there are few and
+    # fixed). Every tile is 128 deep, so EVEN_K is the caller's to compute.
+    _scaled_mm_tuned = triton.autotune(
+        configs=[
+            triton.Config(dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=128, GROUP_M=8), num_warps=w, num_stages=st)
+            for bm, bn, w, st in [(128, 256, 8, 3), (256, 128, 8, 3), (128, 128, 8, 4), (128, 128, 4, 4), (64, 256, 4, 4), (64, 128, 4, 4)]
+        ],
+        key=["M", "N", "K"],
+    )(_scaled_mm_kernel)
+
+TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
+
+
 def _mm_config(m: int, n: int, k: int) -> dict:
     """Tile sizes: large tiles on the GPU (int8 MMA wants K-tiles of 64-128); small ones in the
     interpreter, where each program is Python."""
@@ -171,15 +190,17 @@ def scaled_int8_mm_triton(
     m, k = a.shape
     n = b.shape[1]
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
+    args = (a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
+            bias.float().contiguous() if bias is not None else scale_b,
+            m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
+    if m > TUNED_MIN_M and not _interpreting():
+        def grid(meta):
+            return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
+        wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)
+        return out
     cfg = _mm_config(m, n, k)
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
-    wrap_triton(_scaled_mm_kernel)[grid](
-        a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
-        bias.float().contiguous() if bias is not None else scale_b,
-        m, n, k,
-        a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
-        HAS_BIAS=bias is not None, **cfg,
-    )
+    wrap_triton(_scaled_mm_kernel)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, **cfg)
     return out
 
 
