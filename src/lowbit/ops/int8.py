@@ -5,13 +5,11 @@
 One kernel serves the three layouts training needs (A@Bᵀ, A@B, Aᵀ@B): operands are passed by
 strides, so a transposed operand is a view, never a copy. `quantize_rows` reads each row once:
 absmax, scale and int8 codes in one pass (the codes follow `lowbit.formats.int`: symmetric,
-round half to even, clamp to ±127; or, on request, seeded stochastic rounding for gradients).
-`quantize_rows_cols` gives both the per-row and the per-column codes of one tensor (training uses
-each operand once per row and once per column) from two tiled passes over it, not four.
+round half to even, clamp to ±127; or, on request, seeded stochastic rounding for gradients);
+rows it cannot hold, or that are not contiguous, take the tiled passes of `ops.rows_cols`.
 
-All are registered as torch.library triton ops (`lowbit::scaled_int8_mm`, `lowbit::quantize_rows_int8`,
-`lowbit::quantize_rows_cols_int8`): torch.compile traces into them (see the note above the ops); CPU
-tensors take the reference path.
+Both are registered as torch.library triton ops (`lowbit::scaled_int8_mm`, `lowbit::quantize_rows_int8`):
+torch.compile traces into them (see the note above the ops); CPU tensors take the reference path.
 """
 
 from __future__ import annotations
@@ -20,19 +18,16 @@ import torch
 from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
+from .rows_cols import _interpreting, quantize_tiled, rows_reference, seed_tensor, use_triton
 from .tiles import grouped_tile
 
 try:
     import triton
     import triton.language as tl
+
+    from .rows_cols import div_rn, round_int8
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
-
-
-def _interpreting() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 if triton is not None:
@@ -76,27 +71,6 @@ if triton is not None:
         tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
     @triton.jit
-    def _div_rn(x, s, r):
-        """x / s as IEEE division rounds it, given r = 1/s (IEEE-rounded, once a row): x·r is within an ulp
-        of the quotient, and one FMA on its exact residual x − y·s rounds it correctly (Markstein's
-        theorem; |x| ≤ 127·s, s a normal number): 3 instructions where div_rn issues ~10 an element.
-        The interpreter's fma rounds twice, so there the result is within an ulp (bit-exactness is
-        checked on the GPU)."""
-        y = x * r
-        return tl.fma(tl.fma(-y, s, x), r, y)
-
-    @triton.jit
-    def _round_int8(y, u, STOCHASTIC: tl.constexpr):
-        """y (already divided by the scale) to int8 codes: round half to even, as torch.round, or up with
-        probability frac(y) given uniform draws u (y − floor(y) is exact in float32 for |y| ≤ 127)."""
-        if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y)
-            r = tl.floor(y)
-            r = tl.where(u < y - r, r + 1.0, r)
-        else:  # adding 1.5·2^23 leaves no fraction bits: the float add itself rounds half to even (|y| < 2^22)
-            r = (y + 12582912.0) - 12582912.0
-        return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
-
-    @triton.jit
     def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, seed_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
         row = tl.program_id(0)
         offs = tl.arange(0, BLOCK_N)
@@ -107,54 +81,9 @@ if triton is not None:
         u = 0.0
         if STOCHASTIC:
             u = tl.rand(tl.load(seed_ptr), row.to(tl.int64) * N + offs)
-        y = _div_rn(x, scale, tl.math.div_rn(1.0, scale))
-        tl.store(q_ptr + row * stride_qm + offs, _round_int8(y, u, STOCHASTIC), mask=mask)
+        y = div_rn(x, scale, tl.math.div_rn(1.0, scale))
+        tl.store(q_ptr + row * stride_qm + offs, round_int8(y, u, STOCHASTIC), mask=mask)
         tl.store(s_ptr + row, scale)
-
-    @triton.jit
-    def _absmax_tiles_kernel(
-        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr,
-    ):
-        """Pass 1 of the tiled path: each [BLOCK_M, BLOCK_N] tile's row maxima of |x| (and, with COLS,
-        its column maxima), merged by an integer atomic max into amax [M] (and col_amax [N]), zeros
-        first: non-negative floats order as their bit patterns."""
-        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
-        a = tl.abs(x)
-        tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
-        if COLS:
-            tl.atomic_max(col_amax_ptr + offs_n, tl.max(a, axis=0).to(tl.int32, bitcast=True), mask=offs_n < N)
-
-    @triton.jit
-    def _quantize_tiles_kernel(
-        x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, seed_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr, COLS: tl.constexpr,
-    ):
-        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
-        with COLS also its codes with its columns' scales, written transposed (col_qt [N, M] row-major).
-        Stochastic draws: element (m, n) at Philox offset m·N + n for the rows, M·N + n·M + m for the
-        columns, so the two roundings are independent."""
-        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
-        scale = tl.load(s_ptr + offs_m, mask=offs_m < M, other=1.0)
-        u = 0.0
-        if STOCHASTIC:
-            seed = tl.load(seed_ptr)
-            u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
-        q = _round_int8(_div_rn(x, scale[:, None], tl.math.div_rn(1.0, scale)[:, None]), u, STOCHASTIC)
-        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], q, mask=mask)
-        if COLS:
-            col_scale = tl.load(col_s_ptr + offs_n, mask=offs_n < N, other=1.0)
-            if STOCHASTIC:
-                u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
-            qc = _round_int8(_div_rn(x, col_scale[None, :], tl.math.div_rn(1.0, col_scale)[None, :]), u, STOCHASTIC)
-            tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
-
 
     # Large M (training, long prefills): the GPU picks the tile per shape, once (shapes there are few and
     # fixed). Every tile is 128 deep, so EVEN_K is the caller's to compute.
@@ -228,17 +157,6 @@ def _check_mm(a, b, scale_a, scale_b) -> None:
 MAX_ROW = 16384  # longest row the one-pass kernel holds in registers; longer rows take the tiled passes
 
 
-def _seed_tensor(x: torch.Tensor, stochastic: bool, seed: int, fallback: torch.Tensor) -> torch.Tensor:
-    """The kernels' Philox seed, as a one-element tensor on x's device: `seed`, or where seed < 0 a fresh
-    draw from torch's generator — on the device, so a compiled graph draws anew each call (no `.item()`,
-    no constant baked in). Without stochastic rounding the kernels never read it: `fallback` stands in."""
-    if not stochastic:
-        return fallback
-    if seed < 0:
-        return torch.randint(2**31 - 1, (1,), device=x.device, dtype=torch.int64)
-    return torch.full((1,), seed, device=x.device, dtype=torch.int64)
-
-
 def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, row-major; scales [M] float32).
     `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` (< 0: a
@@ -247,66 +165,20 @@ def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 
     training's gradient matmuls quantize), take two tiled passes over x in place — never a transposed copy."""
     m, n = x.shape
     if x.stride(1) != 1 or n > MAX_ROW:
-        return _quantize_tiled(x, stochastic, seed, cols=False)
+        return quantize_tiled(x, "int8", stochastic, seed, cols=False)
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
     block = triton.next_power_of_2(n)
-    wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, _seed_tensor(x, stochastic, seed, s), n, x.stride(0), q.stride(0),
+    wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, seed_tensor(x, stochastic, seed, s), n, x.stride(0), q.stride(0),
                                              BLOCK_N=block, STOCHASTIC=stochastic, num_warps=min(16, max(1, block // 256)))
     return q, s
 
 
-def quantize_rows_cols_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
-    """Per-row and per-column int8 of a 2-D float tensor x [M, N] (any strides) in two passes over x:
-    (row codes [M, N], row scales [M], column codes transposed [N, M], column scales [N]), each
-    pair what `quantize_rows_triton` gives for x and for x.t()."""
-    return _quantize_tiled(x, stochastic, seed, cols=True)
-
-
-def _scales_from_bits(amax: torch.Tensor) -> torch.Tensor:
-    # formats.int's scale, exactly: by a tensor, since CUDA torch divides by a Python number as a
-    # multiplication by its reciprocal (one ulp off, seen on the H100)
-    amax = amax.view(torch.float32)
-    return (amax / torch.full_like(amax, 127.0)).clamp_min(torch.finfo(torch.float32).tiny)
-
-
-def _quantize_tiled(x: torch.Tensor, stochastic: bool, seed: int, cols: bool) -> tuple[torch.Tensor, ...]:
-    m, n = x.shape
-    q = torch.empty(m, n, device=x.device, dtype=torch.int8)
-    amax = torch.zeros(m, device=x.device, dtype=torch.int32)  # float32 bits, see the kernel
-    # without cols the column buffers are never touched: the row ones stand in for them
-    col_qt = torch.empty(n, m, device=x.device, dtype=torch.int8) if cols else q
-    col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
-    # tiles long along x's contiguous dim, so both passes read it coalesced
-    bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
-    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-    wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
-    scale = _scales_from_bits(amax)
-    col_scale = _scales_from_bits(col_amax) if cols else scale
-    wrap_triton(_quantize_tiles_kernel)[grid](
-        x, scale, q, col_scale, col_qt, _seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
-        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, STOCHASTIC=stochastic, COLS=cols)
-    return (q, scale, col_qt, col_scale) if cols else (q, scale)
-
-
 def quantize_rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    # seed < 0: torch's default generator, as the Triton path draws its fresh seed from it
-    gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic and seed >= 0 else None
-    q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
-    return q.codes.contiguous(), q.scale.reshape(-1)  # row-major, as the Triton path and the fake say
+    return rows_reference(x, stochastic, seed, "int8")
 
 
-def quantize_rows_cols_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0):
-    q, s = quantize_rows_reference(x, stochastic, seed)
-    qt, st = quantize_rows_reference(x.t(), stochastic, seed + 1 if seed >= 0 else seed)  # its own stream: independent of the rows'
-    return q, s, qt, st
-
-
-def _use_triton(*tensors: torch.Tensor) -> bool:
-    return triton is not None and all(t.is_cuda for t in tensors)
-
-
-# The references seed torch generators, which a traced graph cannot hold: opaque ops of their own.
+# The reference seeds torch generators, which a traced graph cannot hold: an opaque op of its own.
 @torch.library.custom_op("lowbit::quantize_rows_int8_reference", mutates_args=())
 def _quantize_rows_reference_op(x: torch.Tensor, stochastic: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_rows_reference(x, stochastic, seed)
@@ -315,20 +187,6 @@ def _quantize_rows_reference_op(x: torch.Tensor, stochastic: bool, seed: int) ->
 @_quantize_rows_reference_op.register_fake
 def _(x, stochastic, seed):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[0], dtype=torch.float32)
-
-
-@torch.library.custom_op("lowbit::quantize_rows_cols_int8_reference", mutates_args=())
-def _quantize_rows_cols_reference_op(
-    x: torch.Tensor, stochastic: bool, seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return quantize_rows_cols_reference(x, stochastic, seed)
-
-
-@_quantize_rows_cols_reference_op.register_fake
-def _(x, stochastic, seed):
-    m, n = x.shape
-    i8, f32 = torch.int8, torch.float32
-    return x.new_empty(m, n, dtype=i8), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=i8), x.new_empty(n, dtype=f32)
 
 
 # The ops are `triton_op`s: torch.compile traces into them, so the Triton launches and the small torch
@@ -343,7 +201,7 @@ def scaled_int8_mm(
     bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
 ) -> torch.Tensor:
     """(a @ b) · scale_a[:, None] · scale_b[None, :] (+ bias): Triton on CUDA, exact int32 reference elsewhere."""
-    if _use_triton(a, b):
+    if use_triton(a, b):
         return scaled_int8_mm_triton(a, b, scale_a, scale_b, bias, out_dtype)
     return scaled_int8_mm_reference(a, b, scale_a, scale_b, bias, out_dtype)
 
@@ -354,20 +212,6 @@ def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> t
     `stochastic=True` rounds stochastically (unbiased), seeded by `seed` (< 0: a fresh draw from
     torch's generator); the draws differ between the Triton and the reference path, their
     distribution does not."""
-    if _use_triton(x):
+    if use_triton(x):
         return quantize_rows_triton(x, stochastic, seed)
     return _quantize_rows_reference_op(x, stochastic, seed)
-
-
-@triton_op("lowbit::quantize_rows_cols_int8", mutates_args=())
-def quantize_rows_cols(
-    x: torch.Tensor, stochastic: bool = False, seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Both per-row and per-column absmax int8 of a 2-D tensor x [M, N], reading x twice on CUDA (once
-    for both absmaxes, once for both code sets) where `quantize_rows(x)` and `quantize_rows(x.t())`
-    would read it four times: (q_rows [M, N], s_rows [M], q_cols_t [N, M], s_cols [N]), each pair equal
-    to what those two calls give. Stochastic rounding draws independently for the two code sets;
-    `seed=-1` draws a fresh seed from torch's default generator each call, also in a compiled graph."""
-    if _use_triton(x):
-        return quantize_rows_cols_triton(x, stochastic, seed)
-    return _quantize_rows_cols_reference_op(x, stochastic, seed)

@@ -27,6 +27,8 @@ from .tiles import grouped_tile
 try:
     import triton
     import triton.language as tl
+
+    from .rows_cols import round_to_e4m3
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
 
@@ -44,23 +46,6 @@ def code_format(dtype: torch.dtype) -> str:
 
 
 if triton is not None:
-
-    @triton.jit
-    def round_to_e4m3(y):
-        """Round fp32 y (|y| <= 448) to nearest, ties to even, on the E4M3 grid; the result is exact
-        in fp32 and its cast to float8e4nv is exact (the interpreter's own fp8 cast rounds wrongly)."""
-        bits = y.to(tl.int32, bitcast=True)
-        e = ((bits >> 23) & 0xFF) - 127  # binade of y (fp32 subnormals: -127)
-        e = tl.maximum(e, -6)  # E4M3 subnormals share the spacing of the lowest binade
-        step = ((e - 3 + 127) << 23).to(tl.float32, bitcast=True)  # 2^(e-3): 3 mantissa bits
-        inv = ((127 - (e - 3)) << 23).to(tl.float32, bitcast=True)
-        t = y * inv  # exact: a power of two, |t| < 16
-        r = tl.floor(t)
-        frac = t - r
-        odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
-        r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
-        out = (r * step).to(tl.int32, bitcast=True) | ((bits >> 31) << 31)  # keep y's sign, also on a zero
-        return out.to(tl.float32, bitcast=True)
 
     @triton.jit
     def _quantize_tiles_kernel(

@@ -1,0 +1,239 @@
+"""Per-row and per-column quantization of one 2-D tensor, int8 or FP8 E4M3, in two tiled passes.
+
+Training quantizes each operand of a linear along its non-reduction dim, and every operand enters
+one matmul by rows and another by columns (x: forward by tokens, grad-weight by features). Both
+code sets come from two passes over the tensor, in place whatever its strides, never a transposed copy:
+    pass 1  the absmax of every row and every column (tile maxima merged by integer atomics)
+    pass 2  codes with the rows' scales, row-major, and codes with the columns' scales, written transposed
+Formats: "int8" (`lowbit.formats.int`: symmetric ±127, round half to even, or seeded stochastic
+rounding) and "e4m3" (`lowbit.formats.fp`: scale absmax / 448, round to nearest even). Codes and
+scales equal the formats' bit for bit: the kernels divide as IEEE division rounds.
+
+`lowbit::quantize_rows_cols` is a torch.library triton_op: torch.compile traces into it, so the
+launches and the scale arithmetic around them join the compiled graph (see `ops.int8`); CPU tensors
+take the reference path, an opaque op of its own (it seeds torch generators, which a graph cannot hold).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.library import triton_op, wrap_triton
+
+from ..formats import fp
+from ..formats import int as intfmt
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # lowbit runs without Triton; the ops then take the reference path
+    triton = None
+
+FORMATS = {"int8": (torch.int8, 127.0), "e4m3": (torch.float8_e4m3fn, 448.0)}  # code dtype, largest code
+
+
+def _interpreting() -> bool:
+    import os
+
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+if triton is not None:
+
+    @triton.jit
+    def div_rn(x, s, r):
+        """x / s as IEEE division rounds it, given r = 1/s (IEEE-rounded, once a row): x·r is within an ulp
+        of the quotient, and one FMA on its exact residual x − y·s rounds it correctly (Markstein's
+        theorem; while the residual is a normal number, i.e. scales above ~2^-100): 3 instructions where
+        div_rn issues ~10 an element. The interpreter's fma rounds twice, so there the result is within
+        an ulp (bit-exactness is checked on the GPU)."""
+        y = x * r
+        return tl.fma(tl.fma(-y, s, x), r, y)
+
+    @triton.jit
+    def round_int8(y, u, STOCHASTIC: tl.constexpr):
+        """y (already divided by the scale) to int8 codes: round half to even, as torch.round, or up with
+        probability frac(y) given uniform draws u (y − floor(y) is exact in float32 for |y| ≤ 127)."""
+        if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y)
+            r = tl.floor(y)
+            r = tl.where(u < y - r, r + 1.0, r)
+        else:  # adding 1.5·2^23 leaves no fraction bits: the float add itself rounds half to even (|y| < 2^22)
+            r = (y + 12582912.0) - 12582912.0
+        return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
+
+    @triton.jit
+    def round_to_e4m3(y):
+        """Round fp32 y (|y| <= 448) to nearest, ties to even, on the E4M3 grid; the result is exact
+        in fp32 and its cast to float8e4nv is exact. For the interpreter, whose own fp8 cast rounds
+        wrongly; the GPU's cast (cvt.rn.satfinite) rounds the same way in one instruction."""
+        bits = y.to(tl.int32, bitcast=True)
+        e = ((bits >> 23) & 0xFF) - 127  # binade of y (fp32 subnormals: -127)
+        e = tl.maximum(e, -6)  # E4M3 subnormals share the spacing of the lowest binade
+        step = ((e - 3 + 127) << 23).to(tl.float32, bitcast=True)  # 2^(e-3): 3 mantissa bits
+        inv = ((127 - (e - 3)) << 23).to(tl.float32, bitcast=True)
+        t = y * inv  # exact: a power of two, |t| < 16
+        r = tl.floor(t)
+        frac = t - r
+        odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
+        r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
+        out = (r * step).to(tl.int32, bitcast=True) | ((bits >> 31) << 31)  # keep y's sign, also on a zero
+        return out.to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _codes(x, s, u, FORMAT: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
+        """x's codes with scales s (broadcast against x)."""
+        y = div_rn(x, s, tl.math.div_rn(1.0, s))
+        if FORMAT == "int8":
+            return round_int8(y, u, STOCHASTIC)
+        else:
+            y = tl.minimum(tl.maximum(y, -448.0), 448.0)
+            if EMULATE_FP8:
+                y = round_to_e4m3(y)
+            return y.to(tl.float8e4nv)
+
+    @triton.jit
+    def _absmax_tiles_kernel(
+        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr,
+    ):
+        """Pass 1: each [BLOCK_M, BLOCK_N] tile's row maxima of |x| (and, with COLS, its column maxima),
+        merged by an integer atomic max into amax [M] (and col_amax [N]), zeros first: non-negative
+        floats order as their bit patterns."""
+        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+        a = tl.abs(x)
+        tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
+        if COLS:
+            tl.atomic_max(col_amax_ptr + offs_n, tl.max(a, axis=0).to(tl.int32, bitcast=True), mask=offs_n < N)
+
+    @triton.jit
+    def _quantize_tiles_kernel(
+        x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, seed_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FORMAT: tl.constexpr, STOCHASTIC: tl.constexpr,
+        COLS: tl.constexpr, EMULATE_FP8: tl.constexpr,
+    ):
+        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
+        with COLS also its codes with its columns' scales, written transposed (col_qt [N, M] row-major).
+        Stochastic draws (int8): element (m, n) at Philox offset m·N + n for the rows, M·N + n·M + m
+        for the columns, so the two roundings are independent."""
+        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+        scale = tl.load(s_ptr + offs_m, mask=offs_m < M, other=1.0)
+        u = 0.0
+        if STOCHASTIC:
+            seed = tl.load(seed_ptr)
+            u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
+        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], _codes(x, scale[:, None], u, FORMAT, STOCHASTIC, EMULATE_FP8), mask=mask)
+        if COLS:
+            col_scale = tl.load(col_s_ptr + offs_n, mask=offs_n < N, other=1.0)
+            if STOCHASTIC:
+                u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
+            qc = _codes(x, col_scale[None, :], u, FORMAT, STOCHASTIC, EMULATE_FP8)
+            tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
+
+
+def seed_tensor(x: torch.Tensor, stochastic: bool, seed: int, fallback: torch.Tensor) -> torch.Tensor:
+    """The kernels' Philox seed, as a one-element tensor on x's device: `seed`, or where seed < 0 a fresh
+    draw from torch's generator — on the device, so a compiled graph draws anew each call (no `.item()`,
+    no constant baked in). Without stochastic rounding the kernels never read it: `fallback` stands in."""
+    if not stochastic:
+        return fallback
+    if seed < 0:
+        return torch.randint(2**31 - 1, (1,), device=x.device, dtype=torch.int64)
+    return torch.full((1,), seed, device=x.device, dtype=torch.int64)
+
+
+def _check_format(fmt: str, stochastic: bool) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {tuple(FORMATS)}, got {fmt!r}")
+    if stochastic and fmt != "int8":
+        raise ValueError("stochastic rounding is for int8 codes only")
+
+
+def _scales_from_bits(amax: torch.Tensor, fmax: float) -> torch.Tensor:
+    # the formats' scale, exactly: by a tensor, since CUDA torch divides by a Python number as a
+    # multiplication by its reciprocal (one ulp off, seen on the H100)
+    amax = amax.view(torch.float32)
+    return (amax / torch.full_like(amax, fmax)).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True) -> tuple[torch.Tensor, ...]:
+    """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with
+    `cols`, (column codes transposed [N, M], column scales [N])."""
+    _check_format(fmt, stochastic)
+    dtype, fmax = FORMATS[fmt]
+    m, n = x.shape
+    q = torch.empty(m, n, device=x.device, dtype=dtype)
+    amax = torch.zeros(m, device=x.device, dtype=torch.int32)  # float32 bits, see the kernel
+    # without cols the column buffers are never touched: the row ones stand in for them
+    col_qt = torch.empty(n, m, device=x.device, dtype=dtype) if cols else q
+    col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
+    # tiles long along x's contiguous dim, so both passes read it coalesced
+    bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
+    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
+    wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
+    scale = _scales_from_bits(amax, fmax)
+    col_scale = _scales_from_bits(col_amax, fmax) if cols else scale
+    wrap_triton(_quantize_tiles_kernel)[grid](
+        x, scale, q, col_scale, col_qt, seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
+        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FORMAT=fmt, STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=_interpreting())
+    return (q, scale, col_qt, col_scale) if cols else (q, scale)
+
+
+def quantize_rows_cols_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0, fmt: str = "int8"):
+    """(row codes [M, N], row scales [M], column codes transposed [N, M], column scales [N]) of a 2-D
+    float tensor x [M, N] (any strides), each pair what quantizing x's rows and xᵀ's rows gives."""
+    return quantize_tiled(x, fmt, stochastic, seed, cols=True)
+
+
+def rows_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0, fmt: str = "int8") -> tuple[torch.Tensor, torch.Tensor]:
+    """The formats' own per-row quantization: (codes [M, N] row-major, scales [M] float32)."""
+    _check_format(fmt, stochastic)
+    if fmt == "e4m3":
+        q, scale = fp.quantize_fp8(x, "e4m3", "token", validate=False)
+        return q.contiguous(), scale.reshape(-1)
+    # seed < 0: torch's default generator, as the Triton path draws its fresh seed from it
+    gen = torch.Generator(device=x.device).manual_seed(seed) if stochastic and seed >= 0 else None
+    q = intfmt.quantize(x, 8, granularity="token", rounding="stochastic" if stochastic else "nearest", generator=gen, validate=False)
+    return q.codes.contiguous(), q.scale.reshape(-1)  # row-major, as the Triton path and the fake say
+
+
+def quantize_rows_cols_reference(x: torch.Tensor, stochastic: bool = False, seed: int = 0, fmt: str = "int8"):
+    q, s = rows_reference(x, stochastic, seed, fmt)
+    qt, st = rows_reference(x.t(), stochastic, seed + 1 if seed >= 0 else seed, fmt)  # its own stream: independent of the rows'
+    return q, s, qt, st
+
+
+def use_triton(*tensors: torch.Tensor) -> bool:
+    return triton is not None and all(t.is_cuda for t in tensors)
+
+
+@torch.library.custom_op("lowbit::quantize_rows_cols_reference", mutates_args=())
+def _reference_op(
+    x: torch.Tensor, stochastic: bool, seed: int, fmt: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return quantize_rows_cols_reference(x, stochastic, seed, fmt)
+
+
+@_reference_op.register_fake
+def _(x, stochastic, seed, fmt):
+    m, n = x.shape
+    dtype, f32 = FORMATS[fmt][0], torch.float32
+    return x.new_empty(m, n, dtype=dtype), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=dtype), x.new_empty(n, dtype=f32)
+
+
+@triton_op("lowbit::quantize_rows_cols", mutates_args=())
+def quantize_rows_cols(
+    x: torch.Tensor, stochastic: bool = False, seed: int = 0, fmt: str = "int8",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both per-row and per-column absmax codes of a 2-D tensor x [M, N] in `fmt` ("int8" or "e4m3"),
+    reading x twice on CUDA (once for both absmaxes, once for both code sets) where quantizing x and
+    x.t() apart would read it four times: (q_rows [M, N], s_rows [M], q_cols_t [N, M], s_cols [N]).
+    Stochastic rounding (int8 only) draws independently for the two code sets; `seed=-1` draws a fresh
+    seed from torch's default generator each call, also in a compiled graph."""
+    if use_triton(x):
+        return quantize_rows_cols_triton(x, stochastic, seed, fmt)
+    return _reference_op(x, stochastic, seed, fmt)
