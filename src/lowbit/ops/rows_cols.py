@@ -79,10 +79,10 @@ if triton is not None:
         return out.to(tl.float32, bitcast=True)
 
     @triton.jit
-    def _codes(x, s, u, FORMAT: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
-        """x's codes with scales s (broadcast against x)."""
+    def _codes(x, s, u, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
+        """x's codes with scales s (broadcast against x): int8, or E4M3 with FP8."""
         y = div_rn(x, s, tl.math.div_rn(1.0, s))
-        if FORMAT == "int8":
+        if not FP8:
             return round_int8(y, u, STOCHASTIC)
         else:
             y = tl.minimum(tl.maximum(y, -448.0), 448.0)
@@ -110,7 +110,7 @@ if triton is not None:
     @triton.jit
     def _quantize_tiles_kernel(
         x_ptr, s_ptr, q_ptr, col_s_ptr, col_qt_ptr, seed_ptr, M, N, stride_xm, stride_xn, stride_qm, stride_qtn,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FORMAT: tl.constexpr, STOCHASTIC: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, STOCHASTIC: tl.constexpr,
         COLS: tl.constexpr, EMULATE_FP8: tl.constexpr,
     ):
         """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
@@ -126,12 +126,12 @@ if triton is not None:
         if STOCHASTIC:
             seed = tl.load(seed_ptr)
             u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
-        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], _codes(x, scale[:, None], u, FORMAT, STOCHASTIC, EMULATE_FP8), mask=mask)
+        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], _codes(x, scale[:, None], u, FP8, STOCHASTIC, EMULATE_FP8), mask=mask)
         if COLS:
             col_scale = tl.load(col_s_ptr + offs_n, mask=offs_n < N, other=1.0)
             if STOCHASTIC:
                 u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
-            qc = _codes(x, col_scale[None, :], u, FORMAT, STOCHASTIC, EMULATE_FP8)
+            qc = _codes(x, col_scale[None, :], u, FP8, STOCHASTIC, EMULATE_FP8)
             tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
 
 
@@ -179,7 +179,7 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     col_scale = _scales_from_bits(col_amax, fmax) if cols else scale
     wrap_triton(_quantize_tiles_kernel)[grid](
         x, scale, q, col_scale, col_qt, seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
-        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FORMAT=fmt, STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=_interpreting())
+        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=_interpreting())
     return (q, scale, col_qt, col_scale) if cols else (q, scale)
 
 
