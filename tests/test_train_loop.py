@@ -198,7 +198,10 @@ def test_cli_tokenize_train_and_bench(tmp_path, capsys):
     assert [r["precision"] for r in result["throughput"]] == list(PRECISION_NAMES)
     assert all(r["tokens_per_s"] > 0 and r["batch_size"] == 2 for r in result["throughput"])
     assert [r["precision"] for r in result["convergence"]] == ["bf16", "int8", "fp8-rowwise"]
-    assert (bench / "loss_curves.png").is_file() and "| int8-weight |" in (bench / "report.md").read_text()
+    report = (bench / "report.md").read_text()
+    assert (bench / "loss_curves.png").is_file() and "| int8-weight |" in report
+    val = {r["precision"]: r["final_val_loss"] for r in result["convergence"]}
+    assert f"| int8 | {val['int8']:.4f} | {100 * (val['int8'] / val['bf16'] - 1):+.2f} % |" in report  # the gap to bf16
 
 
 def test_continues_training_a_saved_hf_model(data_dir, tmp_path):

@@ -210,9 +210,11 @@ def format_table(result: dict) -> list[str]:
     if result["convergence"]:
         c = result["convergence_config"]
         lines += [f"Convergence: {c['steps']} steps of {c['batch_size']}x{c['seq_len']} tokens, lr {c['lr']}, seed {c['seed']}", "",
-                  "| precision | final val loss | final train loss | tokens/s |", "|---|---|---|---|"]
+                  "| precision | final val loss | vs bf16 | final train loss | tokens/s |", "|---|---|---|---|---|"]
+        base = next((r["final_val_loss"] for r in result["convergence"] if r["precision"] == "bf16"), None)
         for r in result["convergence"]:
-            lines.append(f"| {r['precision']} | {r['final_val_loss']:.4f} | {r['final_train_loss']:.4f} | {r['tokens_per_s_median'] or 0:.0f} |")
+            rel = f"{100 * (r['final_val_loss'] / base - 1):+.2f} %" if base else "-"
+            lines.append(f"| {r['precision']} | {r['final_val_loss']:.4f} | {rel} | {r['final_train_loss']:.4f} | {r['tokens_per_s_median'] or 0:.0f} |")
     return lines
 
 
