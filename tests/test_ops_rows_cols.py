@@ -137,12 +137,16 @@ def test_e4m3_reference_rounding_agrees_with_torch_on_every_midpoint():
 def test_quantize_rows_cols_e4m3_equals_float64(path, m, n, layout):
     x = awkward_input(m, n, layout, torch.Generator().manual_seed(hash((m, n, layout, "e4m3")) % 2**31))
     x[-1, -1] = 3.0 * x[-1].abs().max() / 448 * 13.0 / 3.0 if m > 1 else x[-1, -1]  # a value at the grid, rounding from float32
+    x[0, -1] = -0.0  # FP8 keeps the sign of a zero (so does a tiny negative that rounds to zero)
+    x[-1, 0] = -1e-30
     fn = rc.quantize_rows_cols_triton if path == "triton" else rc.quantize_rows_cols_reference
     q, s, qt, st = fn(x, False, 0, "e4m3")
     assert q.dtype == qt.dtype == torch.float8_e4m3fn and q.shape == (m, n) and qt.shape == (n, m) and qt.is_contiguous()
     for (codes, scales), (ref_values, ref_scales) in [((q, s), rows_e4m3_float64(x)), ((qt, st), rows_e4m3_float64(x.t()))]:
         assert torch.equal(scales.cpu(), ref_scales)
         assert torch.equal(codes.cpu().double(), ref_values)
+    assert torch.equal(torch.signbit(q.cpu().float()), torch.signbit(x.cpu())) and torch.signbit(x.cpu()).any()
+    assert torch.equal(torch.signbit(qt.cpu().float()), torch.signbit(x.cpu().t()))
     assert q.cpu().double().abs().amax(dim=1).max() == 448  # the absmax lands on the format's max
 
 

@@ -79,13 +79,16 @@ if triton is not None:
         return out.to(tl.float32, bitcast=True)
 
     @triton.jit
-    def _codes(x, s, u, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
-        """x's codes with scales s (broadcast against x): int8, or E4M3 with FP8."""
+    def codes(x, s, u, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
+        """x's codes with scales s (broadcast against x): int8 (u: uniform draws where STOCHASTIC), or E4M3
+        with FP8 (clamped to ±448, then the GPU's round-to-nearest-even cast, or its emulation)."""
         y = div_rn(x, s, tl.math.div_rn(1.0, s))
         if not FP8:
             return round_int8(y, u, STOCHASTIC)
         else:
             y = tl.minimum(tl.maximum(y, -448.0), 448.0)
+            # x's sign, also on a zero: Markstein's last FMA turns x = −0 into +0, and FP8 keeps the sign
+            y = (y.to(tl.int32, bitcast=True) | (x.to(tl.int32, bitcast=True) & -2147483648)).to(tl.float32, bitcast=True)
             if EMULATE_FP8:
                 y = round_to_e4m3(y)
             return y.to(tl.float8e4nv)
@@ -126,12 +129,12 @@ if triton is not None:
         if STOCHASTIC:
             seed = tl.load(seed_ptr)
             u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
-        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], _codes(x, scale[:, None], u, FP8, STOCHASTIC, EMULATE_FP8), mask=mask)
+        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], codes(x, scale[:, None], u, FP8, STOCHASTIC, EMULATE_FP8), mask=mask)
         if COLS:
             col_scale = tl.load(col_s_ptr + offs_n, mask=offs_n < N, other=1.0)
             if STOCHASTIC:
                 u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
-            qc = _codes(x, col_scale[None, :], u, FP8, STOCHASTIC, EMULATE_FP8)
+            qc = codes(x, col_scale[None, :], u, FP8, STOCHASTIC, EMULATE_FP8)
             tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
 
 

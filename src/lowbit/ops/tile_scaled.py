@@ -22,13 +22,14 @@ import torch
 from ..formats import fp
 from ..formats import int as intfmt
 from .int8 import _mm_config
+from .rows_cols import _interpreting
 from .tiles import grouped_tile
 
 try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import round_to_e4m3
+    from .rows_cols import codes
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
 
@@ -50,7 +51,7 @@ if triton is not None:
     @triton.jit
     def _quantize_tiles_kernel(
         x_ptr, q_ptr, s_ptr, N, tile, stride_xm, stride_qm, stride_sm,
-        FP8: tl.constexpr, BLOCK: tl.constexpr,
+        FP8: tl.constexpr, BLOCK: tl.constexpr, EMULATE_FP8: tl.constexpr,
     ):
         row = tl.program_id(0)
         t = tl.program_id(1)
@@ -60,18 +61,8 @@ if triton is not None:
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         amax = tl.max(tl.abs(x), axis=0)
         # IEEE-rounded divisions (plain / is approximate on the GPU), so scales and codes equal lowbit.formats'
-        if FP8:
-            scale = tl.maximum(tl.math.div_rn(amax, 448.0), 1.1754943508222875e-38)
-            y = tl.minimum(tl.maximum(tl.math.div_rn(x, scale), -448.0), 448.0)
-            q = round_to_e4m3(y).to(tl.float8e4nv)
-        else:
-            scale = tl.maximum(tl.math.div_rn(amax, 127.0), 1.1754943508222875e-38)
-            y = tl.math.div_rn(x, scale)
-            r = tl.floor(y)
-            frac = y - r
-            odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
-            r = tl.where((frac > 0.5) | ((frac == 0.5) & odd), r + 1.0, r)
-            q = tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
+        scale = tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38)
+        q = codes(x, scale, 0.0, FP8, False, EMULATE_FP8)
         tl.store(q_ptr + row * stride_qm + offs, q, mask=mask)
         tl.store(s_ptr + row * stride_sm + t, scale)
 
@@ -161,7 +152,7 @@ def quantize_tiles_triton(x: torch.Tensor, fmt: str = "int8", tile: int = TILE) 
     block = triton.next_power_of_2(min(tile, max(k, 1)))
     _quantize_tiles_kernel[(m, tiles)](
         x, q, s, k, tile, x.stride(0), q.stride(0), s.stride(0),
-        FP8=fmt == "e4m3", BLOCK=block, num_warps=min(16, max(1, block // 256)),
+        FP8=fmt == "e4m3", BLOCK=block, EMULATE_FP8=_interpreting(), num_warps=min(16, max(1, block // 256)),
     )
     return q, s
 
