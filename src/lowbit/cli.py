@@ -107,8 +107,9 @@ def _bench_matmul(args: argparse.Namespace) -> int:
 def _bench_linear(args: argparse.Namespace) -> int:
     from .bench import linear
 
-    result = linear.run(tuple(args.m), out=args.out)
+    result = linear.run(tuple(args.m), out=args.out, peer_names=args.peers)
     print("\n".join(linear.format_table(result)))
+    print(f"\nwrote {args.out}/results.json, report.md, speedup.png")
     return 0
 
 
@@ -292,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="GPU benchmarks").add_subparsers(dest="bench", required=True)
     bl = bench.add_parser("linear", help="the 7 linears of a Llama-2-7B layer per scheme, CUDA graphs, speedup vs bf16")
     bl.add_argument("--m", type=int, nargs="+", default=[1, 16, 256, 4096], help="tokens per call")
-    bl.add_argument("--out", default=None, help="write the JSON here")
+    bl.add_argument("--out", default="reports/bench-linear", help="output dir: results.json, report.md, speedup.png")
+    bl.add_argument("--peers", nargs="*", default=None, help="bitsandbytes / torchao schemes to add (default: all that import)")
     bl.set_defaults(func=_bench_linear)
 
     bm = bench.add_parser("matmul", help="TFLOP/s of cuBLAS and lowbit matmuls (bf16, int8, fp8, tile-scaled, w4a16) per layout and size")

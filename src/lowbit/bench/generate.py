@@ -54,6 +54,7 @@ from torch import nn
 
 from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
+from . import peers
 
 # Llama-2 shapes (Touvron et al. 2023); random weights, real sizes.
 MODELS = {
@@ -69,7 +70,7 @@ LLAMA2 = dict(vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
 class Scheme:
     label: str  # as in the report
     method: object | None  # a lowbit method config; None for the float model or an external builder
-    external: str | None = None  # "bnb-nf4", "bnb-int8", "torchao-int4", "torchao-int8"
+    external: str | None = None  # a peer scheme of `bench.peers`
 
 
 SCHEMES = {
@@ -83,27 +84,16 @@ SCHEMES = {
 if "activations" in {f.name for f in dataclasses.fields(FP8)}:  # FP8 × FP8 matmuls, where this lowbit has them
     SCHEMES["w8a8-fp8"] = Scheme("W8A8 FP8 e4m3 (per-token act)", FP8(activations="token"))
 
-# Other libraries' schemes, side by side where they are installed (neither is on the GPU image).
-EXTERNAL = {
-    "bnb-nf4": Scheme("bitsandbytes NF4 (Linear4bit)", None, "bnb-nf4"),
-    "bnb-int8": Scheme("bitsandbytes LLM.int8() (Linear8bitLt)", None, "bnb-int8"),
-    "torchao-int4": Scheme("torchao int4 weight-only g128", None, "torchao-int4"),
-    "torchao-int8": Scheme("torchao int8 weight-only", None, "torchao-int8"),
-}
+# Other libraries' schemes, side by side where they are installed (`bench.peers`)
+EXTERNAL = {name: Scheme(label, None, name) for name, label in peers.PEERS.items()}
 DEFAULT_SCHEMES = list(SCHEMES)
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def available_schemes() -> dict[str, Scheme]:
     """lowbit's schemes, plus bitsandbytes' and torchao's where those packages import."""
     schemes = dict(SCHEMES)
     for name, scheme in EXTERNAL.items():
-        if _importable(name.split("-")[0].replace("bnb", "bitsandbytes")):
+        if peers.importable(name):
             schemes[name] = scheme
     return schemes
 
@@ -117,7 +107,7 @@ def resolve_schemes(names: list[str]) -> list[str]:
         raise ValueError(f"unknown scheme {', '.join(map(repr, unknown))}; valid schemes: {', '.join(known)}"
                          + (f" (and, when installed, {', '.join(n for n in EXTERNAL if n not in known)})" if len(known) < len(SCHEMES) + len(EXTERNAL) else ""))
     if missing_ext:
-        print(f"skipping {', '.join(missing_ext)}: {'bitsandbytes' if any(n.startswith('bnb') for n in missing_ext) else 'torchao'} is not installed", flush=True)
+        print(f"skipping {', '.join(missing_ext)}: {', '.join(sorted({peers.library(n) for n in missing_ext}))} not installed", flush=True)
     names = [n for n in dict.fromkeys(names) if n in known]
     if not names:
         raise ValueError("no scheme left to run")
@@ -154,40 +144,12 @@ def quantize_model(model: nn.Module, scheme: Scheme) -> nn.Module:
     from .. import api
 
     if scheme.external:
-        return _quantize_external(model, scheme.external)
+        from ..select import select_modules
+
+        return peers.quantize(model, scheme.external, select_modules(model, "no-lm_head"))
     if scheme.method is not None:
         with torch.device(_device_of(model)):  # the layers' buffers are made on the GPU, not filled on the CPU first
             api.quantize(model, scheme.method, "no-lm_head")
-    return model
-
-
-def _quantize_external(model: nn.Module, kind: str) -> nn.Module:
-    from ..layers import replace_module
-    from ..select import select_modules
-
-    names = select_modules(model, "no-lm_head")
-    device = _device_of(model)
-    if kind.startswith("torchao"):
-        from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
-
-        config = Int4WeightOnlyConfig(group_size=128) if kind == "torchao-int4" else Int8WeightOnlyConfig()
-        chosen = set(names)
-        quantize_(model, config, filter_fn=lambda m, fqn: fqn in chosen)
-        return model
-    import bitsandbytes as bnb
-
-    for name in names:
-        lin = model.get_submodule(name)
-        w = lin.weight.detach()
-        if kind == "bnb-nf4":
-            new = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=lin.bias is not None, compute_dtype=w.dtype, quant_type="nf4")
-            new.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type="nf4")
-        else:
-            new = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, bias=lin.bias is not None, has_fp16_weights=False, threshold=6.0)
-            new.weight = bnb.nn.Int8Params(w.cpu(), requires_grad=False, has_fp16_weights=False)  # quantizes on its move to the GPU
-        if lin.bias is not None:
-            new.bias = nn.Parameter(lin.bias.detach(), requires_grad=False)
-        replace_module(model, name, new.to(device))
     return model
 
 

@@ -2,6 +2,11 @@
 gate, up 4096→11008; down 11008→4096) at M tokens, per scheme, timed as one CUDA graph of all
 seven (so launch gaps do not hide the kernels). Speedup is against bf16 in the same run; GB/s
 counts the bytes each scheme must move at least (weights as stored, activations in and out).
+
+Peers (`bench.peers`: bitsandbytes, torchao) run side by side where they import: torchao's layers
+compiled, as torchao is meant to run, bitsandbytes' eagerly. A layer that cannot be captured in a
+CUDA graph (LLM.int8()'s outlier split syncs with the host) is timed eagerly, said so in its row.
+Writes results.json, report.md and speedup.png into `out`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import nn
 
 from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
+from . import peers
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
                      ("gate", 4096, 11008), ("up", 4096, 11008), ("down", 11008, 4096)]
@@ -49,8 +55,22 @@ def copy_bandwidth(device: str = "cuda") -> float:
     return 2 * x.numel() / (ms * 1e-3)
 
 
-def time_layers(layers: list[nn.Module], m: int, device: str = "cuda") -> tuple[float, float]:
-    """(median ms of one pass through all seven as a CUDA graph, relative error vs bf16 reference)."""
+def peer_layers(peer: str, device: str = "cuda") -> tuple[list[nn.Module], list[torch.Tensor]]:
+    """The seven bf16 linears quantized by a peer library (compiled for torchao), and their float weights."""
+    layers = build_layers(None, device)
+    weights = [lin.weight.detach().clone() for lin in layers]
+    names = [name for name, _, _ in LLAMA2_7B_LINEARS]
+    container = nn.ModuleDict(dict(zip(names, layers)))
+    peers.quantize(container, peer, names)
+    mods = [container[name] for name in names]
+    return ([torch.compile(m) for m in mods] if peer.startswith("torchao") else mods), weights
+
+
+def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: list[torch.Tensor] | None = None) -> tuple[float, float, str]:
+    """(median ms of one pass through all seven, relative error against x @ Wᵀ in float64, how it was
+    timed). W: each layer's dequantized weight (the kernel's error alone), or `weights` where given
+    (a peer's float weights: its quantization error too). Timed as a CUDA graph; a layer that cannot
+    be captured is timed eagerly."""
     import triton.testing
 
     xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _, k, _ in LLAMA2_7B_LINEARS]
@@ -61,37 +81,61 @@ def time_layers(layers: list[nn.Module], m: int, device: str = "cuda") -> tuple[
     with torch.no_grad():
         outs = run()
         torch.cuda.synchronize()
-        ms = triton.testing.do_bench_cudagraph(run, rep=100)
-        refs = [x.double() @ _dequant(layer).double().t() for layer, x in zip(layers, xs)]
+        try:
+            ms, timing = triton.testing.do_bench_cudagraph(run, rep=100), "cuda graph"
+        except Exception as exc:  # noqa: BLE001 - a host sync inside a layer: no graph; say so
+            torch.cuda.synchronize()
+            ms, timing = triton.testing.do_bench(run, rep=100), f"eager ({type(exc).__name__})"
+        ws = weights or [_dequant(layer) for layer in layers]
+        refs = [x.double() @ w.double().t() for w, x in zip(ws, xs)]
     err = max(((o.double() - r).norm() / r.norm()).item() for o, r in zip(outs, refs))
-    return ms, err
+    return ms, err, timing
 
 
 def _dequant(layer: nn.Module) -> torch.Tensor:
     return layer.weight if isinstance(layer, nn.Linear) else layer.dequantize_weight(torch.float32)
 
 
-def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None) -> dict:
+def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[str] | None = None) -> dict:
+    """Every (scheme, M) row. `peer_names`: the peer schemes to add (default: every one whose library
+    imports); results.json, report.md and speedup.png go into `out` when given."""
+    if peer_names is None:
+        peer_names = [p for p in peers.PEERS if peers.importable(p)]
+    unknown = [p for p in peer_names if p not in peers.PEERS]
+    if unknown:
+        raise ValueError(f"unknown peer scheme {', '.join(map(repr, unknown))}; valid: {', '.join(peers.PEERS)}")
     if not torch.cuda.is_available():
         raise ValueError("bench linear needs a CUDA GPU")
+    missing = [p for p in peer_names if not peers.importable(p)]
+    if missing:
+        print(f"skipping {', '.join(missing)}: {', '.join(sorted({peers.library(p) for p in missing}))} not installed", flush=True)
     bandwidth = copy_bandwidth()
     rows = []
-    for name, method in SCHEMES.items():
-        layers = build_layers(method)
+    entries = [(name, lambda method=method: (build_layers(method), None), False) for name, method in SCHEMES.items()]
+    entries += [(peers.PEERS[p], lambda p=p: peer_layers(p), True) for p in peer_names if p not in missing]
+    for name, build, is_peer in entries:
+        try:
+            layers, weights = build()
+        except Exception as exc:  # noqa: BLE001 - a peer that fails on this GPU / torch: a row that says so
+            if not is_peer:
+                raise
+            rows += [{"scheme": name, "M": m, "peer": True, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"} for m in ms_tokens]
+            continue
         weight_bytes = sum(model_bytes(layer) for layer in layers)
         for m in ms_tokens:
-            ms, err = time_layers(layers, m)
+            ms, err, timing = time_layers(layers, m, weights=weights)
             act_bytes = sum(2 * m * (k + n) for _, k, n in LLAMA2_7B_LINEARS)
-            rows.append({"scheme": name, "M": m, "ms": ms, "rel_err": err, "weight_bytes": weight_bytes,
-                         "GB_s": (weight_bytes + act_bytes) / (ms * 1e-3) / 1e9})
+            rows.append({"scheme": name, "M": m, "peer": is_peer, "ms": ms, "rel_err": err, "timing": timing,
+                         "weight_bytes": weight_bytes, "GB_s": (weight_bytes + act_bytes) / (ms * 1e-3) / 1e9})
         del layers
         torch.cuda.empty_cache()
     base = {r["M"]: r["ms"] for r in rows if r["scheme"] == "bf16"}
     for r in rows:
-        r["speedup_vs_bf16"] = base[r["M"]] / r["ms"]
+        if "ms" in r:
+            r["speedup_vs_bf16"] = base[r["M"]] / r["ms"]
     result = {**environment("cuda"), "copy_bandwidth_GB_s": bandwidth / 1e9, "rows": rows}
     if out:
-        Path(out).write_text(json.dumps(result, indent=2))
+        write_report(result, Path(out))
     return result
 
 
@@ -102,9 +146,53 @@ def format_table(result: dict) -> list[str]:
              "|---|" + "---:|" * (len(ms_tokens) + 1)]
     for scheme in dict.fromkeys(r["scheme"] for r in result["rows"]):
         rs = {r["M"]: r for r in result["rows"] if r["scheme"] == scheme}
-        cells = [f"{rs[m]['ms']:.3f} ({rs[m]['speedup_vs_bf16']:.2f}x, {rs[m]['GB_s']:.0f})" for m in ms_tokens]
-        lines.append(f"| {scheme} | " + " | ".join(cells) + f" | {max(r['rel_err'] for r in rs.values()):.1e} |")
+        label = scheme + (" (peer)" if any(r.get("peer") for r in rs.values()) else "")
+        if any("error" in r for r in rs.values()):
+            lines.append(f"| {label} | failed: {next(r['error'] for r in rs.values() if 'error' in r)} |" + " |" * len(ms_tokens))
+            continue
+        cells = [f"{rs[m]['ms']:.3f} ({rs[m]['speedup_vs_bf16']:.2f}x, {rs[m]['GB_s']:.0f})" + ("" if rs[m].get("timing", "cuda graph") == "cuda graph" else " eager")
+                 for m in ms_tokens]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {max(r['rel_err'] for r in rs.values()):.1e} |")
     return lines
+
+
+def plot(result: dict, path: Path) -> None:
+    """Speedup over bf16 against tokens, one line a scheme (peers dashed), 1x marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for scheme in dict.fromkeys(r["scheme"] for r in result["rows"]):
+        pts = sorted((r["M"], r["speedup_vs_bf16"]) for r in result["rows"] if r["scheme"] == scheme and "speedup_vs_bf16" in r)
+        peer = any(r.get("peer") for r in result["rows"] if r["scheme"] == scheme)
+        if pts and scheme != "bf16":
+            ax.plot(*zip(*pts), marker="o", linestyle="--" if peer else "-", label=scheme + (" (peer)" if peer else ""))
+    ax.axhline(1.0, color="gray", linewidth=1)
+    ax.set_xscale("log", base=2)
+    ms_tokens = sorted({r["M"] for r in result["rows"]})
+    ax.set_xticks(ms_tokens, [str(m) for m in ms_tokens])
+    ax.set_xlabel("tokens (M)")
+    ax.set_ylabel("speedup over bf16 (7 linears of a Llama-2-7B layer)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"bench linear — {result['gpu']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=2))
+    plot(result, out_dir / "speedup.png")
+    lines = ["# The linears of a Llama-2-7B layer", "", f"Command: `{result['command']}`", "",
+             "Seven linears (q, k, v, o 4096→4096; gate, up 4096→11008; down 11008→4096), one CUDA graph of all seven "
+             "(`eager`: timed without a graph), median ms; GB/s: weights as stored plus activations in and out. "
+             "max rel err: against x @ Wᵀ in float64 with W the layer's dequantized weight (peers: the float weight, "
+             "so their quantization error too).", "", *format_table(result), "", "![speedup](speedup.png)", ""]
+    (out_dir / "report.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
