@@ -27,7 +27,7 @@ BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin"
 
 def compile_sm90(kernel, args: dict, constexprs: dict, num_warps: int = 4, num_stages: int = 3):
     """`args`: every runtime argument in order, a pointer as its type string ("*bf16"), an integer
-    as an example value."""
+    or a float as an example value."""
     signature, attrs = {}, {}
     for i, name in enumerate(kernel.arg_names):
         if name in constexprs:
@@ -41,6 +41,8 @@ def compile_sm90(kernel, args: dict, constexprs: dict, num_warps: int = 4, num_s
         if isinstance(v, str):
             signature[name] = v
             attrs[(i,)] = [["tt.divisibility", 16]]
+        elif isinstance(v, float):  # a float scalar, as the launcher passes one
+            signature[name] = "fp32"
         else:
             signature[name] = "i32"
             if v % 16 == 0:
