@@ -91,16 +91,19 @@ def test_convert_works_on_gpt2_conv1d_and_errors_name_the_valid_precisions():
 
 def test_autocast_runs_the_int8_weight_matmuls_in_its_dtype():
     """Like nn.Linear under autocast: a float32 input becomes a bf16 activation — the one saved for
-    the backward too (half the bytes) — and output, and the weight's gradient for the optimizer is float32."""
+    the backward too (half the bytes; the layer's own codes and scales are saved by reference, no copy)
+    — and output, and the weight's gradient for the optimizer is float32."""
     gen = torch.Generator().manual_seed(4)
     w = torch.randn(48, 64, generator=gen)
     layer = T.Int8WeightLinear.from_float(w, torch.zeros(48))
     x = torch.randn(4, 10, 64, generator=gen, requires_grad=True)
     saved = []
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(
-            lambda t: saved.append(t.dtype) or t, lambda t: t):
+            lambda t: saved.append(t) or t, lambda t: t):
         y = layer(x)
-    assert y.dtype == torch.bfloat16 and saved and all(d == torch.bfloat16 for d in saved), saved
+    buffers = {layer.qweight.data_ptr(), layer.scale.data_ptr()}
+    activations = [t for t in saved if t.data_ptr() not in buffers]
+    assert y.dtype == torch.bfloat16 and activations and all(t.dtype == torch.bfloat16 for t in activations), saved
     y.float().square().sum().backward()
     assert layer.grad_weight.dtype == torch.float32 and x.grad.dtype == torch.float32
     ref = x.detach().double() @ layer.dequantize_weight().double().t()
@@ -135,3 +138,30 @@ def test_optimizer_state_dict_round_trip_continues_identically():
     assert torch.equal(layer.qweight, layer2.qweight) and torch.equal(layer.scale, layer2.scale)
     with pytest.raises(ValueError, match="layers"):
         opt2.load_state_dict({**sd, "state": {3: sd["state"][0]}})
+
+
+def test_an_int8_weight_block_compiles_as_one_graph_with_the_same_gradients():
+    """The weight's gradient reaches the optimizer through autograd (the zero-stride grad sink), not a
+    side effect in the backward: a decoder block compiles whole (fullgraph), and its gradients equal eager's."""
+    model = tiny_llama()
+    T.convert(model, precision="int8-weight")
+    block = model.model.layers[0]
+    layers = [m for m in block.modules() if isinstance(m, T.Int8WeightLinear)]
+    assert layers and all(m.grad_sink.stride() == (0, 0) and m.grad_sink.is_leaf for m in layers)
+    x = torch.randn(2, 8, model.config.hidden_size, generator=make_gen("int8w-compile"))
+    pos = model.model.rotary_emb(x, torch.arange(8)[None])
+
+    def grads(fn):
+        for m in layers:
+            m.grad_weight = None
+        out = fn(x, position_embeddings=pos, attention_mask=None)
+        (out[0] if isinstance(out, tuple) else out).square().sum().backward()
+        return [m.grad_weight.clone() for m in layers]
+
+    eager = grads(block)
+    assert torch._dynamo.explain(block)(x, position_embeddings=pos, attention_mask=None).graph_break_count == 0
+    compiled = grads(torch.compile(block, backend="aot_eager", fullgraph=True))
+    for e, c in zip(eager, compiled):
+        torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-6)
+    block.to(torch.device("cpu"))  # a move makes a fresh one-element sink where the weight lives
+    assert all(m.grad_sink.stride() == (0, 0) and m.grad_weight is None for m in layers)

@@ -3,9 +3,12 @@ codes with per-output-channel scales — no high-precision master copy — updat
 optimizer that rounds the new weights stochastically, so updates smaller than one quantization
 step still move the weights in expectation instead of being rounded away.
 
-The weight is not an nn.Parameter (autograd cannot hold int8 leaves): backward leaves its gradient
-in `layer.grad_weight`, and `Int8WeightAdamW` steps those layers; the model's other parameters
-(bias, norms, embeddings) take a usual optimizer.
+The weight is not an nn.Parameter (autograd cannot hold int8 leaves). Its gradient flows to a
+stand-in leaf instead, `layer.grad_sink`: a float32 tensor of the weight's shape with zero strides (one
+element of storage), so autograd accumulates the gradient in `grad_sink.grad` (`layer.grad_weight`)
+the usual way, with no side effect in the backward that would split a compiled graph at every linear.
+`Int8WeightAdamW` steps those layers; the model's other parameters (bias, norms, embeddings) take a
+usual optimizer.
 """
 
 from __future__ import annotations
@@ -20,28 +23,32 @@ from .linear import autocast_input
 
 class _Int8WeightFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, bias: torch.Tensor | None, layer: "Int8WeightLinear") -> torch.Tensor:
-        w = layer.dequantize_weight(x.dtype)
+    def forward(ctx, x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                grad_sink: torch.Tensor) -> torch.Tensor:
+        w = intfmt.dequantize(qweight, scale, None, "channel", dtype=x.dtype)
         x2 = x.reshape(-1, x.shape[-1])
         y = x2 @ w.t()
         if bias is not None:
             y = y + bias.to(y.dtype)
-        ctx.save_for_backward(x2)
-        ctx.layer, ctx.has_bias, ctx.x_shape = layer, bias is not None, x.shape
+        ctx.save_for_backward(x2, qweight, scale)
+        ctx.has_bias, ctx.x_shape = bias is not None, x.shape
         return y.reshape(*x.shape[:-1], w.shape[0])
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        (x2,) = ctx.saved_tensors
-        layer = ctx.layer
+        x2, qweight, scale = ctx.saved_tensors
         g2 = grad_out.reshape(-1, grad_out.shape[-1])
         # in the activations' dtype, as autocast runs nn.Linear's grad-weight (fp32 accumulation inside
-        # the matmul), kept in float32 for the optimizer; a float32 matmul runs without the tensor cores
-        grad_w = (g2.t() @ x2.to(g2.dtype)).float()
-        layer.grad_weight = grad_w if layer.grad_weight is None else layer.grad_weight + grad_w  # accumulates like .grad
-        grad_x = (g2 @ layer.dequantize_weight(g2.dtype)).reshape(ctx.x_shape)
-        grad_b = g2.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[1] else None
-        return grad_x, grad_b, None
+        # the matmul), handed on in float32 for the optimizer; a float32 matmul runs without the tensor cores
+        grad_w = (g2.t() @ x2.to(g2.dtype)).float() if ctx.needs_input_grad[4] else None
+        grad_x = (g2 @ intfmt.dequantize(qweight, scale, None, "channel", dtype=g2.dtype)).reshape(ctx.x_shape)
+        grad_b = g2.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grad_x, None, None, grad_b, grad_w
+
+
+def _grad_sink(out_features: int, in_features: int, device) -> torch.Tensor:
+    """A leaf of the weight's shape that stores one float: autograd gives it the weight's gradient."""
+    return torch.empty_strided((out_features, in_features), (0, 0), device=device).zero_().requires_grad_()
 
 
 class Int8WeightLinear(nn.Module):
@@ -51,7 +58,22 @@ class Int8WeightLinear(nn.Module):
         self.register_buffer("qweight", torch.zeros(out_features, in_features, dtype=torch.int8, device=device))
         self.register_buffer("scale", torch.ones(out_features, 1, device=device))
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype)) if bias else None
-        self.grad_weight: torch.Tensor | None = None
+        self.grad_sink = _grad_sink(out_features, in_features, device)  # not a parameter: no optimizer state, not saved
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) and friends: a fresh sink where the weight now lives (moving it would materialize it)
+        super()._apply(fn, recurse)
+        self.grad_sink = _grad_sink(self.out_features, self.in_features, self.qweight.device)
+        return self
+
+    @property
+    def grad_weight(self) -> torch.Tensor | None:
+        """The weight's gradient (float32), accumulated over backward passes like a parameter's .grad."""
+        return self.grad_sink.grad
+
+    @grad_weight.setter
+    def grad_weight(self, value: torch.Tensor | None) -> None:
+        self.grad_sink.grad = value
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> "Int8WeightLinear":
@@ -72,7 +94,7 @@ class Int8WeightLinear(nn.Module):
         return intfmt.dequantize(self.qweight, self.scale, None, "channel", dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Int8WeightFn.apply(autocast_input(x), self.bias, self)
+        return _Int8WeightFn.apply(autocast_input(x), self.qweight, self.scale, self.bias, self.grad_sink)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, int8 weights"
