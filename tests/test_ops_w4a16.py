@@ -110,7 +110,7 @@ def test_kernel_tile_configs_and_ragged_edges(cfg, kind):
 @pytest.mark.parametrize("m,n,k,g", [(1, 80, 192, 64), (1, 24, 64, 32), (12, 80, 192, 32), (33, 24, 192, 64), (100, 40, 64, 64)])
 def test_gpu_heuristic_configs_are_correct(monkeypatch, m, n, k, g):
     # the configs a GPU would get (big tiles, split-K for decode), clipped to the problem
-    monkeypatch.setattr(ops, "_interpreting", lambda: False)
+    monkeypatch.setattr(ops, "interpreting", lambda: False)
     cfg = ops._config(m, n, k, g, False, sm_count=132)
     monkeypatch.undo()
     assert cfg["BLOCK_K"] >= 32 and cfg["BLOCK_K"] <= max(32, k)

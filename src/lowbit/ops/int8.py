@@ -18,8 +18,8 @@ import torch
 from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
-from .rows_cols import _interpreting, quantize_tiled, rows_reference, seed_tensor, use_triton
-from .tiles import grouped_tile
+from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
+from .tiles import grouped_tile, interpreting
 
 try:
     import triton
@@ -101,7 +101,7 @@ TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed ti
 def _mm_config(m: int, n: int, k: int) -> dict:
     """Tile sizes: large tiles on the GPU (int8 MMA wants K-tiles of 64-128); small ones in the
     interpreter, where each program is Python."""
-    if _interpreting():
+    if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, GROUP_M=4, num_warps=4, num_stages=1)
     if m <= 64:
         return dict(BLOCK_M=max(16, triton.next_power_of_2(m)), BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
@@ -122,7 +122,7 @@ def scaled_int8_mm_triton(
     args = (a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
             bias.float().contiguous() if bias is not None else scale_b,
             m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
-    if m > TUNED_MIN_M and not _interpreting():
+    if m > TUNED_MIN_M and not interpreting():
         def grid(meta):
             return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
         wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)

@@ -21,6 +21,7 @@ from torch.library import triton_op, wrap_triton
 
 from ..formats import fp
 from ..formats import int as intfmt
+from .tiles import interpreting
 
 try:
     import triton
@@ -30,11 +31,6 @@ except ImportError:  # lowbit runs without Triton; the ops then take the referen
 
 FORMATS = {"int8": (torch.int8, 127.0), "e4m3": (torch.float8_e4m3fn, 448.0)}  # code dtype, largest code
 
-
-def _interpreting() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 if triton is not None:
@@ -175,14 +171,14 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     col_qt = torch.empty(n, m, device=x.device, dtype=dtype) if cols else q
     col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
     # tiles long along x's contiguous dim, so both passes read it coalesced
-    bm, bn = (16, 32) if _interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
+    bm, bn = (16, 32) if interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
     grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
     wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
     scale = _scales_from_bits(amax, fmax)
     col_scale = _scales_from_bits(col_amax, fmax) if cols else scale
     wrap_triton(_quantize_tiles_kernel)[grid](
         x, scale, q, col_scale, col_qt, seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
-        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=_interpreting())
+        col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=interpreting())
     return (q, scale, col_qt, col_scale) if cols else (q, scale)
 
 

@@ -22,8 +22,7 @@ import torch
 from ..formats import fp
 from ..formats import int as intfmt
 from .int8 import _mm_config
-from .rows_cols import _interpreting
-from .tiles import grouped_tile
+from .tiles import grouped_tile, interpreting
 
 try:
     import triton
@@ -152,7 +151,7 @@ def quantize_tiles_triton(x: torch.Tensor, fmt: str = "int8", tile: int = TILE) 
     block = triton.next_power_of_2(min(tile, max(k, 1)))
     _quantize_tiles_kernel[(m, tiles)](
         x, q, s, k, tile, x.stride(0), q.stride(0), s.stride(0),
-        FP8=fmt == "e4m3", BLOCK=block, EMULATE_FP8=_interpreting(), num_warps=min(16, max(1, block // 256)),
+        FP8=fmt == "e4m3", BLOCK=block, EMULATE_FP8=interpreting(), num_warps=min(16, max(1, block // 256)),
     )
     return q, s
 

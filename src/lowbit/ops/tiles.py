@@ -1,6 +1,9 @@
-"""What the matmul kernels share: the order in which programs visit output tiles, and split-K."""
+"""What the Triton kernels share: whether they run in the interpreter, the order in which programs
+visit output tiles, and split-K."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -9,6 +12,13 @@ try:
     import triton.language as tl
 except ImportError:  # the kernels' modules fall back to their reference paths
     triton = grouped_tile = None
+
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its interpreter (CPU tensors, CI): small tiles then, and no autotuning."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
 
 if triton is not None:
 

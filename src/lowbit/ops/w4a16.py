@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..formats import int as intfmt
 from ..formats.packing import packed_length
-from .tiles import grouped_tile, split_k_partials, split_k_plan, sum_split_k
+from .tiles import grouped_tile, interpreting, split_k_partials, split_k_plan, sum_split_k
 
 try:
     import triton
@@ -43,11 +43,6 @@ BITS = 4
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _INT32_MAX = 2**31 - 1
 
-
-def _interpreting() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 if triton is not None:
@@ -214,7 +209,7 @@ def _config(m: int, n: int, k: int, group_size: int, has_g_idx: bool, sm_count: 
     split-K when there are too few output tiles to fill the SMs. Prefill is bound by the MMAs:
     64-128 square-ish tiles. BLOCK_K shrinks to the group size (a power of two ≥ 32) so that scales
     are one vector per tile. The interpreter gets small tiles: each program there is Python."""
-    if _interpreting():
+    if interpreting():
         bm, bn, bk, warps, stages = 16, 32, 32, 4, 1
     elif m <= 16:
         bm, bn, bk, warps, stages = 16, 64, 128, 4, 4
@@ -227,7 +222,7 @@ def _config(m: int, n: int, k: int, group_size: int, has_g_idx: bool, sm_count: 
     bk = min(bk, max(32, triton.next_power_of_2(k)))
     bn = min(bn, max(16, triton.next_power_of_2(n)))
     split = 1
-    if m <= 16 and not _interpreting():
+    if m <= 16 and not interpreting():
         tiles = triton.cdiv(n, bn)
         k_tiles = triton.cdiv(k, bk)
         split = max(1, min(16, (2 * sm_count) // tiles, k_tiles // 4))

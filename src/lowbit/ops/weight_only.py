@@ -30,15 +30,13 @@ path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
 from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
-from .tiles import grouped_tile, split_k_partials, split_k_plan, sum_split_k
+from .tiles import grouped_tile, interpreting, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
 try:
@@ -61,9 +59,6 @@ MMA_MAX_M = 32
 W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 if triton is not None:
@@ -383,7 +378,7 @@ def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
         tw = min(tw, group_size & -group_size)  # largest power of two dividing the group size
         if tw * bits < 8 * 8:  # fewer than 8 bytes a chunk row: no longer a wide load
             return None
-    if _interpreting():
+    if interpreting():
         return dict(BLOCK_N=16, TG=1, TW=tw, num_warps=4)
     # the H100 sweep's best (benchmarks/tune_weight_only.py): narrow row tiles, 1 KB of each row a K-step
     return dict(BLOCK_N=4, TG=max(1, 1024 // tw), TW=tw, num_warps=2 if bits == 8 else 4)
@@ -440,7 +435,7 @@ def words_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
     multiple of 32) or a group is not a whole number of words."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
-    if _interpreting():
+    if interpreting():
         return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
@@ -505,12 +500,12 @@ def mma_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | Non
     group_w = group_size * bits // 32 if groups > 1 else 0
     if (k * bits) % 32 or (groups > 1 and (group_size * bits) % 32):
         return None
-    bw = 4 if _interpreting() else 16
+    bw = 4 if interpreting() else 16
     if group_w:
         bw = min(bw, group_w & -group_w)  # a power of two dividing the group's words
-        if bw < (4 if _interpreting() else 16):
+        if bw < (4 if interpreting() else 16):
             return None
-    if _interpreting():
+    if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_W=bw, GROUP_M=4, SPLIT_K=1, num_warps=4, num_stages=1)
     # the H100 sweep's best at M = 4, 16, 64 (benchmarks/tune_mma_words.py): wide N tiles, K split 4 ways
     if m <= 16:
@@ -575,7 +570,7 @@ def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: i
     n = qweight.shape[0]
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
-    bn = 16 if _interpreting() else 32
+    bn = 16 if interpreting() else 32
     _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, tw))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
         n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
