@@ -35,7 +35,7 @@ def test_report_names_peers_eager_timing_and_failures(tmp_path):
     linear.write_report(result, tmp_path / "out")
     assert (tmp_path / "out" / "speedup.png").stat().st_size > 10_000
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "Command: `lowbit bench linear`" in report and table in report and "![speedup](speedup.png)" in report
+    assert "Command: `lowbit bench linear`" in report and table in report and "![speedup.png](speedup.png)" in report
 
 
 def test_unknown_peers_are_refused_before_anything_runs(capsys):

@@ -11,7 +11,6 @@ Writes results.json, report.md and speedup.png into `out`.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
-from . import peers
+from . import peers, report
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
                      ("gate", 4096, 11008), ("up", 4096, 11008), ("down", 11008, 4096)]
@@ -184,15 +183,11 @@ def plot(result: dict, path: Path) -> None:
 
 
 def write_report(result: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(result, indent=2))
-    plot(result, out_dir / "speedup.png")
-    lines = ["# The linears of a Llama-2-7B layer", "", f"Command: `{result['command']}`", "",
-             "Seven linears (q, k, v, o 4096→4096; gate, up 4096→11008; down 11008→4096), one CUDA graph of all seven "
-             "(`eager`: timed without a graph), median ms; GB/s: weights as stored plus activations in and out. "
-             "max rel err: against x @ Wᵀ in float64 with W the layer's dequantized weight (peers: the float weight, "
-             "so their quantization error too).", "", *format_table(result), "", "![speedup](speedup.png)", ""]
-    (out_dir / "report.md").write_text("\n".join(lines))
+    report.write(out_dir, result, "The linears of a Llama-2-7B layer",
+                 "Seven linears (q, k, v, o 4096→4096; gate, up 4096→11008; down 11008→4096), one CUDA graph of all seven "
+                 "(`eager`: timed without a graph), median ms; GB/s: weights as stored plus activations in and out. "
+                 "max rel err: against x @ Wᵀ in float64 with W the layer's dequantized weight (peers: the float weight, "
+                 "so their quantization error too).", format_table(result), plot, "speedup.png")
 
 
 if __name__ == "__main__":

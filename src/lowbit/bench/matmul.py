@@ -15,12 +15,12 @@ Writes results.json, report.md and matmul_tflops.png.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ..measure import environment
+from . import report
 
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
@@ -224,15 +224,11 @@ def plot(result: dict, path: Path) -> None:
 
 
 def write_report(result: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(result, indent=2))
-    plot(result, out_dir / "matmul_tflops.png")
-    lines = ["# Matmul throughput (seed 002)", "", f"Command: `{result['command']}`", "",
-             "Only the matmul is timed (triton.testing.do_bench, median; operands quantized beforehand). "
-             "rel err: ‖out − A·Bᵀ‖/‖A·Bᵀ‖ against float32 on the same bf16 inputs, quantization included. "
-             "cuBLAS INT8 is int32 out without scales (its scales are applied only for the check).", "",
-             *format_table(result), "![TFLOP/s](matmul_tflops.png)", ""]
-    (out_dir / "report.md").write_text("\n".join(lines))
+    report.write(out_dir, result, "Matmul throughput (seed 002)",
+                 "Only the matmul is timed (triton.testing.do_bench, median; operands quantized beforehand). "
+                 "rel err: ‖out − A·Bᵀ‖/‖A·Bᵀ‖ against float32 on the same bf16 inputs, quantization included. "
+                 "cuBLAS INT8 is int32 out without scales (its scales are applied only for the check).",
+                 format_table(result), plot, "matmul_tflops.png")
 
 
 if __name__ == "__main__":
