@@ -1,0 +1,13 @@
+# Prepared in session 5, NOT yet run: what the next device call should measure first.
+# run with carry [".whl"]: installs the peers (torchao 0.18.0, bitsandbytes 0.50.2) for the side-by-side rows.
+export PYTHONPATH=$PWD/src
+pip install -q --no-deps .whl/torchao-*.whl .whl/bitsandbytes-*.whl > $OUT/pip.txt 2>&1; tail -2 $OUT/pip.txt
+# kernels changed after session 5's last GPU call: fused int8 AdamW step, FP8 zero sign, tile-scaled codes()
+timeout 150 python3 -m pytest -q tests/test_ops_int8_adamw.py tests/test_ops_rows_cols.py tests/test_ops_fp8.py \
+  tests/test_train_int8_weight.py > $OUT/tests.txt 2>&1; tail -3 $OUT/tests.txt
+# int8-weight (fused optimizer step, one graph a block) against bf16, and the FP8 rows after the tile_scaled change
+timeout $((420 - SECONDS)) python3 -m lowbit.cli bench train --preset llama2-1b --batch-size 8 --steps 6 \
+  --precisions bf16 int8-weight int8 fp8-rowwise --out $OUT/train > $OUT/train.log 2>&1
+echo "rc=$? s=$SECONDS"; tr '\r' '\n' < $OUT/train.log | grep -a "|" | tail -6
+# then, in a second call: lowbit bench linear --out $OUT/linear (peers side by side) and
+# lowbit bench generate --models 7b 13b --schemes bf16 w4a16-g128 w8a16 torchao-int4 torchao-int8 bnb-nf4 --out $OUT/gen
