@@ -235,3 +235,22 @@ def test_compile_blocks_compiles_each_decoder_layer_and_keeps_the_numbers():
         assert compiled_model is model
         assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
         torch.testing.assert_close(compiled_model(ids).logits, eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", PRECISION_NAMES)
+def test_every_precision_compiles_a_decoder_block_as_one_graph(precision):
+    """`compile_blocks` compiles block by block; a graph break inside a block (a side effect, a host sync)
+    would run the rest of it eagerly, op by op: none in any precision."""
+    import torch._dynamo as dynamo
+
+    from lowbit.train import convert
+    from tiny_models import tiny_llama
+
+    model = tiny_llama()
+    convert(model, precision=precision)
+    block = model.model.layers[0]
+    x = torch.randn(2, 8, model.config.hidden_size, requires_grad=True)
+    pos = model.model.rotary_emb(x, torch.arange(8)[None])
+    dynamo.reset()
+    explained = dynamo.explain(block)(x, position_embeddings=pos, attention_mask=None)
+    assert explained.graph_break_count == 0, [b.reason.splitlines()[0] for b in explained.break_reasons]
