@@ -4,7 +4,8 @@ row-major storage, never a copy), for cuBLAS and lowbit's kernels:
 
     cuBLAS BF16 (torch.matmul), cuBLAS INT8 (torch._int_mm, int32 out, no scales),
     cuBLAS FP8 row-wise (torch._scaled_mm), lowbit Triton INT8 row/column-scaled,
-    lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only).
+    lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only);
+    and, where they import, torchao's INT8 int_scaled_matmul and bitsandbytes' int8_linear_matmul.
 
 Only the matmul is timed (`triton.testing.do_bench`, median): operands are quantized beforehand.
 TFLOP/s = 2·M·N·K / time. Each kernel's output is checked once per size and layout against the
@@ -20,13 +21,21 @@ from pathlib import Path
 import torch
 
 from ..measure import environment
-from . import report
+from . import peers, report
 
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
     "cuBLAS BF16", "cuBLAS INT8 (_int_mm)", "cuBLAS FP8 row-wise (_scaled_mm)", "lowbit INT8 scaled (Triton)",
     "lowbit tile-scaled INT8 (Triton)", "lowbit tile-scaled FP8 (Triton)", "lowbit W4A16 g128 (Triton)",
 )
+# Peers' INT8 matmuls (`bench.peers`'s libraries), added where the library imports.
+PEER_KERNELS = {"torchao INT8 scaled (int_scaled_matmul)": "torchao-int8", "bitsandbytes INT8 (int8_linear_matmul)": "bnb-int8"}
+
+
+def default_kernels() -> tuple[str, ...]:
+    return KERNELS + tuple(k for k, peer in PEER_KERNELS.items() if peers.importable(peer))
+
+
 # Dense (no sparsity) peaks from the vendors' data sheets, TFLOP/s: (BF16, INT8, FP8).
 PEAKS = {
     "H100 SXM": (989.0, 1979.0, 1979.0),
@@ -94,6 +103,20 @@ def prepare(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor):
         qb, sb = ts.quantize_blocks(b_nk, fmt)
         av, bv = arrange(layout, qa, qb)
         return (lambda: ts.tile_scaled_mm_triton(av, bv.t(), sa, sb)), (lambda out: out.float())
+    if kernel in PEER_KERNELS:
+        qa, sa = i8.quantize_rows(a)
+        qb, sb = i8.quantize_rows(b_nk)
+        av, bv = arrange(layout, qa, qb)
+        if kernel.startswith("torchao"):  # row scales inside, the column scales after
+            from torchao.kernel.intmm import int_scaled_matmul
+
+            sa2 = sa.reshape(-1, 1)
+            return (lambda: int_scaled_matmul(av, bv, sa2)), (lambda out: out.float() * sb[None, :])
+        if layout != "A@Bᵀ":
+            raise NotImplementedError("int8_linear_matmul takes B as stored rows [N, K] (A@Bᵀ) only")
+        import bitsandbytes.functional as bnbf
+
+        return (lambda: bnbf.int8_linear_matmul(qa, qb)), (lambda out: out.float() * sa[:, None] * sb[None, :])
     if kernel == "lowbit W4A16 g128 (Triton)":
         if layout != "A@Bᵀ":
             raise NotImplementedError("weight-only kernel: A@Bᵀ (B the stored weight) only")
@@ -128,7 +151,9 @@ def measure(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor, ref: 
     return row
 
 
-def run(sizes=(1024, 2048, 4096, 8192), out: str | Path | None = "reports/bench-matmul", kernels=KERNELS, layouts=LAYOUTS) -> dict:
+def run(sizes=(1024, 2048, 4096, 8192), out: str | Path | None = "reports/bench-matmul", kernels=None, layouts=LAYOUTS) -> dict:
+    """Every (size, layout, kernel) row; `kernels` defaults to lowbit's and cuBLAS's plus the importable peers'."""
+    kernels = default_kernels() if kernels is None else kernels
     if not torch.cuda.is_available():
         raise ValueError("bench matmul needs a CUDA GPU (torch.cuda.is_available() is False)")
 
