@@ -51,3 +51,4 @@ def test_unknown_peers_are_refused_before_anything_runs(capsys):
 def test_peers_know_their_libraries():
     assert {peers.library(p) for p in peers.PEERS} == {"bitsandbytes", "torchao"}
     assert all(isinstance(peers.importable(p), bool) for p in peers.PEERS)
+

@@ -254,3 +254,16 @@ def test_every_precision_compiles_a_decoder_block_as_one_graph(precision):
     dynamo.reset()
     explained = dynamo.explain(block)(x, position_embeddings=pos, attention_mask=None)
     assert explained.graph_break_count == 0, [b.reason.splitlines()[0] for b in explained.break_reasons]
+
+
+def test_training_peers_are_validated_before_anything_runs(monkeypatch, tmp_path):
+    from lowbit.bench import peers
+    from lowbit.bench import train as bench_train
+
+    with pytest.raises(ValueError, match="unknown training peer 'torchao-fp4'; valid: torchao-float8-rowwise"):
+        bench_train.run(preset="tiny", precisions=["bf16"], peer_names=["torchao-fp4"], device="cpu", out=tmp_path)
+    monkeypatch.setattr(peers, "importable", lambda peer: False)
+    with pytest.raises(ValueError, match="needs torchao, which is not installed"):
+        bench_train.run(preset="tiny", precisions=["bf16"], peer_names=["torchao-int8-mp"], device="cpu", out=tmp_path)
+    with pytest.raises(ValueError, match="unknown training peer"):
+        peers.convert_for_training(torch.nn.Linear(4, 4), "torchao-int4")

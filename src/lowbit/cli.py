@@ -163,7 +163,7 @@ def _bench_train(args: argparse.Namespace) -> int:
         preset=args.preset, precisions=args.precisions, batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
         warmup=args.warmup_steps, compile=args.compile, checkpointing=args.checkpointing, data=args.data,
         conv_precisions=args.conv_precisions, conv_steps=args.conv_steps, conv_batch_size=args.conv_batch_size,
-        conv_seq_len=args.conv_seq_len, conv_lr=args.conv_lr, device=args.device, out=args.out,
+        conv_seq_len=args.conv_seq_len, conv_lr=args.conv_lr, device=args.device, out=args.out, peer_names=args.peers,
     )
     print("\n".join(bench_train.format_table(result)))
     print(f"\nwrote {args.out}/results.json, report.md" + (", loss_curves.png" if result["convergence"] else ""))
@@ -239,6 +239,8 @@ def _add_train_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conv-batch-size", type=int, default=None)
     p.add_argument("--conv-seq-len", type=int, default=None)
     p.add_argument("--conv-lr", type=float, default=1e-3)
+    p.add_argument("--peers", nargs="*", default=None,
+                   help="torchao training rows to add: torchao-float8-rowwise, torchao-float8-tensorwise, torchao-int8-mp (default: all, when torchao imports)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="reports/bench-train")
 

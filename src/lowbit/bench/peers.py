@@ -1,6 +1,7 @@
 """Other libraries' quantization schemes, put side by side with lowbit's in the benches where they
 import (neither bitsandbytes nor torchao is a lowbit dependency, nor on the GPU image; carry their
-wheels there to run them). The peer quantizes nn.Linear modules in place, its own way."""
+wheels there to run them). The peer quantizes nn.Linear modules in place, its own way: for inference
+(`PEERS`) or for training (`TRAINING_PEERS`: torchao's float8 and INT8 mixed-precision training)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ PEERS = {
     "torchao-int4": "torchao int4 weight-only g128",
     "torchao-int8": "torchao int8 weight-only",
     "torchao-fp8": "torchao FP8 row-wise (dynamic activations)",
+}
+
+
+TRAINING_PEERS = {
+    "torchao-float8-rowwise": "torchao float8 training, row-wise scales",
+    "torchao-float8-tensorwise": "torchao float8 training, tensor-wise scales",
+    "torchao-int8-mp": "torchao INT8 mixed-precision training",
 }
 
 
@@ -65,3 +73,24 @@ def _torchao_config(peer: str):
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
     return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+
+
+def convert_for_training(model: nn.Module, peer: str, skip: str = "lm_head") -> nn.Module:
+    """Swap the model's nn.Linear modules (all but `skip`, as lowbit's `no-lm_head`) for the peer's
+    training linears, in place."""
+    if peer not in TRAINING_PEERS:
+        raise ValueError(f"unknown training peer {peer!r}; valid: {', '.join(TRAINING_PEERS)}")
+
+    def keep(module: nn.Module, fqn: str) -> bool:
+        return isinstance(module, nn.Linear) and fqn.split(".")[-1] != skip
+
+    if peer.startswith("torchao-float8"):
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+        config = Float8LinearConfig.from_recipe_name(peer.removeprefix("torchao-float8-"))
+        return convert_to_float8_training(model, module_filter_fn=keep, config=config)
+    from torchao.prototype.quantized_training import int8_mixed_precision_training
+    from torchao.quantization import quantize_
+
+    quantize_(model, int8_mixed_precision_training(), filter_fn=keep)
+    return model

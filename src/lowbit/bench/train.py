@@ -9,6 +9,10 @@ does, and the batch used is recorded.
 Convergence: the same tokens (a `lowbit tokenize` dir), seed and schedule for each precision
 through `lowbit.train.loop.train`; final validation loss and one PNG with every loss curve.
 
+Peers: torchao's float8 (row-wise, tensor-wise) and INT8 mixed-precision training, where torchao
+imports, as throughput rows in the same run (`bench.peers.TRAINING_PEERS`), converting the same bf16
+model (all linears but lm_head, as lowbit's precisions).
+
 On a CPU (tiny preset) it runs end to end as a smoke test; the numbers mean nothing there.
 """
 
@@ -28,6 +32,7 @@ from ..train.convert import PRECISION_NAMES
 from ..train.loop import (
     Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
 )
+from . import peers
 
 CONVERGENCE_PRECISIONS = ("bf16", "int8", "fp8-rowwise")
 
@@ -36,10 +41,14 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int, device: torch.device) -> dict:
-    """Train steps on random tokens at one batch size; raises on OOM."""
+def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int, device: torch.device, peer: str | None = None) -> dict:
+    """Train steps on random tokens at one batch size (the bf16 model converted by a training `peer`,
+    where given); raises on OOM."""
     cfg = replace(cfg, batch_size=batch)
-    model = prepare_model(build_model(cfg, vocab), cfg, device)
+    model = build_model(cfg, vocab)
+    if peer is not None:
+        peers.convert_for_training(model, peer)
+    model = prepare_model(model, cfg, device)
     opt = Optimizers(model, cfg, device)
     fwd = compile_blocks(model) if cfg.compile else model
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -88,9 +97,10 @@ def throughput(precision: str, cfg: TrainConfig, steps: int, warmup: int, vocab:
     reason other than memory, the row is measured eagerly and says so (`compiled: false`, the error);
     a row that fails eagerly too records its error instead of ending the bench."""
     batch, compiled, note = cfg.batch_size, cfg.compile, None
+    peer = precision if precision in peers.TRAINING_PEERS else None  # the peer converts a bf16 model itself
     while True:
         try:
-            row = _time_one(replace(cfg, precision=precision, compile=compiled), batch, steps, warmup, vocab, device)
+            row = _time_one(replace(cfg, precision="bf16" if peer else precision, compile=compiled), batch, steps, warmup, vocab, device, peer)
             return {"precision": precision, **row, "compiled": compiled, **({"compile_error": note} if note else {})}
         except Exception as exc:  # noqa: BLE001 - classified below
             if _is_oom(exc) and batch > 1:
@@ -154,15 +164,25 @@ def run(
     device: str | None = None,
     out: str | Path = "reports/bench-train",
     progress: bool = True,
+    peer_names: list[str] | None = None,
 ) -> dict:
-    """Throughput rows for `precisions` (skip with an empty list) and, given `data` and conv_steps > 0,
-    the convergence comparison. Writes results.json, report.md and (convergence) loss_curves.png to out."""
-    dev = resolve_device(device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Throughput rows for `precisions` (skip with an empty list), then for the training peers
+    (`bench.peers.TRAINING_PEERS`; default: those whose library imports, when any precision is asked
+    for) and, given `data` and conv_steps > 0, the convergence comparison. Writes results.json,
+    report.md and (convergence) loss_curves.png to out."""
     for p in [*precisions, *conv_precisions]:
         if p not in PRECISION_NAMES:
             raise ValueError(f"unknown precision {p!r}; valid: {', '.join(PRECISION_NAMES)}")
+    if peer_names is None:
+        peer_names = [p for p in peers.TRAINING_PEERS if peers.importable(p)] if precisions else []
+    for p in peer_names:
+        if p not in peers.TRAINING_PEERS:
+            raise ValueError(f"unknown training peer {p!r}; valid: {', '.join(peers.TRAINING_PEERS)}")
+        if not peers.importable(p):
+            raise ValueError(f"training peer {p!r} needs {peers.library(p)}, which is not installed")
+    dev = resolve_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if data is not None:
         from ..data.shards import read_meta
 
@@ -171,7 +191,7 @@ def run(
                        checkpointing=checkpointing, device=str(dev), progress=progress, lr=1e-4, warmup=0)
     result = {"environment": environment(dev), "preset": preset, "seq_len": seq_len, "requested_batch_size": batch_size,
               "compile": compile, "checkpointing": checkpointing, "vocab_size": vocab, "throughput": [], "convergence": []}
-    for p in precisions:
+    for p in [*precisions, *peer_names]:
         row = throughput(p, base, steps, warmup, vocab, dev)
         result["throughput"].append(row)
         if progress:
@@ -205,7 +225,7 @@ def format_table(result: dict) -> list[str]:
                 continue
             ratio = f"{r['tokens_per_s'] / bf16['tokens_per_s']:.2f}x" if bf16 else "-"
             lines.append(f"| {r['precision']} | {r['batch_size']} | {r['step_ms']} | {r['tokens_per_s']:.0f} | {ratio} | "
-                         f"{r['peak_memory_gb']} | {'yes' if r['compiled'] else 'no (failed)'} |")
+                         f"{r['peak_memory_gb']} | {'yes' if r['compiled'] else 'no (failed)' if result['compile'] else 'no'} |")
         lines.append("")
     if result["convergence"]:
         c = result["convergence_config"]
