@@ -115,14 +115,16 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
     for name, build, is_peer in entries:
         try:
             layers, weights = build()
+            timed = [(m, *time_layers(layers, m, weights=weights)) for m in ms_tokens]
         except Exception as exc:  # noqa: BLE001 - a peer that fails on this GPU / torch: a row that says so
             if not is_peer:
                 raise
-            rows += [{"scheme": name, "M": m, "peer": True, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"} for m in ms_tokens]
+            rows += [{"scheme": name, "M": m, "peer": True, "error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"}
+                     for m in ms_tokens]
+            torch.cuda.empty_cache()
             continue
         weight_bytes = sum(model_bytes(layer) for layer in layers)
-        for m in ms_tokens:
-            ms, err, timing = time_layers(layers, m, weights=weights)
+        for m, ms, err, timing in timed:
             act_bytes = sum(2 * m * (k + n) for _, k, n in LLAMA2_7B_LINEARS)
             rows.append({"scheme": name, "M": m, "peer": is_peer, "ms": ms, "rel_err": err, "timing": timing,
                          "weight_bytes": weight_bytes, "GB_s": (weight_bytes + act_bytes) / (ms * 1e-3) / 1e9})
