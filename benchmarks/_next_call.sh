@@ -1,7 +1,8 @@
 # Prepared in session 5, NOT yet run: what the next device call should measure first.
 # run with carry [".whl"]: installs the peers (torchao 0.18.0, bitsandbytes 0.50.2) for the side-by-side rows.
-export PYTHONPATH=$PWD/src
-pip install -q --no-deps .whl/torchao-*.whl .whl/bitsandbytes-*.whl > $OUT/pip.txt 2>&1; tail -2 $OUT/pip.txt
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .whl/torchao-*.whl .whl/bitsandbytes-*.whl || exit  # the device README's way: no registry there
+export PYTHONPATH=$PWD/src:/tmp/site
 # kernels changed after session 5's last GPU call: fused int8 AdamW step, FP8 zero sign, tile-scaled codes()
 timeout 150 python3 -m pytest -q tests/test_ops_int8_adamw.py tests/test_ops_rows_cols.py tests/test_ops_fp8.py \
   tests/test_train_int8_weight.py > $OUT/tests.txt 2>&1; tail -3 $OUT/tests.txt
