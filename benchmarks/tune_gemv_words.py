@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import triton
-import triton.testing
 
 from lowbit.formats.packing import pack
 from lowbit.ops import w4a16, weight_only as wo
+from sweep import SHAPES  # benchmarks/, on the path when run as a script
+from sweep import bench_us as bench
 
-SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
 # (name, bits, group or None for one scale a row, code dtype or None for packed uint8, lut name)
 SCHEMES = [
     ("int4-g128", 4, 128, None, None),
@@ -40,10 +40,6 @@ def storage(k, n, bits, group, dtype, gen):
         q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
     s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
     return q, s
-
-
-def bench(fn) -> float:
-    return triton.testing.do_bench_cudagraph(fn, rep=20) * 1e3  # µs
 
 
 def write(path: str, rows: list) -> None:

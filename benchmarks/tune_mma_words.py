@@ -14,17 +14,13 @@ import json
 import torch
 import torch.nn.functional as F
 import triton
-import triton.testing
 
 from lowbit.formats.packing import pack
 from lowbit.ops import w4a16, weight_only as wo
+from sweep import SHAPES  # benchmarks/, on the path when run as a script
+from sweep import bench_us as bench
 
-SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
 SCHEMES = [("int4-g128", 4, 128), ("int8-channel", 8, None)]
-
-
-def bench(fn) -> float:
-    return triton.testing.do_bench_cudagraph(fn, rep=20) * 1e3  # µs
 
 
 def main() -> None:

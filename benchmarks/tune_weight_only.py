@@ -7,18 +7,19 @@ shapes, against bf16 cuBLAS and the W4A16 MMA kernel at the same token counts; w
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 
 import torch
 import torch.nn.functional as F
 import triton
-import triton.testing
 
 from lowbit.formats.packing import pack
 from lowbit.ops import w4a16, weight_only
+from sweep import SHAPES, bench_us  # benchmarks/, on the path when run as a script
 
-SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
+bench = functools.partial(bench_us, rep=30)
 
 
 def storage(k: int, n: int, bits: int, group: int, gen: torch.Generator):
@@ -26,10 +27,6 @@ def storage(k: int, n: int, bits: int, group: int, gen: torch.Generator):
     scale = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
     zero = torch.randint(0, 2**bits, (n, k // group), generator=gen, device="cuda", dtype=torch.uint8)
     return pack(codes, bits), scale, zero
-
-
-def bench(fn) -> float:
-    return triton.testing.do_bench_cudagraph(fn, rep=30) * 1e3  # µs
 
 
 def main() -> None:

@@ -1,0 +1,12 @@
+"""What the kernel sweeps (tune_*.py) share: the Llama-2-7B linear shapes and one timing."""
+
+from __future__ import annotations
+
+import triton.testing
+
+SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
+
+
+def bench_us(fn, rep: int = 20) -> float:
+    """Median µs of fn replayed as a CUDA graph (launch gaps do not count)."""
+    return triton.testing.do_bench_cudagraph(fn, rep=rep) * 1e3
