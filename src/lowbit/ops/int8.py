@@ -25,7 +25,7 @@ try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import div_rn, round_int8
+    from .rows_cols import absmax_scale, codes
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
 
@@ -77,12 +77,11 @@ if triton is not None:
         mask = offs < N
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         # IEEE-rounded division (plain / is approximate on the GPU): codes and scales equal formats.int's exactly
-        scale = tl.maximum(tl.math.div_rn(tl.max(tl.abs(x), axis=0), 127.0), 1.1754943508222875e-38)
+        scale = absmax_scale(tl.max(tl.abs(x), axis=0), False)
         u = 0.0
         if STOCHASTIC:
             u = tl.rand(tl.load(seed_ptr), row.to(tl.int64) * N + offs)
-        y = div_rn(x, scale, tl.math.div_rn(1.0, scale))
-        tl.store(q_ptr + row * stride_qm + offs, round_int8(y, u, STOCHASTIC), mask=mask)
+        tl.store(q_ptr + row * stride_qm + offs, codes(x, scale, u, False, STOCHASTIC, False), mask=mask)
         tl.store(s_ptr + row, scale)
 
     # Large M (training, long prefills): the GPU picks the tile per shape, once (shapes there are few and

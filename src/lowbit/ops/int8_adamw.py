@@ -20,7 +20,7 @@ try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import div_rn, round_int8
+    from .rows_cols import absmax_scale, codes
 except ImportError:  # lowbit runs without Triton; the step then takes the reference path
     triton = None
 
@@ -47,11 +47,11 @@ if triton is not None:
         w = tl.load(q_ptr + base + offs, mask=mask, other=0).to(tl.float32) * tl.load(s_ptr + row)
         w = w * decay - lr * tl.math.div_rn(tl.math.div_rn(m, bc1), tl.sqrt_rn(tl.math.div_rn(v, bc2)) + eps)
         w = tl.where(mask, w, 0.0)
-        scale = tl.maximum(tl.math.div_rn(tl.max(tl.abs(w), axis=0), 127.0), 1.1754943508222875e-38)
+        scale = absmax_scale(tl.max(tl.abs(w), axis=0), False)
         u = 0.0
         if STOCHASTIC:
             u = tl.rand(seed, base + offs)
-        tl.store(q_ptr + base + offs, round_int8(div_rn(w, scale, tl.math.div_rn(1.0, scale)), u, STOCHASTIC), mask=mask)
+        tl.store(q_ptr + base + offs, codes(w, scale, u, False, STOCHASTIC, False), mask=mask)
         tl.store(s_ptr + row, scale)
 
 

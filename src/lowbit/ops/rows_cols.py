@@ -75,6 +75,12 @@ if triton is not None:
         return out.to(tl.float32, bitcast=True)
 
     @triton.jit
+    def absmax_scale(amax, FP8: tl.constexpr):
+        """The formats' scale of a row whose largest |x| is amax: amax / 127 (int8) or / 448 (E4M3), IEEE-
+        rounded, at least the smallest normal float (an all-zero row)."""
+        return tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38)
+
+    @triton.jit
     def codes(x, s, u, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
         """x's codes with scales s (broadcast against x): int8 (u: uniform draws where STOCHASTIC), or E4M3
         with FP8 (clamped to ±448, then the GPU's round-to-nearest-even cast, or its emulation)."""

@@ -28,7 +28,7 @@ try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import codes
+    from .rows_cols import absmax_scale, codes
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
 
@@ -60,7 +60,7 @@ if triton is not None:
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         amax = tl.max(tl.abs(x), axis=0)
         # IEEE-rounded divisions (plain / is approximate on the GPU), so scales and codes equal lowbit.formats'
-        scale = tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38)
+        scale = absmax_scale(amax, FP8)
         q = codes(x, scale, 0.0, FP8, False, EMULATE_FP8)
         tl.store(q_ptr + row * stride_qm + offs, q, mask=mask)
         tl.store(s_ptr + row * stride_sm + t, scale)
