@@ -133,9 +133,9 @@ if triton is not None:
     @triton.jit
     def _gemv_words_kernel(
         x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
-        N, KW, stride_xm, stride_wn, stride_sn, stride_zn, stride_om, magic,
+        N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
-        EVEN_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
+        EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step loads a [BLOCK_N, BLOCK_W] tile of words and
         the activations of those words as [PER, BLOCK_W] (code index first: Triton then keeps a word's
@@ -145,17 +145,25 @@ if triton is not None:
         word's products in registers. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit
         makes it "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value).
         The offset z and the group scale (GROUP_W words a group) apply once a word; with GROUP_W = 0
-        (one scale a row) once at the end."""
+        (one scale a row) once at the end.
+
+        A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
+        PREFETCH issues the next step's word loads before this step's arithmetic, and split-K
+        (program axis 2, `words_per_split` words each, fp32 partials summed after) puts more programs
+        on a short K. Word columns past the row's end read its last word instead (clamped, so no load
+        needs a mask): their activations are 0, their values and scales finite."""
         PER: tl.constexpr = 32 // BITS  # codes a word
         LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
         CODE_MASK: tl.constexpr = (1 << BITS) - 1
         pid_m = tl.program_id(0)
+        pid_k = tl.program_id(2)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         n_mask = offs_n < N
         # rows past N read row N − 1 (their sums are never stored): the loads in the loop need no row
         # mask, so no predicates and no zero fills (sm_90 int4 g128: 731 → 689 loop instructions with
         # zero points, 580 → 561 without)
         rows = tl.minimum(offs_n, N - 1)
+        w_rows = w_ptr + rows[:, None] * stride_wn
         i = tl.arange(0, PER)
         low = i < LOW
         down = tl.where(low, 0, LOW * BITS)  # shift that brings code i into the low 20 bits
@@ -164,17 +172,21 @@ if triton is not None:
         x_unplace = tl.exp2(-place.to(tl.float32))  # exact powers of two
         acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
-        for w0 in range(0, KW, BLOCK_W):
+        w_start = pid_k * words_per_split  # a multiple of BLOCK_W
+        w_end = tl.minimum(KW, w_start + words_per_split)
+        w_next = tl.load(w_rows + tl.minimum(w_start + tl.arange(0, BLOCK_W), KW - 1)[None, :])
+        for w0 in range(w_start, w_end, BLOCK_W):
             offs_w = w0 + tl.arange(0, BLOCK_W)
+            cols = tl.minimum(offs_w, KW - 1)
+            if PREFETCH:
+                w = w_next
+                w_next = tl.load(w_rows + tl.minimum(offs_w + BLOCK_W, KW - 1)[None, :])
+            else:
+                w = tl.load(w_rows + cols[None, :])
             if EVEN_K:
-                k_mask, k_other = None, None
-                w = tl.load(w_ptr + rows[:, None] * stride_wn + offs_w[None, :])
                 x = tl.load(x_row + offs_w[None, :] * PER + i[:, None]).to(tl.float32)
-            else:  # past K: x is 0 and the scale too (0 · garbage could be NaN)
-                w_mask = offs_w < KW
-                k_mask, k_other = w_mask[None, :], 0
-                w = tl.load(w_ptr + rows[:, None] * stride_wn + offs_w[None, :], mask=k_mask, other=0)
-                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=w_mask[None, :], other=0.0).to(tl.float32)
+            else:  # past K: x is 0
+                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=(offs_w < KW)[None, :], other=0.0).to(tl.float32)
             if VALUES == "int" or VALUES == "sint":
                 if VALUES == "sint":
                     w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
@@ -182,7 +194,7 @@ if triton is not None:
                 f = (((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]) | magic).to(tl.float32, bitcast=True)
                 if HAS_ZERO:  # (c − z)·2^place = f − 2^23 − z·2^place: the z part once a word, through Σx
                     t = tl.sum((f - 8388608.0) * (x * x_unplace[:, None])[:, None, :], axis=0)
-                    z = tl.load(z_ptr + rows[:, None] * stride_zn + _group_col(offs_w, GROUP_W)[None, :], mask=k_mask, other=k_other)
+                    z = tl.load(z_ptr + rows[:, None] * stride_zn + _group_col(cols, GROUP_W)[None, :])
                     # float(z) by the magic OR too (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
                     zf = (z.to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
                     t -= zf * tl.sum(x, axis=0)[None, :]
@@ -199,16 +211,15 @@ if triton is not None:
                     v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
                 t = tl.sum(v * x[:, None, :], axis=0)
             if GROUP_W > 0:
-                s = tl.load(s_ptr + rows[:, None] * stride_sn + (offs_w // GROUP_W)[None, :], mask=k_mask, other=k_other)
-                acc += t * s
+                acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + (cols // GROUP_W)[None, :])
             else:
                 acc += t
         out = tl.sum(acc, axis=1)
         if GROUP_W == 0:
             out *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)
-        if HAS_BIAS:
-            out += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)
-        tl.store(out_ptr + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
+        if HAS_BIAS:  # added by the first K-split only
+            out += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)
+        tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
     @triton.jit
     def _mma_words_kernel(
@@ -436,12 +447,12 @@ def words_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
-        return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1)
+        return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1, PREFETCH=True)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
     if bits == 4:
-        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2)
-    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2)
+        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2, PREFETCH=True)
+    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4, PREFETCH=True) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2, PREFETCH=True)
 
 
 def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
@@ -473,6 +484,8 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     """The word GEMV on arguments already checked, with the tile `cfg`."""
     m, k = x.shape
     n = qweight.shape[0]
+    cfg = dict(cfg)
+    split = cfg.pop("SPLIT_K", 1)
     out = torch.empty(m, n, device=x.device, dtype=x.dtype)
     if m == 0 or n == 0:
         return out
@@ -482,15 +495,18 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
     kw = words.shape[1]
-    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
+    per_split, split = split_k_plan(kw, cfg["BLOCK_W"], split)
+    dst = split_k_partials(out, split)
+    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]), split)
     _gemv_words_kernel[grid](
         x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
-        bias_ if bias_ is not None else scale_, out,
-        n, kw, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, out.stride(0), 0x4B000000,
+        bias_ if bias_ is not None else scale_, dst,
+        n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
+        dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32,
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
     )
-    return out
+    return sum_split_k(out, dst)
 
 
 def mma_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:

@@ -1,0 +1,83 @@
+"""Sweep the word GEMV's latency hiding on the Llama-2-7B shapes at one token: tile × PREFETCH (the next
+step's words loaded before this step's arithmetic) × SPLIT_K (more programs on a short K), for the
+schemes `lowbit bench linear` runs through it, against bf16 cuBLAS; writes JSON, prints each best.
+
+    PYTHONPATH=src python benchmarks/tune_words_split.py --out words-split.json [--budget-s 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from lowbit.formats.packing import pack
+from lowbit.ops import weight_only as wo
+from sweep import SHAPES  # benchmarks/, on the path when run as a script
+from sweep import bench_us as bench
+
+# (name, bits, group or None for one scale a row, zero points, code dtype or None for packed uint8)
+SCHEMES = [("int4-g128-zero", 4, 128, True, None), ("int4-g128", 4, 128, False, None),
+           ("int8-channel", 8, None, False, None), ("e4m3-channel", 8, None, False, torch.float8_e4m3fn)]
+TILES = list(itertools.product((4, 8, 16), (64, 128, 256), (1, 2, 4)))
+
+
+def storage(k, n, bits, group, zero, dtype, gen):
+    if dtype is None:
+        q = pack(torch.randint(0, 2**bits, (n, k), generator=gen, device="cuda", dtype=torch.uint8), bits)
+    else:
+        q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
+    s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
+    z = torch.randint(0, 2**bits, s.shape, generator=gen, device="cuda", dtype=torch.uint8) if zero else None
+    return q, s, z
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget-s", type=float, default=300)
+    args = ap.parse_args()
+    t0 = time.time()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    rows = []
+    for name, bits, group, zero, dtype in SCHEMES:
+        for k, n in SHAPES:
+            if time.time() - t0 > args.budget_s:
+                break
+            g = group or k
+            q, s, z = storage(k, n, bits, g, zero, dtype, gen)
+            x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
+            ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
+            w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+            base = bench(lambda: F.linear(x, w))
+            default = wo.words_config(n, k, bits, g)
+            results = []
+            for (bn, bw, warps), prefetch, split in itertools.product(TILES, (False, True), (1, 2, 4)):
+                if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 64:  # codes a thread takes a step
+                    continue
+                cfg = dict(BLOCK_N=bn, BLOCK_W=bw, num_warps=warps, PREFETCH=prefetch, SPLIT_K=split)
+                try:
+                    out = wo.gemv_words_triton(x, q, s, z, bits, g, config=cfg)
+                    err = ((out.double() - ref).norm() / ref.norm()).item()
+                    us = bench(lambda: wo.gemv_words_triton(x, q, s, z, bits, g, config=cfg))
+                except Exception as e:  # noqa: BLE001 - a config the compiler refuses is a data point
+                    rows.append(dict(scheme=name, k=k, n=n, cfg=cfg, error=str(e)[:300]))
+                    continue
+                rows.append(dict(scheme=name, k=k, n=n, cfg=cfg, us=us, bf16_us=base, speedup=base / us, rel_err=err))
+                results.append((us, cfg))
+            results.sort(key=lambda r: r[0])
+            default_us = bench(lambda: wo.gemv_words_triton(x, q, s, z, bits, g, config={**default, "PREFETCH": False}))
+            summary = dict(scheme=name, k=k, n=n, bf16_us=base, old_default_us=default_us, best=results[:4])
+            rows.append(summary)
+            print(json.dumps(summary), flush=True)
+            with open(args.out, "w") as f:
+                json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
