@@ -292,6 +292,24 @@ def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
                          m, n, k, g, bits, symmetric, MMA_DTYPES)
 
 
+@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 32, 160), (8, True, None, 168), (8, False, 64, 192),
+                                                 (4, False, None, 200)])
+@pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
+def test_mma_swapped_matches_float64(m, n, split, k, g, bits, symmetric):
+    """The swapped-operand kernel: M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K, K tails
+    (168, 200: not a multiple of the step), nibbles interleaved back in order, groups and one scale a row."""
+    g = g or k
+    check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, bits, g, b, config=dict(SPLIT_K=split)),
+                         m, n, k, g, bits, symmetric, MMA_DTYPES)
+
+
+def test_mma_swapped_refuses_what_it_cannot_cut():
+    gen = torch.Generator().manual_seed(12)
+    q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it
+    with pytest.raises(ValueError, match="at least 16 codes inside a group"):
+        ops.mma_swapped_triton(torch.randn(4, 96, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 24)
+
+
 @pytest.mark.skipif(DEVICE == "cpu", reason="the interpreter's tiles are smaller (4 words)")
 def test_mma_words_refuses_groups_below_the_mma_depth():
     """A plane of a 64-column 4-bit group is 8 words deep, below the 16 of a 16-bit MMA: no config (the

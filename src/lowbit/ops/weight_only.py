@@ -280,6 +280,61 @@ if triton is not None:
                  mask=m_mask[:, None] & n_mask[None, :])
 
     @triton.jit
+    def _mma_swapped_kernel(
+        x_ptr, q_ptr, s_ptr, z_ptr, bias_ptr, out_ptr,
+        M, N, K, k_per_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
+        BITS: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
+        DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):
+        """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
+        @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
+        short one (the MMA needs at least 16 rows, which a few tokens cannot fill). A step reads
+        BLOCK_K packed codes a row inside one group (GROUP codes; 0: one scale a row): nibbles
+        interleaved back into column order, made c − z exactly by the magic-number float (exact in
+        bf16 too: |c − z| ≤ 255), one `tl.dot`, then the group scale on the step's sum. Rows past N
+        read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on
+        program axis 2 writes fp32 partials (summed after)."""
+        PER: tl.constexpr = 8 // BITS  # codes a byte
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+        pid_k = tl.program_id(2)
+        rows = tl.minimum(offs_n, N - 1)
+        m_mask = offs_m < M
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+        k_start = pid_k * k_per_split  # a multiple of BLOCK_K
+        k_end = tl.minimum(K, k_start + k_per_split)
+        for k0 in range(k_start, k_end, BLOCK_K):
+            offs_b = k0 // PER + tl.arange(0, BLOCK_K // PER)
+            if EVEN_K:
+                b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :])
+            else:  # a code 0 past K (x is 0 there too)
+                b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
+            b = b.to(tl.int32)
+            if BITS == 4:  # low nibbles are the even columns
+                c = tl.interleave(b & 0xF, b >> 4)
+            else:
+                c = b
+            if HAS_ZERO:
+                z = tl.load(z_ptr + rows * stride_zn + _group_col(k0, GROUP)).to(tl.float32)[:, None]
+            else:
+                z = (1 << (BITS - 1)) * 1.0
+            v = _as_float(c, z).to(x_ptr.dtype.element_ty)
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
+            xt = tl.load(x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None], mask=x_mask, other=0.0)
+            part = tl.dot(v, xt, input_precision=DOT_PRECISION)
+            if GROUP > 0:
+                acc += part * tl.load(s_ptr + rows * stride_sn + k0 // GROUP)[:, None]
+            else:
+                acc += part
+        if GROUP == 0:
+            acc *= tl.load(s_ptr + rows * stride_sn)[:, None]
+        if HAS_BIAS:  # added by the first K-split only
+            acc += tl.load(bias_ptr + rows, mask=pid_k == 0, other=0.0)[:, None]
+        tl.store(out_ptr + pid_k * stride_os + offs_m[None, :] * stride_om + offs_n[:, None], acc.to(out_ptr.dtype.element_ty),
+                 mask=m_mask[None, :] & (offs_n < N)[:, None])
+
+    @triton.jit
     def _dequant_kernel(
         q_ptr, s_ptr, z_ptr, lut_ptr, w_ptr,
         N, K, group_size, stride_qn, stride_sn, stride_zn, stride_wn,
@@ -568,6 +623,60 @@ def _launch_mma(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> t
         BITS=bits, SIGNED=qweight.dtype == torch.int8, HAS_ZERO=zero is not None,
         GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32, HAS_BIAS=bias is not None,
         DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
+    )
+    return sum_split_k(out, dst)
+
+
+def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
+    """Tile of the swapped-operand MMA kernel, or None when it cannot take the storage: packed bytes
+    (K a multiple of the codes a byte) and a K-step inside one group."""
+    groups = k // group_size
+    bk = 16 if interpreting() else 128
+    while groups > 1 and group_size % bk:
+        bk //= 2
+    if k % (8 // bits) or bk < 16:
+        return None
+    if interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=1)
+    return dict(BLOCK_M=max(16, min(64, triton.next_power_of_2(m))), BLOCK_N=128, BLOCK_K=bk, SPLIT_K=4 if m <= 64 else 1,
+                num_warps=4, num_stages=4)
+
+
+def mma_swapped_triton(
+    x, qweight, scale, zero, bits: int, group_size: int, bias=None, *, config: dict | None = None
+) -> torch.Tensor:
+    """x [M, K] @ the dequantized 4/8-bit integer weight [N, K]ᵀ (+ bias) → [M, N] by the swapped-operand
+    MMA kernel; `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1 (fp16/fp32)."""
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, None, bias)
+    _launch_checks(x, (x, qweight, scale))
+    if qweight.dtype != torch.uint8:
+        raise ValueError(f"the swapped MMA kernel takes packed uint8 codes, got qweight of dtype {qweight.dtype}")
+    cfg = swapped_config(m, n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"the swapped MMA kernel needs K-steps of at least 16 codes inside a group, got K={k}, group_size={group_size}")
+    return _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, {**cfg, **(config or {})})
+
+
+def _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> torch.Tensor:
+    m, k = x.shape
+    n = qweight.shape[0]
+    cfg = dict(cfg)
+    split = cfg.pop("SPLIT_K")
+    out = torch.empty(m, n, device=x.device, dtype=x.dtype)
+    if m == 0 or n == 0:
+        return out
+    x = x.contiguous()
+    per_split, split = split_k_plan(k, cfg["BLOCK_K"], split)
+    dst = split_k_partials(out, split)
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bias_ = None if bias is None else bias.float()
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
+    _mma_swapped_kernel[grid](
+        x, qweight, scale_, zero if zero is not None else qweight, bias_ if bias_ is not None else scale_, dst,
+        m, n, k, per_split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
+        dst.stride(0) if split > 1 else 0, dst.stride(-2),
+        BITS=bits, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size, HAS_BIAS=bias is not None,
+        EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
     )
     return sum_split_k(out, dst)
 

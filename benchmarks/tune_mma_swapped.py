@@ -1,0 +1,70 @@
+"""Sweep the swapped-operand MMA kernel (`lowbit.ops.weight_only._mma_swapped_kernel`) on the Llama-2-7B
+shapes at a few tokens, against bf16 cuBLAS, the word-plane MMA kernel and what `weight_only_matmul`
+dispatches today; writes JSON, prints each best.
+
+    PYTHONPATH=src python benchmarks/tune_mma_swapped.py --out mma-swapped.json [--budget-s 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from lowbit.ops import weight_only as wo
+from sweep import SHAPES  # benchmarks/, on the path when run as a script
+from sweep import bench_us as bench
+from tune_words_split import storage
+
+SCHEMES = [("int4-g128-zero", 4, 128, True), ("int8-channel", 8, None, False), ("int4-g128", 4, 128, False)]
+TILES = list(itertools.product((64, 128), (64, 128), (1, 2, 4, 8), (3, 4)))  # BLOCK_N, BLOCK_K, SPLIT_K, stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget-s", type=float, default=300)
+    ap.add_argument("--ms", type=int, nargs="+", default=[4, 16, 64, 256])
+    args = ap.parse_args()
+    t0 = time.time()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    rows = []
+    for name, bits, group, zero in SCHEMES:
+        for (k, n), m in itertools.product(SHAPES, args.ms):
+            if time.time() - t0 > args.budget_s:
+                break
+            g = group or k
+            q, s, z = storage(k, n, bits, g, zero, None, gen)
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
+            w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+            row = dict(scheme=name, k=k, n=n, m=m, bf16_us=bench(lambda: F.linear(x, w)),
+                       dispatch_us=bench(lambda: wo.weight_only_matmul(x, q, s, z, None, bits, g, None, None)))
+            if wo.mma_config(m, n, k, bits, g) is not None:
+                row["mma_words_us"] = bench(lambda: wo.mma_words_triton(x, q, s, z, bits, g))
+            results = []
+            for bn, bk, split, stages in TILES:
+                cfg = dict(BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, num_stages=stages)
+                try:
+                    out = wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg)
+                    err = ((out.double() - ref).norm() / ref.norm()).item()
+                    us = bench(lambda: wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg))
+                except Exception as e:  # noqa: BLE001 - a config the compiler refuses is a data point
+                    rows.append(dict(scheme=name, k=k, n=n, m=m, cfg=cfg, error=str(e)[:300]))
+                    continue
+                results.append((us, cfg, err))
+            results.sort(key=lambda r: r[0])
+            row["best"] = results[:4]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            with open(args.out, "w") as f:
+                json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
