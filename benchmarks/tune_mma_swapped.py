@@ -1,6 +1,6 @@
 """Sweep the swapped-operand MMA kernel (`lowbit.ops.weight_only._mma_swapped_kernel`) on the Llama-2-7B
-shapes at a few tokens, against bf16 cuBLAS, the word-plane MMA kernel and what `weight_only_matmul`
-dispatches today; writes JSON, prints each best.
+shapes at a few tokens, against bf16 cuBLAS and what `weight_only_matmul` dispatches (in session 6's run:
+the word-plane MMA kernel up to 32 tokens, then dequantize + cuBLAS); writes JSON, prints each best.
 
     PYTHONPATH=src python benchmarks/tune_mma_swapped.py --out mma-swapped.json [--budget-s 300]
 """
@@ -45,8 +45,6 @@ def main() -> None:
             w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
             row = dict(scheme=name, k=k, n=n, m=m, bf16_us=bench(lambda: F.linear(x, w)),
                        dispatch_us=bench(lambda: wo.weight_only_matmul(x, q, s, z, None, bits, g, None, None)))
-            if wo.mma_config(m, n, k, bits, g) is not None:
-                row["mma_words_us"] = bench(lambda: wo.mma_words_triton(x, q, s, z, bits, g))
             results = []
             for bn, bk, split, stages in TILES:
                 cfg = dict(BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, num_stages=stages)

@@ -119,12 +119,12 @@ def test_dequantize_kernel_equals_reference(bits, symmetric, lut):
 
 
 def test_op_dispatch_and_reference_path():
-    """The op picks GEMV, MMA or dequantize+cuBLAS by M on CUDA; all agree with the float64 product.
-    On CPU it is the reference path."""
+    """The op picks the word GEMV, the swapped MMA kernel or dequantize+cuBLAS by M on CUDA; all agree with
+    the float64 product. On CPU it is the reference path."""
     gen = torch.Generator().manual_seed(5)
     n, k, g = 40, 256, 128
     q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
-    for m in (1, ops.GEMV_MAX_M[4] + 1, ops.W4A16_MMA_MAX_M + 1):
+    for m in (1, ops.WORDS_MAX_M + 1, ops.SWAPPED_MAX_M + 1):
         x = torch.randn(m, k, generator=gen).to(torch.float16)
         out = ops.weight_only_matmul(*to_dev(x, q, s, z), None, 4, g, None, None)
         check(out, x.double() @ w.t(), torch.float16, k)
@@ -280,18 +280,6 @@ def test_word_gemv_refuses_what_is_not_whole_words():
 MMA_DTYPES = (torch.float32, torch.float16, torch.bfloat16) if DEVICE == "cuda" else (torch.float32, torch.float16)
 
 
-@pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 128, 256), (8, True, None, 168), (8, False, 64, 192),
-                                                 (8, False, None, 192)])
-@pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
-def test_mma_words_matches_float64(m, n, split, k, g, bits, symmetric):
-    """M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K (partials summed), a K tail
-    (168 8-bit codes: 42 words, not a multiple of the step), groups and one scale a row."""
-    g = g or k
-    # products of x and exact integer codes are exact; sums in fp32
-    check_integer_kernel(lambda x, q, s, z, b: ops.mma_words_triton(x, q, s, z, bits, g, b, config=dict(SPLIT_K=split)),
-                         m, n, k, g, bits, symmetric, MMA_DTYPES)
-
-
 @pytest.mark.parametrize("bits,symmetric,g,k", [(4, True, 128, 256), (4, False, 32, 160), (8, True, None, 168), (8, False, 64, 192),
                                                  (4, False, None, 200)])
 @pytest.mark.parametrize("m,n,split", [(3, 33, 1), (17, 16, 3)])
@@ -310,22 +298,13 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
         ops.mma_swapped_triton(torch.randn(4, 96, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 24)
 
 
-@pytest.mark.skipif(DEVICE == "cpu", reason="the interpreter's tiles are smaller (4 words)")
-def test_mma_words_refuses_groups_below_the_mma_depth():
-    """A plane of a 64-column 4-bit group is 8 words deep, below the 16 of a 16-bit MMA: no config (the
-    op then takes another path), and a clear error when called directly."""
-    assert ops.mma_config(16, 64, 256, 4, 64) is None and ops.mma_config(16, 64, 256, 4, 128) is not None
-    q, s, z, _, _ = random_storage(8, 256, 4, 64, True, torch.Generator().manual_seed(9))
-    with pytest.raises(ValueError, match="groups of at least 16 words"):
-        ops.mma_words_triton(torch.randn(4, 256, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 64)
-
-
-def test_mma_words_signed_int8():
+def test_mma_swapped_signed_int8():
+    """W8A8's int8 values (two's complement, no offset) through the swapped kernel; FP8 values refused."""
     gen = torch.Generator().manual_seed(8)
     m, n, k = 5, 24, 256
     q, s, w = values_storage(n, k, torch.int8, gen)
     x = torch.randn(m, k, generator=gen).to(torch.float16)
-    check(ops.mma_words_triton(*to_dev(x, q, s), None, 8, k), x.double() @ w.t(), torch.float16, k)
+    check(ops.mma_swapped_triton(*to_dev(x, q, s), None, 8, k), x.double() @ w.t(), torch.float16, k)
     with pytest.raises(ValueError, match="integer codes"):
         qf, sf, _ = values_storage(n, k, torch.float8_e4m3fn, gen)
-        ops.mma_words_triton(*to_dev(x, qf, sf), None, 8, k)
+        ops.mma_swapped_triton(*to_dev(x, qf, sf), None, 8, k)

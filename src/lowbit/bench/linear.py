@@ -38,7 +38,7 @@ def build_layers(method, device: str = "cuda") -> list[nn.Module]:
     layers = []
     for _, k, n in LLAMA2_7B_LINEARS:
         w = torch.randn(n, k, device=device, generator=gen, dtype=torch.bfloat16) * 0.02
-        lin = nn.Linear(k, n, bias=False, device=device, dtype=torch.bfloat16)
+        lin = nn.utils.skip_init(nn.Linear, k, n, bias=False, device=device, dtype=torch.bfloat16)
         lin.weight.data.copy_(w)
         layers.append(lin if method is None else method.layer(lin.weight.detach(), None).to(device))
     return layers
@@ -72,7 +72,8 @@ def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: 
     be captured is timed eagerly."""
     import triton.testing
 
-    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _, k, _ in LLAMA2_7B_LINEARS]
+    gen = torch.Generator(device=device).manual_seed(m)
+    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen) for _, k, _ in LLAMA2_7B_LINEARS]
 
     def run():
         return [layer(x) for layer, x in zip(layers, xs)]
@@ -80,15 +81,28 @@ def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: 
     with torch.no_grad():
         outs = run()
         torch.cuda.synchronize()
-        try:
+        if syncs := _host_sync(run):  # a capture that fails leaves CUDA's default generator unusable after it
+            ms, timing = triton.testing.do_bench(run, rep=100), f"eager ({syncs})"
+        else:
             ms, timing = triton.testing.do_bench_cudagraph(run, rep=100), "cuda graph"
-        except Exception as exc:  # noqa: BLE001 - a host sync inside a layer: no graph; say so
-            torch.cuda.synchronize()
-            ms, timing = triton.testing.do_bench(run, rep=100), f"eager ({type(exc).__name__})"
         ws = weights or [_dequant(layer) for layer in layers]
         refs = [x.double() @ w.double().t() for w, x in zip(ws, xs)]
     err = max(((o.double() - r).norm() / r.norm()).item() for o, r in zip(outs, refs))
     return ms, err, timing
+
+
+def _host_sync(run) -> str | None:
+    """What makes `run` synchronize with the host (so that it cannot be a CUDA graph), or None: one eager
+    run with torch's sync check raising. A capture that failed would poison later ones instead."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        run()
+    except RuntimeError as exc:
+        return f"syncs with the host: {(str(exc).splitlines() or [''])[0][:80]}"
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
+    return None
 
 
 def _dequant(layer: nn.Module) -> torch.Tensor:

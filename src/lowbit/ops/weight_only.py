@@ -16,13 +16,14 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 are shifted down once a word. ncu counted 13.9 instructions a weight in session 3's byte GEMV:
     - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
       offset and group scale applied once a word (M ≤ WORDS_MAX_M);
-    - `_mma_words_kernel`: code plane i of the words is a [BLOCK_W, BLOCK_N] tile, made c − z exactly
-      by one FMA and multiplied by x's matching columns with one `tl.dot` (M ≤ MMA_MAX_M);
+    - `_mma_swapped_kernel`: the operands swapped so that weight rows fill the MMA's long side, the
+      codes made c − z exactly by the magic-number float, one `tl.dot` a K-step (M ≤ SWAPPED_MAX_M);
     - `_gemv_kernel` (bytes, session 3): code tables (NF4), where the word kernel's per-code gather is slower;
     - `_dequant_kernel` + cuBLAS beyond: the weight dequantized once to x's dtype, then `F.linear`.
-Measured on an H100 (docs/benchmarks/README.md, session 4): the word GEMV runs 1.8-2.9x a bf16
-cuBLAS GEMV at one token; past two tokens every path is slower than a bf16 weight would be, and there
-is no bf16 weight to fall back to.
+Measured on an H100 (docs/benchmarks/README.md, sessions 4 and 6): the word GEMV runs 1.6-2.9x a bf16
+cuBLAS GEMV at one token; the swapped MMA kernel 1.6-1.8x at 16 tokens on the 4096→11008 and
+11008→4096 shapes, but 0.8x on 4096×4096 and 0.4-0.6x at 256 tokens, where there is no bf16 weight
+to fall back to.
 
 `weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call; on CPU every
 path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
-from .tiles import grouped_tile, interpreting, split_k_partials, split_k_plan, sum_split_k
+from .tiles import interpreting, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
 try:
@@ -53,9 +54,9 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
 GEMV_MAX_M = {4: 1, 8: 4}  # the byte GEMV, which now serves code tables (NF4) only
 WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M = 4 slower (weight-only-words-h100.json)
-# the few-token MMA kernel: at M = 16 half the time of dequantize + cuBLAS on the 7B linears, at
-# M = 64 1.8x its time (weight-only-mma-h100.json); 32 lies between and was not measured
-MMA_MAX_M = 32
+# the swapped-operand MMA kernel: at 256 tokens still 0.8-0.9x the time of dequantize + cuBLAS on the
+# 7B linears (weight-only-session6/mma-swapped.json); larger M was not measured
+SWAPPED_MAX_M = 256
 W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
@@ -222,69 +223,11 @@ if triton is not None:
         tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
     @triton.jit
-    def _mma_words_kernel(
-        x_ptr, w_ptr, s_ptr, z_ptr, bias_ptr, out_ptr,
-        M, N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
-        BITS: tl.constexpr, SIGNED: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
-        DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, GROUP_M: tl.constexpr,
-    ):
-        """A few tokens (prefill of a short prompt, a batch of decodes) on the tensor cores. A K-step is
-        BLOCK_W words a row, inside one group: code i of every word forms a [BLOCK_W, BLOCK_N] plane,
-        taken out in place like the GEMV's and made c − z exactly by one FMA (f·2^-p − (2^(23−p) + z)),
-        multiplied with the matching activation columns x[:, PER·w + i] by one `tl.dot` a plane; the
-        group scale multiplies the step's sum once. Split-K writes fp32 partials (summed after)."""
-        PER: tl.constexpr = 32 // BITS
-        LOW: tl.constexpr = 20 // BITS
-        CODE_MASK: tl.constexpr = (1 << BITS) - 1
-        pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-        pid_k = tl.program_id(1)
-        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        m_mask = offs_m < M
-        n_mask = offs_n < N
-        dtype = x_ptr.dtype.element_ty
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        w_start = pid_k * words_per_split  # a multiple of BLOCK_W
-        w_end = tl.minimum(KW, w_start + words_per_split)
-        for w0 in range(w_start, w_end, BLOCK_W):
-            offs_w = w0 + tl.arange(0, BLOCK_W)
-            w_mask = offs_w < KW
-            wd = tl.load(w_ptr + offs_n[None, :] * stride_wn + offs_w[:, None], mask=w_mask[:, None] & n_mask[None, :], other=0)
-            if SIGNED:
-                wd = wd ^ -2139062144  # 0x80808080: each two's complement byte + 128
-            high = wd >> (LOW * BITS)
-            if HAS_ZERO:
-                z = tl.load(z_ptr + offs_n * stride_zn + _group_col(w0, GROUP_W), mask=n_mask, other=0).to(tl.float32)[None, :]
-            else:
-                z = (1 << (BITS - 1)) * 1.0
-            part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            for i in tl.static_range(PER):
-                xi = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_w[None, :] * PER + i,
-                             mask=m_mask[:, None] & w_mask[None, :], other=0.0)
-                if i < LOW:
-                    f = ((wd & (CODE_MASK << (BITS * i))) | magic).to(tl.float32, bitcast=True)
-                    v = f * (1.0 / (1 << (BITS * i))) - ((1 << (23 - BITS * i)) + z)
-                else:
-                    f = ((high & (CODE_MASK << (BITS * (i - LOW)))) | magic).to(tl.float32, bitcast=True)
-                    v = f * (1.0 / (1 << (BITS * (i - LOW)))) - ((1 << (23 - BITS * (i - LOW))) + z)
-                part = tl.dot(xi, v.to(dtype), part, input_precision=DOT_PRECISION)  # c − z: exact in bf16
-            if GROUP_W > 0:
-                acc += part * tl.load(s_ptr + offs_n * stride_sn + w0 // GROUP_W, mask=n_mask, other=0.0)[None, :]
-            else:
-                acc += part
-        if GROUP_W == 0:
-            acc *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)[None, :]
-        if HAS_BIAS:  # added by the first K-split only
-            acc += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)[None, :]
-        tl.store(out_ptr + pid_k * stride_os + offs_m[:, None] * stride_om + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
-                 mask=m_mask[:, None] & n_mask[None, :])
-
-    @triton.jit
     def _mma_swapped_kernel(
         x_ptr, q_ptr, s_ptr, z_ptr, bias_ptr, out_ptr,
         M, N, K, k_per_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
-        BITS: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
-        DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        BITS: tl.constexpr, SIGNED: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
+        EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
         @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
@@ -293,7 +236,10 @@ if triton is not None:
         interleaved back into column order, made c − z exactly by the magic-number float (exact in
         bf16 too: |c − z| ≤ 255), one `tl.dot`, then the group scale on the step's sum. Rows past N
         read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on
-        program axis 2 writes fp32 partials (summed after)."""
+        program axis 2 writes fp32 partials (summed after). On an H100 at 4-256 tokens it takes
+        0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of 32-bit words as one
+        `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x dequantize + cuBLAS
+        (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -310,6 +256,8 @@ if triton is not None:
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
             b = b.to(tl.int32)
+            if SIGNED:  # W8A8's int8 codes: c + 128 with the symmetric offset 128 below
+                b += 128
             if BITS == 4:  # low nibbles are the even columns
                 c = tl.interleave(b & 0xF, b >> 4)
             else:
@@ -496,18 +444,22 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
-def words_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
+def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
-    multiple of 32) or a group is not a whole number of words."""
+    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
         return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1, PREFETCH=True)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
+    # (session 6, benchmarks/tune_words_split.py: with zero points, and on long rows, 4 warps and the next
+    # step's words prefetched: 4096² with zero points 8.4 → 6.7 µs; split-K won on no 7B shape)
     if bits == 4:
-        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2, PREFETCH=True)
-    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4, PREFETCH=True) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2, PREFETCH=True)
+        if zero or k >= 8192:
+            return dict(BLOCK_N=8, BLOCK_W=128, num_warps=4, PREFETCH=True)
+        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2, PREFETCH=False)
+    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4, PREFETCH=False) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2, PREFETCH=False)
 
 
 def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
@@ -528,7 +480,7 @@ def gemv_words_triton(
     `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _launch_checks(x, (x, qweight, scale))
-    cfg = words_config(n, k, bits, group_size)
+    cfg = words_config(n, k, bits, group_size, zero is not None)
     if cfg is None:
         raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
                          f"group_size={group_size}, bits={bits}")
@@ -564,69 +516,6 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     return sum_split_k(out, dst)
 
 
-def mma_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
-    """Tile of the few-token MMA kernel, or None when it cannot take the storage: whole words, and a
-    K-step of at least 16 columns a plane (the MMA's depth) inside one group."""
-    groups = k // group_size
-    group_w = group_size * bits // 32 if groups > 1 else 0
-    if (k * bits) % 32 or (groups > 1 and (group_size * bits) % 32):
-        return None
-    bw = 4 if interpreting() else 16
-    if group_w:
-        bw = min(bw, group_w & -group_w)  # a power of two dividing the group's words
-        if bw < (4 if interpreting() else 16):
-            return None
-    if interpreting():
-        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_W=bw, GROUP_M=4, SPLIT_K=1, num_warps=4, num_stages=1)
-    # the H100 sweep's best at M = 4, 16, 64 (benchmarks/tune_mma_words.py): wide N tiles, K split 4 ways
-    if m <= 16:
-        return dict(BLOCK_M=16, BLOCK_N=128, BLOCK_W=bw, GROUP_M=8, SPLIT_K=4, num_warps=8, num_stages=3)
-    return dict(BLOCK_M=min(64, triton.next_power_of_2(m)), BLOCK_N=128, BLOCK_W=bw, GROUP_M=8, SPLIT_K=4, num_warps=4, num_stages=4)
-
-
-def mma_words_triton(
-    x, qweight, scale, zero, bits: int, group_size: int, bias=None, *, config: dict | None = None
-) -> torch.Tensor:
-    """x [M, K] @ the dequantized 4/8-bit integer weight [N, K]ᵀ (+ bias) → [M, N] by the few-token
-    MMA kernel; `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
-    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, None, bias)
-    _launch_checks(x, (x, qweight, scale))
-    if qweight.dtype not in (torch.uint8, torch.int8):
-        raise ValueError(f"the MMA kernel takes integer codes (uint8 or int8), got {qweight.dtype}")
-    cfg = mma_config(m, n, k, bits, group_size)
-    if cfg is None:
-        raise ValueError(f"the MMA kernel needs whole words and groups of at least 16 words' columns, got K={k}, "
-                         f"group_size={group_size}, bits={bits}")
-    return _launch_mma(x, qweight, scale, zero, bits, group_size, bias, {**cfg, **(config or {})})
-
-
-def _launch_mma(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> torch.Tensor:
-    m, k = x.shape
-    n = qweight.shape[0]
-    x = x.contiguous()
-    cfg = dict(cfg)
-    split = cfg.pop("SPLIT_K")
-    out = torch.empty(m, n, device=x.device, dtype=x.dtype)
-    if m == 0 or n == 0:
-        return out
-    words = _as_words(qweight, k, bits)
-    kw = words.shape[1]
-    per_split, split = split_k_plan(kw, cfg["BLOCK_W"], split)
-    dst = split_k_partials(out, split)
-    scale_ = scale if scale.dtype == torch.float32 else scale.float()
-    bias_ = None if bias is None else bias.float()
-    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), split)
-    _mma_words_kernel[grid](
-        x, words, scale_, zero if zero is not None else words, bias_ if bias_ is not None else scale_, dst,
-        m, n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
-        dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
-        BITS=bits, SIGNED=qweight.dtype == torch.int8, HAS_ZERO=zero is not None,
-        GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32, HAS_BIAS=bias is not None,
-        DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
-    )
-    return sum_split_k(out, dst)
-
-
 def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
     """Tile of the swapped-operand MMA kernel, or None when it cannot take the storage: packed bytes
     (K a multiple of the codes a byte) and a K-step inside one group."""
@@ -638,8 +527,12 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
         return None
     if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=1)
-    return dict(BLOCK_M=max(16, min(64, triton.next_power_of_2(m))), BLOCK_N=128, BLOCK_K=bk, SPLIT_K=4 if m <= 64 else 1,
-                num_warps=4, num_stages=4)
+    # the H100 sweep (benchmarks/tune_mma_swapped.py, 7B shapes, 4-256 tokens): 64-row tiles, K split until
+    # ~512 programs (≤ 16 tokens) or ~256 run, 3 stages at ≤ 16 tokens and 4 beyond
+    block_m = max(16, min(64, triton.next_power_of_2(m)))
+    tiles = triton.cdiv(n, 64) * triton.cdiv(m, block_m)
+    split = min(8, triton.next_power_of_2(triton.cdiv(512 if m <= 16 else 256, tiles)), triton.cdiv(k, bk))
+    return dict(BLOCK_M=block_m, BLOCK_N=64, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
 
 
 def mma_swapped_triton(
@@ -649,8 +542,8 @@ def mma_swapped_triton(
     MMA kernel; `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1 (fp16/fp32)."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, None, bias)
     _launch_checks(x, (x, qweight, scale))
-    if qweight.dtype != torch.uint8:
-        raise ValueError(f"the swapped MMA kernel takes packed uint8 codes, got qweight of dtype {qweight.dtype}")
+    if qweight.dtype not in (torch.uint8, torch.int8):
+        raise ValueError(f"the swapped MMA kernel takes integer codes (uint8, or int8 values), got qweight of dtype {qweight.dtype}")
     cfg = swapped_config(m, n, k, bits, group_size)
     if cfg is None:
         raise ValueError(f"the swapped MMA kernel needs K-steps of at least 16 codes inside a group, got K={k}, group_size={group_size}")
@@ -675,8 +568,8 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) 
         x, qweight, scale_, zero if zero is not None else qweight, bias_ if bias_ is not None else scale_, dst,
         m, n, k, per_split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
-        BITS=bits, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size, HAS_BIAS=bias is not None,
-        EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
+        BITS=bits, SIGNED=qweight.dtype == torch.int8, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
+        HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
     )
     return sum_split_k(out, dst)
 
@@ -727,11 +620,11 @@ def weight_only_matmul(
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size)) is not None:
+    if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
-    if (lut is None and m <= MMA_MAX_M and qweight.dtype in (torch.uint8, torch.int8)
-            and (mcfg := mma_config(m, n, k, bits, group_size)) is not None):
-        return _launch_mma(x, qweight, scale, zero, bits, group_size, bias, mcfg)
+    if (lut is None and m <= SWAPPED_MAX_M and qweight.dtype in (torch.uint8, torch.int8)
+            and (scfg := swapped_config(m, n, k, bits, group_size)) is not None):
+        return _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, scfg)
     if qweight.dtype in _VALUES:  # int8 / FP8 values past decode: FP8 as its code table, int8 by torch
         if qweight.dtype == torch.int8:
             return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
