@@ -25,6 +25,16 @@ def test_model_bytes_of_quantized_layer_is_its_buffers():
     assert model_bytes(q) == 32 * 64 // 2 + 32 * 4 * 4 + 32 * 4 + 32 * 4
 
 
+def test_model_bytes_of_a_tensor_subclass_weight_counts_what_it_holds():
+    """torchao keeps quantized weights as tensor subclasses whose own storage is no real storage."""
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    a, b = torch.randn(8, 4), torch.randn(8, 4)
+    lin = nn.Linear(4, 8, bias=False)
+    lin.weight = nn.Parameter(TwoTensor(a, b), requires_grad=False)
+    assert model_bytes(lin) == a.nbytes + b.nbytes
+
+
 class _Seq(nn.Module):
     def __init__(self, a, b, c):
         super().__init__()

@@ -130,6 +130,7 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
         try:
             layers, weights = build()
             timed = [(m, *time_layers(layers, m, weights=weights)) for m in ms_tokens]
+            weight_bytes = sum(model_bytes(layer) for layer in layers)
         except Exception as exc:  # noqa: BLE001 - a peer that fails on this GPU / torch: a row that says so
             if not is_peer:
                 raise
@@ -137,7 +138,6 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
                      for m in ms_tokens]
             torch.cuda.empty_cache()
             continue
-        weight_bytes = sum(model_bytes(layer) for layer in layers)
         for m, ms, err, timing in timed:
             act_bytes = sum(2 * m * (k + n) for _, k, n in LLAMA2_7B_LINEARS)
             rows.append({"scheme": name, "M": m, "peer": is_peer, "ms": ms, "rel_err": err, "timing": timing,

@@ -30,9 +30,11 @@ from tqdm.auto import tqdm
 
 
 def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers as stored, each storage once; a tensor subclass
+    (torchao's quantized weights) counts the plain tensors it holds."""
     seen: set[tuple] = set()
     total = 0
-    for t in [*model.parameters(), *model.buffers()]:
+    for t in _plain_tensors([*model.parameters(), *model.buffers()]):
         storage = t.untyped_storage()
         key = (t.device, storage.data_ptr())
         if key in seen:
@@ -40,6 +42,17 @@ def model_bytes(model: nn.Module) -> int:
         seen.add(key)
         total += storage.nbytes()
     return total
+
+
+def _plain_tensors(tensors):
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    for t in tensors:
+        if is_traceable_wrapper_subclass(t):
+            names, _ = t.__tensor_flatten__()
+            yield from _plain_tensors([getattr(t, name) for name in names])
+        else:
+            yield t
 
 
 class LiveTensorBytes(TorchDispatchMode):
