@@ -26,6 +26,17 @@ def test_static_loop_equals_hf_greedy_generate(one_thread):
     assert torch.equal(ours, ref[:, prompt.shape[1]:])
 
 
+def test_compiled_decoder_layers_decode_the_eager_tokens(one_thread):
+    """`compile=True` compiles each decoder layer for the decode step (prefill stays eager): same tokens."""
+    model = generate.build_model("tiny", torch.device("cpu"), torch.float32, seed=0)
+    prompt = _prompt(1, 12)
+    eager = generate.greedy_generate(model, prompt, new_tokens=8)
+    gen = generate.StaticGenerator(model, 1, 12, 8, compile=True)
+    assert "compiled" in gen.mode and all(layer._compiled_call_impl is not None for layer in model.model.layers)
+    gen.warmup(prompt)
+    assert torch.equal(gen.generate(prompt)[0], eager)
+
+
 def test_random_models_are_reproducible(one_thread):
     a = generate.build_model("tiny", torch.device("cpu"), torch.bfloat16, seed=3)
     b = generate.build_model("tiny", torch.device("cpu"), torch.bfloat16, seed=3)

@@ -39,6 +39,7 @@ low agreement is recorded, not an error.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -54,6 +55,7 @@ from torch import nn
 
 from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
+from ..models.hf import repeated_blocks
 from . import peers
 
 # Llama-2 shapes (Touvron et al. 2023); random weights, real sizes.
@@ -171,7 +173,7 @@ class StaticGenerator:
     Every state the step reads or writes lives in a tensor of fixed address, advanced inside the
     step: so the eager step and its graph replay are the same code."""
 
-    def __init__(self, model: nn.Module, batch: int, prompt_len: int, new_tokens: int, graph: bool = True):
+    def __init__(self, model: nn.Module, batch: int, prompt_len: int, new_tokens: int, graph: bool = True, compile: bool = False):
         from transformers import StaticCache
 
         if new_tokens < 1 or prompt_len < 1 or batch < 1:
@@ -188,6 +190,11 @@ class StaticGenerator:
         self.nonfinite = torch.zeros((), **kw)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.mode = "graph" if self.use_graph else "eager"
+        self.layers = _decoder_layers(model) if compile else []
+        for layer in self.layers:  # compiled for the decode step only: prefill runs eagerly (`_eager`)
+            layer.compile(dynamic=False)
+        if compile:
+            self.mode += " (layers compiled)"
 
     @torch.no_grad()
     def prefill(self, prompt: torch.Tensor) -> None:
@@ -195,7 +202,9 @@ class StaticGenerator:
             raise ValueError(f"prompt must be [{self.batch}, {self.prompt_len}] token ids, got {tuple(prompt.shape)}")
         self.cache.reset()
         positions = torch.arange(self.prompt_len, device=self.device).expand(self.batch, -1)
-        out = self.model(input_ids=prompt.to(self.device), position_ids=positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        with _eager(bool(self.layers)):
+            out = self.model(input_ids=prompt.to(self.device), position_ids=positions, past_key_values=self.cache, use_cache=True,
+                             logits_to_keep=1)
         logits = out.logits[:, -1]
         first = logits.argmax(-1, keepdim=True)
         self.tokens.zero_()
@@ -221,6 +230,10 @@ class StaticGenerator:
         """Run every kernel once (Triton JIT, cuBLAS handles), then capture the decode step, or
         fall back to eager decoding when the step synchronizes with the host."""
         self.prefill(prompt)  # allocates the cache's K/V tensors: their addresses are fixed from here on
+        if self.layers:  # one graph a layer: they differ only in which cache layer they write (`layer_idx`)
+            limit = max(torch._dynamo.config.recompile_limit, 2 * len(self.layers))
+            torch._dynamo.config.recompile_limit = limit
+            torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, limit)
         if not self.use_graph:
             self.step()
             return
@@ -264,6 +277,20 @@ class StaticGenerator:
         return self.tokens.clone(), {"prefill_s": t1 - t0, "decode_s": t2 - t1, "total_s": t2 - t0}
 
 
+def _decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's decoder layers, the part of a step worth compiling: their norms, rotary embedding and
+    activations are a few dozen small kernels a layer when eager."""
+    layers = repeated_blocks(model)
+    if not layers:
+        raise ValueError("compile=True needs a model with a list of decoder layers")
+    return layers
+
+
+def _eager(on: bool):
+    """Run compiled modules eagerly inside (prefill: one compile for the decode step's shapes only)."""
+    return torch.compiler.set_stance("force_eager") if on else contextlib.nullcontext()
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:160]
@@ -274,9 +301,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, graph: bool = True) -> torch.Tensor:
+def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, graph: bool = True, compile: bool = False) -> torch.Tensor:
     """The new tokens of a greedy generate with a static cache (the bench's loop, untimed)."""
-    gen = StaticGenerator(model, prompt.shape[0], prompt.shape[1], new_tokens, graph=graph)
+    gen = StaticGenerator(model, prompt.shape[0], prompt.shape[1], new_tokens, graph=graph, compile=compile)
     gen.warmup(prompt)
     return gen.generate(prompt)[0].cpu()
 
@@ -286,7 +313,7 @@ def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, gra
 
 
 def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_tokens: int, device: torch.device,
-                 graph: bool, repeats: int, dtype: torch.dtype, seed: int) -> tuple[dict, torch.Tensor]:
+                 graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False) -> tuple[dict, torch.Tensor]:
     scheme = available_schemes()[scheme_name]
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
@@ -301,7 +328,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    gen = StaticGenerator(model, prompt.shape[0], prompt.shape[1], new_tokens, graph=graph)
+    gen = StaticGenerator(model, prompt.shape[0], prompt.shape[1], new_tokens, graph=graph, compile=compile)
     t = time.perf_counter()
     gen.warmup(prompt)
     gen.generate(prompt)  # the warm-up generate
@@ -337,7 +364,7 @@ def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
 
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,
         graph: bool = True, repeats: int = 1, out: str | None = None, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-        command: str | None = None) -> dict:
+        command: str | None = None, compile: bool = False) -> dict:
     """Every (model, scheme) row; writes results.json, report.md and tokens_per_s.png into `out`."""
     names = resolve_schemes(list(schemes or DEFAULT_SCHEMES))
     if device is None:
@@ -359,7 +386,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         reference = None
         for scheme_name in names:
             try:
-                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed)
+                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile)
             except torch.OutOfMemoryError as e:
                 row, tokens = _error_row(model_name, scheme_name, e), None
                 row["error"] = "out of memory"
@@ -382,7 +409,8 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         _add_speedups(rows, model_name)
     result = {"env": environment(dev), "command": command or " ".join(sys.argv),
               "settings": dict(models=list(models), schemes=names, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
-                               device=str(dev), graph=graph, repeats=repeats, dtype=str(dtype).removeprefix("torch."), seed=seed),
+                               device=str(dev), graph=graph, compile=compile, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
+                               seed=seed),
               "rows": rows}
     if out:
         write_outputs(result, Path(out))
@@ -412,7 +440,8 @@ def command_line(args) -> str:
         parts += ["--schemes", *args.schemes]
     parts += ["--batch", str(args.batch), "--prompt-len", str(args.prompt_len), "--new-tokens", str(args.new_tokens),
               "--repeats", str(args.repeats), "--seed", str(args.seed)]
-    parts += ["--no-graph"] * args.no_graph + (["--device", args.device] if args.device else []) + ["--out", args.out]
+    parts += ["--no-graph"] * args.no_graph + ["--compile"] * args.compile + (["--device", args.device] if args.device else [])
+    parts += ["--out", args.out]
     return shlex.join(parts)
 
 
@@ -471,7 +500,7 @@ def write_outputs(result: dict, out: Path) -> None:
         f"- {versions}; Python {env['python']}",
         f"- command: `{result['command']}`",
         f"- batch {s['batch']}, prompt {s['prompt_len']} tokens, {s['new_tokens']} new tokens, greedy, static KV cache, "
-        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, timed generates: {s['repeats']} (median) after one warm-up",
+        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, timed generates: {s['repeats']} (median) after one warm-up",
         "- models: Llama-2 shapes with seeded random weights (or a local checkpoint); every linear but lm_head quantized",
         "",
         *format_tables(result), "",

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -62,3 +63,11 @@ def load_causal_lm(
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token  # so batched evaluation can pad
     return model.to(device).eval(), tokenizer, slug
+
+
+def repeated_blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's repeated blocks: its longest ModuleList of more than one module (a HF model's decoder
+    layers), or [] when it has none. Identical blocks compile to one graph, so compiling them one by
+    one costs one block, not the depth."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
+    return list(max(lists, key=len)) if lists else []

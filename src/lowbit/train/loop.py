@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.shards import TokenShards, read_meta
+from ..models.hf import repeated_blocks
 from .convert import PRECISION_NAMES, convert
 from .int8_weight import Int8WeightAdamW, Int8WeightLinear
 
@@ -163,10 +164,10 @@ def compile_blocks(model: nn.Module) -> nn.Module:
     return the model. Identical blocks share one compiled graph, so compiling costs one block, not
     the depth (llama2-1b on the H100: ~1 min → ~10 s); embedding, final norm and head stay eager. A model
     without such a list is compiled whole (the returned module then wraps it)."""
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
-    if not lists:
+    blocks = repeated_blocks(model)
+    if not blocks:
         return torch.compile(model)
-    for block in max(lists, key=len):
+    for block in blocks:
         block.compile()
     return model
 
