@@ -313,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--new-tokens", type=int, default=128)
     bg.add_argument("--repeats", type=int, default=1, help="timed generates after the warm-up one (median)")
     bg.add_argument("--no-graph", action="store_true", help="decode eagerly instead of replaying a CUDA graph")
-    bg.add_argument("--compile", action="store_true",
-                    help="compile each decoder layer for the decode step (torch.compile: fuses norms, rotary, activations; ~1 s a layer)")
+    bg.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="compile each decoder layer for the decode step (torch.compile: fuses norms, rotary, activations; "
+                         "~30 s a model; default: on CUDA)")
     bg.add_argument("--device", default=None, help="cuda (default; required) or cpu for a smoke test with --models tiny")
     bg.add_argument("--seed", type=int, default=0)
     bg.add_argument("--out", default="reports/bench-generate", help="output dir (default reports/bench-generate)")
