@@ -287,7 +287,7 @@ def test_mma_swapped_matches_float64(m, n, split, k, g, bits, symmetric):
     """The swapped-operand kernel: M not a multiple of BLOCK_M (3, 17), ragged N (33), split-K, K tails
     (168, 200: not a multiple of the step), nibbles interleaved back in order, groups and one scale a row."""
     g = g or k
-    check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, bits, g, b, config=dict(SPLIT_K=split)),
+    check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, bits, g, None, b, config=dict(SPLIT_K=split)),
                          m, n, k, g, bits, symmetric, MMA_DTYPES)
 
 
@@ -298,13 +298,24 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
         ops.mma_swapped_triton(torch.randn(4, 96, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 24)
 
 
-def test_mma_swapped_signed_int8():
-    """W8A8's int8 values (two's complement, no offset) through the swapped kernel; FP8 values refused."""
-    gen = torch.Generator().manual_seed(8)
+@pytest.mark.parametrize("dtype_w", [torch.int8, torch.float8_e4m3fn, torch.float8_e5m2])
+def test_mma_swapped_takes_the_values_themselves(dtype_w):
+    """W8A8's int8 values (two's complement, no offset) and FP8 values through the swapped kernel, and
+    through the op at a few tokens."""
+    gen = torch.Generator().manual_seed(hash(str(dtype_w)) % 2**31)
     m, n, k = 5, 24, 256
-    q, s, w = values_storage(n, k, torch.int8, gen)
+    q, s, w = values_storage(n, k, dtype_w, gen)
     x = torch.randn(m, k, generator=gen).to(torch.float16)
-    check(ops.mma_swapped_triton(*to_dev(x, q, s), None, 8, k), x.double() @ w.t(), torch.float16, k)
-    with pytest.raises(ValueError, match="integer codes"):
-        qf, sf, _ = values_storage(n, k, torch.float8_e4m3fn, gen)
-        ops.mma_swapped_triton(*to_dev(x, qf, sf), None, 8, k)
+    ref = x.double() @ w.t()
+    check(ops.mma_swapped_triton(*to_dev(x, q, s), None, 8, k), ref, torch.float16, k)
+    check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, torch.float16, k)
+
+
+def test_mma_swapped_tables_match_float64():
+    """A code table (NF4's 16 values): one gather a code, groups and a split K."""
+    gen = torch.Generator().manual_seed(13)
+    m, n, k, g = 6, 20, 256, 64
+    q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
+    x = torch.randn(m, k, generator=gen).to(torch.float16)
+    out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
+    check(out, x.double() @ w.t(), torch.float16, k)

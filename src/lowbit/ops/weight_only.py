@@ -16,9 +16,11 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 are shifted down once a word. ncu counted 13.9 instructions a weight in session 3's byte GEMV:
     - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
       offset and group scale applied once a word (M ≤ WORDS_MAX_M);
+    - `_gemv_kernel` (bytes, session 3): code tables (NF4) at one token, where the word kernel's per-code
+      gather is slower;
     - `_mma_swapped_kernel`: the operands swapped so that weight rows fill the MMA's long side, the
-      codes made c − z exactly by the magic-number float, one `tl.dot` a K-step (M ≤ SWAPPED_MAX_M);
-    - `_gemv_kernel` (bytes, session 3): code tables (NF4), where the word kernel's per-code gather is slower;
+      codes made c − z exactly by the magic-number float (or a table's values, or FP8 values), one
+      `tl.dot` a K-step (M ≤ SWAPPED_MAX_M; tables ≤ SWAPPED_TABLE_MAX_M);
     - `_dequant_kernel` + cuBLAS beyond: the weight dequantized once to x's dtype, then `F.linear`.
 Measured on an H100 (docs/benchmarks/README.md, sessions 4 and 6): the word GEMV runs 1.6-2.9x a bf16
 cuBLAS GEMV at one token; the swapped MMA kernel 1.6-1.8x at 16 tokens on the 4096→11008 and
@@ -57,6 +59,9 @@ WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M 
 # the swapped-operand MMA kernel: at 256 tokens still 0.8-0.9x the time of dequantize + cuBLAS on the
 # 7B linears (weight-only-session6/mma-swapped.json); larger M was not measured
 SWAPPED_MAX_M = 256
+# tables (NF4) through it: a gather a code more, not timed yet; at ≤ 64 tokens the integer kernel ran in a third to
+# half the time of dequantize + cuBLAS, so even a gather that doubled it would not lose there
+SWAPPED_TABLE_MAX_M = 64
 W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
@@ -224,9 +229,9 @@ if triton is not None:
 
     @triton.jit
     def _mma_swapped_kernel(
-        x_ptr, q_ptr, s_ptr, z_ptr, bias_ptr, out_ptr,
+        x_ptr, q_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
         M, N, K, k_per_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
-        BITS: tl.constexpr, SIGNED: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
+        BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
@@ -234,7 +239,8 @@ if triton is not None:
         short one (the MMA needs at least 16 rows, which a few tokens cannot fill). A step reads
         BLOCK_K packed codes a row inside one group (GROUP codes; 0: one scale a row): nibbles
         interleaved back into column order, made c − z exactly by the magic-number float (exact in
-        bf16 too: |c − z| ≤ 255), one `tl.dot`, then the group scale on the step's sum. Rows past N
+        bf16 too: |c − z| ≤ 255), or taken from a table (NF4) or as FP8 values (VALUES, as in the word
+        GEMV), one `tl.dot`, then the group scale on the step's sum. Rows past N
         read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on
         program axis 2 writes fp32 partials (summed after). On an H100 at 4-256 tokens it takes
         0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of 32-bit words as one
@@ -255,18 +261,26 @@ if triton is not None:
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :])
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
-            b = b.to(tl.int32)
-            if SIGNED:  # W8A8's int8 codes: c + 128 with the symmetric offset 128 below
-                b += 128
+            b = b.to(tl.int32)  # bytes, unsigned
+            if VALUES == "sint":  # W8A8's two's complement int8 codes: the flipped sign bit makes them c − 128
+                b ^= 0x80
             if BITS == 4:  # low nibbles are the even columns
                 c = tl.interleave(b & 0xF, b >> 4)
             else:
                 c = b
-            if HAS_ZERO:
-                z = tl.load(z_ptr + rows * stride_zn + _group_col(k0, GROUP)).to(tl.float32)[:, None]
+            if VALUES == "int" or VALUES == "sint":
+                if HAS_ZERO:
+                    z = tl.load(z_ptr + rows * stride_zn + _group_col(k0, GROUP)).to(tl.float32)[:, None]
+                else:
+                    z = (1 << (BITS - 1)) * 1.0
+                v = _as_float(c, z)
+            elif VALUES == "lut":  # a gather a code from the table (16 or 256 floats: L1-resident)
+                v = tl.load(lut_ptr + c)
+            elif VALUES == "e4m3":
+                v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
             else:
-                z = (1 << (BITS - 1)) * 1.0
-            v = _as_float(c, z).to(x_ptr.dtype.element_ty)
+                v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+            v = v.to(x_ptr.dtype.element_ty)
             offs_k = k0 + tl.arange(0, BLOCK_K)
             x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
             xt = tl.load(x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None], mask=x_mask, other=0.0)
@@ -536,21 +550,20 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
 
 
 def mma_swapped_triton(
-    x, qweight, scale, zero, bits: int, group_size: int, bias=None, *, config: dict | None = None
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None
 ) -> torch.Tensor:
-    """x [M, K] @ the dequantized 4/8-bit integer weight [N, K]ᵀ (+ bias) → [M, N] by the swapped-operand
-    MMA kernel; `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1 (fp16/fp32)."""
-    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, None, bias)
+    """x [M, K] @ the dequantized 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] by the swapped-operand MMA kernel:
+    integer codes, a code table, int8 or FP8 values; `config` overrides the tile. Works on CPU tensors
+    under TRITON_INTERPRET=1 (fp16/fp32 activations)."""
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _launch_checks(x, (x, qweight, scale))
-    if qweight.dtype not in (torch.uint8, torch.int8):
-        raise ValueError(f"the swapped MMA kernel takes integer codes (uint8, or int8 values), got qweight of dtype {qweight.dtype}")
     cfg = swapped_config(m, n, k, bits, group_size)
     if cfg is None:
         raise ValueError(f"the swapped MMA kernel needs K-steps of at least 16 codes inside a group, got K={k}, group_size={group_size}")
-    return _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, {**cfg, **(config or {})})
+    return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
 
 
-def _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) -> torch.Tensor:
+def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
     m, k = x.shape
     n = qweight.shape[0]
     cfg = dict(cfg)
@@ -559,16 +572,19 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, cfg: dict) 
     if m == 0 or n == 0:
         return out
     x = x.contiguous()
+    values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+    qweight = qweight.view(torch.uint8)  # int8 and FP8 values: the kernel reinterprets the bytes
     per_split, split = split_k_plan(k, cfg["BLOCK_K"], split)
     dst = split_k_partials(out, split)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
     grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
     _mma_swapped_kernel[grid](
-        x, qweight, scale_, zero if zero is not None else qweight, bias_ if bias_ is not None else scale_, dst,
+        x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
+        bias_ if bias_ is not None else scale_, dst,
         m, n, k, per_split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
-        BITS=bits, SIGNED=qweight.dtype == torch.int8, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
+        BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
     )
     return sum_split_k(out, dst)
@@ -622,16 +638,15 @@ def weight_only_matmul(
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
-    if (lut is None and m <= SWAPPED_MAX_M and qweight.dtype in (torch.uint8, torch.int8)
-            and (scfg := swapped_config(m, n, k, bits, group_size)) is not None):
-        return _launch_swapped(x, qweight, scale, zero, bits, group_size, bias, scfg)
-    if qweight.dtype in _VALUES:  # int8 / FP8 values past decode: FP8 as its code table, int8 by torch
-        if qweight.dtype == torch.int8:
-            return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-        qweight, lut = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], x.device)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= GEMV_MAX_M[bits]:
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
+    if m <= (SWAPPED_TABLE_MAX_M if lut is not None else SWAPPED_MAX_M) and (scfg := swapped_config(m, n, k, bits, group_size)):
+        return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
+    if qweight.dtype in _VALUES:  # int8 / FP8 values past the swapped kernel: FP8 as its code table, int8 by torch
+        if qweight.dtype == torch.int8:
+            return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
+        qweight, lut = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], x.device)
     if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
         return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
     if cfg is None:
