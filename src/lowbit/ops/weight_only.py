@@ -13,7 +13,8 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 3 TB/s, so a kernel may spend only ~3 instructions a weight. The word kernels read the codes as
 32-bit words and take each code out in place with one AND-OR into the mantissa of the float
 2^23 (the magic-number conversion: no int→float instruction); the codes in the word's top 12 bits
-are shifted down once a word. ncu counted 13.9 instructions a weight in session 3's byte GEMV:
+are shifted down once a word (the GEMV uses the subnormal float that the code's bits alone make
+instead: no OR, no subtraction). ncu counted 13.9 instructions a weight in session 3's byte GEMV:
     - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
       offset and group scale applied once a word (M ≤ WORDS_MAX_M);
     - `_gemv_kernel` (bytes, session 3): code tables (NF4) at one token, where the word kernel's per-code
@@ -146,9 +147,9 @@ if triton is not None:
         """The decode GEMV on 32-bit words of codes. A step loads a [BLOCK_N, BLOCK_W] tile of words and
         the activations of those words as [PER, BLOCK_W] (code index first: Triton then keeps a word's
         PER codes in one thread, so its sum needs no shuffles), takes
-        each code out in place with one AND-OR (the magic-number float trick: 2^23 + c·2^p is exact
-        while c sits in the low 23 bits; the word's top codes are shifted down first) and sums each
-        word's products in registers. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit
+        each code out in place with one AND (alone in a float's bits it is the subnormal c·2^(p − 149),
+        exact while c sits in the low 23 bits; the word's top codes are shifted down first) and sums each
+        word's products in registers: two instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit
         makes it "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value).
         The offset z and the group scale (GROUP_W words a group) apply once a word; with GROUP_W = 0
         (one scale a row) once at the end.
@@ -175,7 +176,7 @@ if triton is not None:
         down = tl.where(low, 0, LOW * BITS)  # shift that brings code i into the low 20 bits
         place = BITS * tl.where(low, i, i - LOW)  # its bit position after that
         in_place = CODE_MASK << place
-        x_unplace = tl.exp2(-place.to(tl.float32))  # exact powers of two
+        x_scale = tl.exp2(64.0 - place.to(tl.float32))  # exact powers of two
         acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
         w_start = pid_k * words_per_split  # a multiple of BLOCK_W
@@ -196,17 +197,18 @@ if triton is not None:
             if VALUES == "int" or VALUES == "sint":
                 if VALUES == "sint":
                     w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
-                # magic = 0x4B000000 (2^23), a runtime value so that AND and OR fuse into one LOP3
-                f = (((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]) | magic).to(tl.float32, bitcast=True)
-                if HAS_ZERO:  # (c − z)·2^place = f − 2^23 − z·2^place: the z part once a word, through Σx
-                    t = tl.sum((f - 8388608.0) * (x * x_unplace[:, None])[:, None, :], axis=0)
+                # code i alone in its float's bits is the subnormal c·2^(place − 149), exact: one AND a code,
+                # no int→float (Triton's fp32 math keeps subnormals: no .ftz). x carries 2^(64 − place), so a
+                # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end.
+                f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
+                t = tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
+                if HAS_ZERO:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a word
                     z = tl.load(z_ptr + rows[:, None] * stride_zn + _group_col(cols, GROUP_W)[None, :])
-                    # float(z) by the magic OR too (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
+                    # float(z) by the magic-number OR (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
                     zf = (z.to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
-                    t -= zf * tl.sum(x, axis=0)[None, :]
-                else:  # the fixed offset 2^(BITS−1) folds into the one subtraction
-                    v = f - (8388608.0 + (1 << (BITS - 1)) * tl.exp2(place.to(tl.float32)))[:, None, None]
-                    t = tl.sum(v * (x * x_unplace[:, None])[:, None, :], axis=0)
+                else:  # symmetric storage: the fixed offset 2^(BITS−1)
+                    zf = (1 << (BITS - 1)) * 1.0
+                t -= zf * (tl.sum(x, axis=0) * 2.5849394142282115e-26)[None, :]  # 2^-85
             else:
                 c = (w[None, :, :] >> (BITS * i)[:, None, None]) & CODE_MASK
                 if VALUES == "lut":
@@ -221,6 +223,8 @@ if triton is not None:
             else:
                 acc += t
         out = tl.sum(acc, axis=1)
+        if VALUES == "int" or VALUES == "sint":
+            out *= 3.8685626227668134e25  # 2^85: the integer codes' products were scaled by 2^-85
         if GROUP_W == 0:
             out *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)
         if HAS_BIAS:  # added by the first K-split only
