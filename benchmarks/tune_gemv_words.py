@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import triton
 
 from lowbit.formats.packing import pack
 from lowbit.ops import w4a16, weight_only as wo
 from sweep import SHAPES  # benchmarks/, on the path when run as a script
 from sweep import bench_us as bench
+from sweep import write
 
 # (name, bits, group or None for one scale a row, code dtype or None for packed uint8, lut name)
 SCHEMES = [
@@ -40,13 +40,6 @@ def storage(k, n, bits, group, dtype, gen):
         q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
     s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
     return q, s
-
-
-def write(path: str, rows: list) -> None:
-    """The results so far (a run cut by a time limit keeps them)."""
-    info = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__)
-    with open(path, "w") as f:
-        json.dump(dict(info=info, rows=rows), f, indent=1)
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-import triton
 
 from lowbit.ops import weight_only as wo
 from sweep import SHAPES  # benchmarks/, on the path when run as a script
 from sweep import bench_us as bench
+from sweep import write
 from tune_words_split import storage
 
 SCHEMES = [("int4-g128-zero", 4, 128, True), ("int8-channel", 8, None, False), ("int4-g128", 4, 128, False)]
@@ -60,8 +60,7 @@ def main() -> None:
             row["best"] = results[:4]
             rows.append(row)
             print(json.dumps(row), flush=True)
-            with open(args.out, "w") as f:
-                json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+            write(args.out, rows)
 
 
 if __name__ == "__main__":

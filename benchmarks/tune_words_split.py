@@ -14,12 +14,12 @@ import time
 
 import torch
 import torch.nn.functional as F
-import triton
 
 from lowbit.formats.packing import pack
 from lowbit.ops import weight_only as wo
 from sweep import SHAPES  # benchmarks/, on the path when run as a script
 from sweep import bench_us as bench
+from sweep import write
 
 # (name, bits, group or None for one scale a row, zero points, code dtype or None for packed uint8)
 SCHEMES = [("int4-g128-zero", 4, 128, True, None), ("int4-g128", 4, 128, False, None),
@@ -75,8 +75,7 @@ def main() -> None:
             summary = dict(scheme=name, k=k, n=n, bf16_us=base, old_default_us=default_us, best=results[:4])
             rows.append(summary)
             print(json.dumps(summary), flush=True)
-            with open(args.out, "w") as f:
-                json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+            write(args.out, rows)
 
 
 if __name__ == "__main__":

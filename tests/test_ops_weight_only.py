@@ -243,17 +243,20 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(SPLIT_K=split)), ref, x.dtype, k)
 
 
+@pytest.mark.parametrize("kernel", ["words", "swapped"])
 @pytest.mark.parametrize("dtype_w", [torch.int8, torch.float8_e4m3fn, torch.float8_e5m2])
-def test_word_gemv_takes_the_values_themselves(dtype_w):
-    """int8 (two's complement) and FP8 bytes are values, not offset codes: W8A8's and FP8's storage."""
+def test_kernels_take_the_values_themselves(dtype_w, kernel):
+    """int8 (two's complement) and FP8 bytes are values, not offset codes: W8A8's and FP8's storage, through
+    the word GEMV (2 tokens) and the swapped MMA kernel (5: fp16, the interpreter's bf16 dot is wrong),
+    and through the op, which takes them there on CUDA (the reference elsewhere): the same numbers."""
     gen = torch.Generator().manual_seed(hash(str(dtype_w)) % 2**31)
-    m, n, k = 2, 19, 320
+    m, dtype, run = (2, torch.bfloat16, ops.gemv_words_triton) if kernel == "words" else (5, torch.float16, ops.mma_swapped_triton)
+    n, k = 19, 320
     q, s, w = values_storage(n, k, dtype_w, gen)
-    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    x = torch.randn(m, k, generator=gen).to(dtype)
     ref = x.double() @ w.t()
-    check(ops.gemv_words_triton(*to_dev(x, q, s), None, 8, k), ref, torch.bfloat16, k)
-    # the op: the word GEMV at decode on CUDA, the reference elsewhere; the same numbers
-    check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, torch.bfloat16, k)
+    check(run(*to_dev(x, q, s), None, 8, k), ref, dtype, k)
+    check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, dtype, k)
 
 
 def test_word_gemv_tables_match_float64():
@@ -296,19 +299,6 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
     q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it
     with pytest.raises(ValueError, match="at least 16 codes inside a group"):
         ops.mma_swapped_triton(torch.randn(4, 96, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 24)
-
-
-@pytest.mark.parametrize("dtype_w", [torch.int8, torch.float8_e4m3fn, torch.float8_e5m2])
-def test_mma_swapped_takes_the_values_themselves(dtype_w):
-    """W8A8's int8 values (two's complement, no offset) and FP8 values through the swapped kernel, and
-    through the op at a few tokens."""
-    gen = torch.Generator().manual_seed(hash(str(dtype_w)) % 2**31)
-    m, n, k = 5, 24, 256
-    q, s, w = values_storage(n, k, dtype_w, gen)
-    x = torch.randn(m, k, generator=gen).to(torch.float16)
-    ref = x.double() @ w.t()
-    check(ops.mma_swapped_triton(*to_dev(x, q, s), None, 8, k), ref, torch.float16, k)
-    check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, torch.float16, k)
 
 
 def test_mma_swapped_tables_match_float64():
