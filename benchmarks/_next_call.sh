@@ -10,3 +10,5 @@ echo "rc=$? s=$SECONDS"; grep -a "^|" $OUT/linear.log | cut -c1-200
 timeout $((580 - SECONDS)) python3 -m lowbit.cli bench generate --models 7b --schemes bf16 w4a16-g128 w8a16 nf4 fp8 bnb-nf4 \
   --out $OUT/generate > $OUT/generate.log 2>&1  # decoder layers compiled (the default on CUDA)
 echo "rc=$? s=$SECONDS"; tr '\r' '\n' < $OUT/generate.log | grep -a "^|" | tail -8 | cut -c1-200
+# a second call: taller tiles for the swapped kernel at 128-256 tokens (weight-only is 0.5x bf16 at 256)
+#   cd benchmarks && python3 tune_mma_swapped.py --ms 128 256 --out $OUT/mma-swapped-tall.json --budget-s 400

@@ -25,6 +25,16 @@ SCHEMES = [("int4-g128-zero", 4, 128, True), ("int8-channel", 8, None, False), (
 TILES = list(itertools.product((64, 128), (64, 128), (1, 2, 4, 8), (3, 4)))  # BLOCK_N, BLOCK_K, SPLIT_K, stages
 
 
+def tiles(m: int) -> list[dict]:
+    """The configs tried at m tokens: the default BLOCK_M with TILES; from 128 tokens also taller tiles (each
+    m-tile dequantizes the whole weight again: 4 times at 256 tokens with 64-row tiles), not split."""
+    cfgs = [dict(BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, num_stages=stages) for bn, bk, split, stages in TILES]
+    if m >= 128:
+        cfgs += [dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=128, SPLIT_K=1, num_stages=stages, num_warps=warps)
+                 for bm, bn, stages, warps in itertools.product((128, 256), (64, 128), (3, 4), (4, 8))]
+    return cfgs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -46,8 +56,7 @@ def main() -> None:
             row = dict(scheme=name, k=k, n=n, m=m, bf16_us=bench(lambda: F.linear(x, w)),
                        dispatch_us=bench(lambda: wo.weight_only_matmul(x, q, s, z, None, bits, g, None, None)))
             results = []
-            for bn, bk, split, stages in TILES:
-                cfg = dict(BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=split, num_stages=stages)
+            for cfg in tiles(m):
                 try:
                     out = wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg)
                     err = ((out.double() - ref).norm() / ref.norm()).item()
