@@ -106,6 +106,20 @@ def test_decode_step_is_a_cuda_graph_and_replays_the_eager_tokens(scheme):
 
 
 @cuda
+@pytest.mark.parametrize("scheme", ["bf16", "w4a16-g128"])
+def test_compiled_decode_step_is_a_cuda_graph_and_replays_the_eager_tokens(scheme):
+    """The bench's default on CUDA: decoder layers compiled, the compiled step captured as one graph."""
+    model = generate.quantize_model(_cuda_model(), generate.SCHEMES[scheme])
+    prompt = _prompt(1, 16)
+    eager = generate.greedy_generate(model, prompt, 12, graph=False)
+    gen = generate.StaticGenerator(model, 1, 16, 12, graph=True, compile=True)
+    gen.warmup(prompt)
+    assert gen.mode == "graph (layers compiled)"
+    tokens, _ = gen.generate(prompt)
+    assert torch.equal(tokens.cpu()[:, :4], eager[:, :4]) and int(gen.nonfinite) == 0
+
+
+@cuda
 def test_bench_runs_on_the_gpu(tmp_path):
     result = generate.run(models=["tiny"], schemes=["bf16", "w8a8-int8"], prompt_len=16, new_tokens=8, out=str(tmp_path))
     rows = result["rows"]
