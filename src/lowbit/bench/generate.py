@@ -196,11 +196,10 @@ class StaticGenerator:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.mode = "graph" if self.use_graph else "eager"
         self.layers = _decoder_layers(model) if compile else []
-        if compile:  # earlier models' graphs count towards the recompile limit of the same layer code: drop them
-            torch._dynamo.reset()
-        for layer in self.layers:  # compiled for the decode step only: prefill runs eagerly (`_eager`)
-            layer.compile(dynamic=False)
         if compile:
+            torch._dynamo.reset()  # earlier models' graphs count towards the recompile limit of the same layer code
+            for layer in self.layers:  # compiled for the decode step only: prefill runs eagerly (`_eager`)
+                layer.compile(dynamic=False)
             self.mode += " (layers compiled)"
 
     @torch.no_grad()

@@ -63,7 +63,6 @@ SWAPPED_MAX_M = 256
 # tables (NF4) through it: a gather a code more, not timed yet; at ≤ 64 tokens the integer kernel ran in a third to
 # half the time of dequantize + cuBLAS, so even a gather that doubled it would not lose there
 SWAPPED_TABLE_MAX_M = 64
-W4A16_MMA_MAX_M = 16  # session 3's MMA kernel: act-order (g_idx) and groups the word kernels cannot cut
 _INT32_MAX = 2**31 - 1
 
 
@@ -651,8 +650,6 @@ def weight_only_matmul(
         if qweight.dtype == torch.int8:
             return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
         qweight, lut = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], x.device)
-    if m <= W4A16_MMA_MAX_M and bits == 4 and lut is None and group_size % 32 == 0:
-        return w4a16_matmul(x, qweight, scale, zero, None, group_size, bias)
     if cfg is None:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     w = _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, x.dtype, cfg["TW"])
