@@ -58,7 +58,7 @@ def main() -> None:
             default = wo.words_config(n, k, bits, g)
             results = []
             for (bn, bw, warps), prefetch, split in itertools.product(TILES, (False, True), (1, 2, 4)):
-                if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 64:  # codes a thread takes a step
+                if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 128:  # codes a thread takes a step
                     continue
                 cfg = dict(BLOCK_N=bn, BLOCK_W=bw, num_warps=warps, PREFETCH=prefetch, SPLIT_K=split)
                 try:
