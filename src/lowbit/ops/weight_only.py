@@ -198,7 +198,8 @@ if triton is not None:
                     w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
                 # code i alone in its float's bits is the subnormal c·2^(place − 149), exact: one AND a code,
                 # no int→float (Triton's fp32 math keeps subnormals: no .ftz). x carries 2^(64 − place), so a
-                # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end.
+                # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end. The price:
+                # |x| ≥ 2^64 (1.8e19; LLM activations stay far below, fp16 ends at 65504) overflows to inf.
                 f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
                 t = tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
                 if HAS_ZERO:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a word
