@@ -48,13 +48,17 @@ if triton is not None:
     @triton.jit
     def round_int8(y, u, STOCHASTIC: tl.constexpr):
         """y (already divided by the scale) to int8 codes: round half to even, as torch.round, or up with
-        probability frac(y) given uniform draws u (y − floor(y) is exact in float32 for |y| ≤ 127)."""
-        if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y)
+        probability frac(y) given uniform draws u (y − floor(y) is exact in float32 for |y| ≤ 127).
+        Every caller's scale is its elements' absmax / 127, IEEE-rounded, so |y| ≤ 127·(1 + 2^-23) and
+        round to nearest needs no clamp."""
+        if STOCHASTIC:  # unbiased, and always floor(y) or ceil(y); floor(y) + 1 can pass 127: clamped
             r = tl.floor(y)
             r = tl.where(u < y - r, r + 1.0, r)
-        else:  # adding 1.5·2^23 leaves no fraction bits: the float add itself rounds half to even (|y| < 2^22)
-            r = (y + 12582912.0) - 12582912.0
-        return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
+            return tl.minimum(tl.maximum(r, -127.0), 127.0).to(tl.int8)
+        # adding 1.5·2^23 leaves no fraction bits: the float add itself rounds half to even (|y| < 2^22), and
+        # the sum's low mantissa bits are then the integer in two's complement: its low byte is the code
+        # (no subtraction, no float→int convert, no clamp: ~4 instructions an element fewer a code set)
+        return (y + 12582912.0).to(tl.int32, bitcast=True).to(tl.int8)
 
     @triton.jit
     def round_to_e4m3(y):
