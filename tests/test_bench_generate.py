@@ -37,6 +37,11 @@ def test_compiled_decoder_layers_decode_the_eager_tokens(one_thread):
     assert torch.equal(gen.generate(prompt)[0], eager)
 
 
+def test_compile_needs_decoder_layers():
+    with pytest.raises(ValueError, match="list of decoder layers"):
+        generate._decoder_layers(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+
+
 def test_random_models_are_reproducible(one_thread):
     a = generate.build_model("tiny", torch.device("cpu"), torch.bfloat16, seed=3)
     b = generate.build_model("tiny", torch.device("cpu"), torch.bfloat16, seed=3)
