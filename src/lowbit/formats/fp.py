@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import codebook
-from .int import check_finite
+from .int import absmax_scale, check_finite
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,7 @@ def _absmax_scale(x: torch.Tensor, fmax: float, granularity: str) -> torch.Tenso
         amax = x.abs().amax(dim=-1, keepdim=True)
     else:
         raise ValueError(f"granularity must be 'tensor', 'channel' or 'token' for FP8, got {granularity!r}")
-    amax = amax.float()
-    # by a tensor: CUDA torch divides by a Python number as a multiplication by its reciprocal (one ulp
-    # off the CPU and the kernels, which divide as IEEE division rounds)
-    return (amax / torch.full_like(amax, fmax)).clamp_min(torch.finfo(torch.float32).tiny)
+    return absmax_scale(amax.float(), fmax)
 
 
 def quantize_fp8(x: torch.Tensor, fmt: str = "e4m3", granularity: str = "channel", validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -96,19 +96,22 @@ class IntQuantized:
         return dequantize(self.codes, self.scale, self.zero, self.granularity, self.group_size, dtype)
 
 
+def absmax_scale(amax: torch.Tensor, qmax: float) -> torch.Tensor:
+    """The scale of a symmetric (absmax) format, int or FP8: amax / qmax as IEEE division rounds it, at
+    least the smallest normal float (an all-zero row). Divided by a tensor: CUDA torch divides by a
+    Python number as a multiplication by its reciprocal, one ulp off the CPU and the Triton kernels."""
+    return (amax / amax.new_full((), qmax)).clamp_min(torch.finfo(torch.float32).tiny)
+
+
 def affine_params(rows: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scale and zero point (float, integral) of each row of a 2-D tensor: the one definition
     that RTN, GPTQ and AWQ share."""
     qmin, qmax = code_range(bits, symmetric)
-    tiny = torch.finfo(torch.float32).tiny
-    # divided by a tensor: CUDA torch divides by a Python number as a multiplication by its
-    # reciprocal, one ulp off the IEEE quotient that the CPU and the Triton kernels give
     if symmetric:
-        amax = rows.abs().amax(dim=1)
-        return (amax / amax.new_full((), qmax)).clamp_min(tiny), None
+        return absmax_scale(rows.abs().amax(dim=1), qmax), None
     lo = rows.amin(dim=1).clamp(max=0.0)  # keep 0 exactly representable (zero padding, ReLU)
     hi = rows.amax(dim=1).clamp(min=0.0)
-    scale = ((hi - lo) / lo.new_full((), qmax - qmin)).clamp_min(tiny)
+    scale = ((hi - lo) / lo.new_full((), qmax - qmin)).clamp_min(torch.finfo(torch.float32).tiny)  # by a tensor, as above
     return scale, torch.round(-lo / scale).clamp_(qmin, qmax)
 
 

@@ -80,8 +80,8 @@ if triton is not None:
 
     @triton.jit
     def absmax_scale(amax, FP8: tl.constexpr):
-        """The formats' scale of a row whose largest |x| is amax: amax / 127 (int8) or / 448 (E4M3), IEEE-
-        rounded, at least the smallest normal float (an all-zero row)."""
+        """`formats.int.absmax_scale` in a kernel: amax / 127 (int8) or / 448 (E4M3), IEEE-rounded, at least
+        the smallest normal float (an all-zero row)."""
         return tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38)
 
     @triton.jit
@@ -162,13 +162,6 @@ def _check_format(fmt: str, stochastic: bool) -> None:
         raise ValueError("stochastic rounding is for int8 codes only")
 
 
-def _scales_from_bits(amax: torch.Tensor, fmax: float) -> torch.Tensor:
-    # the formats' scale, exactly: by a tensor, since CUDA torch divides by a Python number as a
-    # multiplication by its reciprocal (one ulp off, seen on the H100)
-    amax = amax.view(torch.float32)
-    return (amax / torch.full_like(amax, fmax)).clamp_min(torch.finfo(torch.float32).tiny)
-
-
 def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True) -> tuple[torch.Tensor, ...]:
     """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with
     `cols`, (column codes transposed [N, M], column scales [N])."""
@@ -184,8 +177,8 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     bm, bn = (16, 32) if interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
     grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
     wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
-    scale = _scales_from_bits(amax, fmax)
-    col_scale = _scales_from_bits(col_amax, fmax) if cols else scale
+    scale = intfmt.absmax_scale(amax.view(torch.float32), fmax)  # the formats' own scale
+    col_scale = intfmt.absmax_scale(col_amax.view(torch.float32), fmax) if cols else scale
     wrap_triton(_quantize_tiles_kernel)[grid](
         x, scale, q, col_scale, col_qt, seed_tensor(x, stochastic, seed, scale), m, n, x.stride(0), x.stride(1), q.stride(0),
         col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic, COLS=cols, EMULATE_FP8=interpreting())
