@@ -62,6 +62,7 @@ from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
 from ..models.hf import repeated_blocks
 from . import peers
+from .report import first_line
 
 # Llama-2 shapes (Touvron et al. 2023); random weights, real sizes.
 MODELS = {
@@ -262,8 +263,8 @@ class StaticGenerator:
             torch.cuda.current_stream(self.device).wait_stream(stream)
             torch.cuda.synchronize(self.device)
             self.graph = None
-            self.mode = f"eager ({_first_line(e)})"
-            print(f"    decode step cannot be a CUDA graph, running it eagerly: {_first_line(e)}", flush=True)
+            self.mode = f"eager ({first_line(e)})"
+            print(f"    decode step cannot be a CUDA graph, running it eagerly: {first_line(e)}", flush=True)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -295,11 +296,6 @@ def _decoder_layers(model: nn.Module) -> list[nn.Module]:
 def _eager(on: bool):
     """Run compiled modules eagerly inside (prefill: one compile for the decode step's shapes only)."""
     return torch.compiler.set_stance("force_eager") if on else contextlib.nullcontext()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:160]
 
 
 def _sync(device: torch.device) -> None:
@@ -365,7 +361,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
 
 
 def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
-    return {"model": model_name, "scheme": scheme_name, "label": available_schemes()[scheme_name].label, "error": f"{type(e).__name__}: {_first_line(e)}"}
+    return {"model": model_name, "scheme": scheme_name, "label": available_schemes()[scheme_name].label, "error": f"{type(e).__name__}: {first_line(e)}"}
 
 
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,

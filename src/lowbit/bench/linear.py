@@ -98,7 +98,7 @@ def _host_sync(run) -> str | None:
     try:
         run()
     except RuntimeError as exc:
-        return f"syncs with the host: {(str(exc).splitlines() or [''])[0][:80]}"
+        return f"syncs with the host: {report.first_line(exc, 80)}"
     finally:
         torch.cuda.set_sync_debug_mode("default")
         torch.cuda.synchronize()
@@ -134,7 +134,7 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
         except Exception as exc:  # noqa: BLE001 - a peer that fails on this GPU / torch: a row that says so
             if not is_peer:
                 raise
-            rows += [{"scheme": name, "M": m, "peer": True, "error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"}
+            rows += [{"scheme": name, "M": m, "peer": True, "error": f"{type(exc).__name__}: {report.first_line(exc, 200)}"}
                      for m in ms_tokens]
             torch.cuda.empty_cache()
             continue

@@ -140,8 +140,7 @@ def measure(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor, ref: 
         out = fn()
         torch.cuda.synchronize()
     except Exception as e:  # noqa: BLE001 - cuBLAS's layout/shape rules, Triton's limits: a note, and the run goes on
-        first = (str(e).splitlines() or [""])[0]
-        row["note"] = f"skipped ({type(e).__name__}): {first[:160]}"
+        row["note"] = f"skipped ({type(e).__name__}): {report.first_line(e)}"
         return row
     got = to_float(out)
     row["rel_err"] = ((got - ref).norm() / ref.norm()).item()

@@ -15,3 +15,9 @@ def write(out_dir: Path, result: dict, title: str, how_to_read: str, table: list
     plot(result, out_dir / png)
     lines = [f"# {title}", "", f"Command: `{result['command']}`", "", how_to_read, "", *table, "", f"![{png}]({png})", ""]
     (out_dir / "report.md").write_text("\n".join(lines))
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's first line (its type's name when it has no message), cut to `limit`: for a row."""
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:limit]
