@@ -1,6 +1,5 @@
-# Prepared in session 6, NOT yet run: what the next device call should measure first (carry [".whl"]).
-# Changed after session 6's last GPU call: the word GEMV's subnormal-float codes (fewer instructions a code), the
-# swapped MMA kernel for NF4 tables (2-64 tokens) and FP8 values (3-256 tokens).
+# session 7, call 1 (carry [".whl"]), on an NVIDIA H200: the calls session 6 prepared (word GEMV subnormal codes,
+# swapped MMA kernel for NF4 tables and FP8 values), run as `bash benchmarks/_call20.sh` after an nvidia-smi query.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   .whl/torchao-*.whl .whl/bitsandbytes-*.whl || exit  # the device README's way: no registry there
 export PYTHONPATH=$PWD/src:/tmp/site
