@@ -3,6 +3,7 @@ step's words loaded before this step's arithmetic) × SPLIT_K (more programs on 
 schemes `lowbit bench linear` runs through it, against bf16 cuBLAS; writes JSON, prints each best.
 
     PYTHONPATH=src python benchmarks/tune_words_split.py --out words-split.json [--budget-s 300]
+        [--schemes int4-g128-zero] [--tiles 8x128x4 8x512x8] [--splits 1]   (a shorter sweep: tiles BLOCK_NxBLOCK_Wxwarps)
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget-s", type=float, default=300)
+    ap.add_argument("--schemes", nargs="+", default=[name for name, *_ in SCHEMES], choices=[name for name, *_ in SCHEMES])
+    ap.add_argument("--tiles", nargs="+", default=None, help="BLOCK_NxBLOCK_Wxwarps (default: the whole grid)")
+    ap.add_argument("--splits", type=int, nargs="+", default=[1, 2, 4])
     args = ap.parse_args()
+    tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles] if args.tiles else TILES
     t0 = time.time()
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
-    for name, bits, group, zero, dtype in SCHEMES:
+    for name, bits, group, zero, dtype in [sc for sc in SCHEMES if sc[0] in args.schemes]:
         for k, n in SHAPES:
             if time.time() - t0 > args.budget_s:
                 break
@@ -55,9 +60,9 @@ def main() -> None:
             ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
             w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
             base = bench(lambda: F.linear(x, w))
-            default = wo.words_config(n, k, bits, g)
+            default = wo.words_config(n, k, bits, g, zero)  # what the dispatch runs now
             results = []
-            for (bn, bw, warps), prefetch, split in itertools.product(TILES, (False, True), (1, 2, 4)):
+            for (bn, bw, warps), prefetch, split in itertools.product(tiles, (False, True), args.splits):
                 if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 128:  # codes a thread takes a step
                     continue
                 cfg = dict(BLOCK_N=bn, BLOCK_W=bw, num_warps=warps, PREFETCH=prefetch, SPLIT_K=split)
@@ -71,8 +76,8 @@ def main() -> None:
                 rows.append(dict(scheme=name, k=k, n=n, cfg=cfg, us=us, bf16_us=base, speedup=base / us, rel_err=err))
                 results.append((us, cfg))
             results.sort(key=lambda r: r[0])
-            default_us = bench(lambda: wo.gemv_words_triton(x, q, s, z, bits, g, config={**default, "PREFETCH": False}))
-            summary = dict(scheme=name, k=k, n=n, bf16_us=base, old_default_us=default_us, best=results[:4])
+            default_us = bench(lambda: wo.gemv_words_triton(x, q, s, z, bits, g, config=default))
+            summary = dict(scheme=name, k=k, n=n, bf16_us=base, default=default, default_us=default_us, best=results[:4])
             rows.append(summary)
             print(json.dumps(summary), flush=True)
             write(args.out, rows)

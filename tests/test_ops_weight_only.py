@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import lowbit
-from lowbit.formats import fp, nf4
+from lowbit.formats import fp
 from lowbit.formats.packing import pack
 from lowbit.layers.int_weight import IntWeightLinear
 from lowbit.ops import weight_only as ops
@@ -31,8 +31,8 @@ def random_storage(n, k, bits, group_size, symmetric, gen, lut=False):
     codes = torch.randint(0, 2**bits, (n, k), generator=gen, dtype=torch.uint8)
     scale = torch.rand(n, groups, generator=gen) * 0.1 + 0.01
     s = scale.double().repeat_interleave(group_size, dim=1)
-    if lut:
-        table = nf4.NF4_VALUES.float()
+    if lut:  # a fresh table each time (NF4's is one of them): the kernels must read whichever they are given
+        table = torch.rand(16, generator=gen) * 2 - 1
         return pack(codes, bits), scale, None, table, table.double()[codes.long()] * s
     zero = None if symmetric else torch.randint(0, 2**bits, (n, groups), generator=gen, dtype=torch.uint8)
     z = 2 ** (bits - 1) if symmetric else zero.double().repeat_interleave(group_size, dim=1)
@@ -299,6 +299,29 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
     q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it
     with pytest.raises(ValueError, match="at least 16 codes inside a group"):
         ops.mma_swapped_triton(torch.randn(4, 96, device=DEVICE, dtype=torch.float16), *to_dev(q, s, z), 4, 24)
+
+
+@pytest.mark.parametrize("m", [1, 5])
+def test_tables_changed_or_new_are_read_afresh(m):
+    """4-bit tables reach the byte kernels as a cached pair table: a new table, or one changed in place,
+    must never be served another's pairs (gemv at one token, the swapped MMA kernel at five, dequantize)."""
+    gen = torch.Generator().manual_seed(21 + m)
+    n, k, g = 16, 128, 64
+    q, s, _, table, _ = random_storage(n, k, 4, g, True, gen, lut=True)
+    codes = torch.stack((q & 0xF, q >> 4), dim=-1).reshape(n, k).long()
+    x = torch.randn(m, k, generator=gen).to(torch.float16)
+    scale = s.double().repeat_interleave(g, dim=1)
+    lut = table.to(DEVICE)
+    for step in range(3):
+        if step == 1:
+            lut = (torch.rand(16, generator=gen) * 2 - 1).to(DEVICE)  # a new table
+        if step == 2:
+            lut.mul_(-0.5)  # the same tensor, changed in place
+        w = lut.cpu().double()[codes] * scale
+        run = ops.gemv_triton if m == 1 else ops.mma_swapped_triton
+        check(run(*to_dev(x, q, s), None, 4, g, lut), x.double() @ w.t(), torch.float16, k)
+        deq = ops.dequantize_triton(q.to(DEVICE), s.to(DEVICE), None, 4, g, k, lut, torch.float32)
+        assert torch.allclose(deq.cpu().double(), w, rtol=2**-23, atol=0)
 
 
 def test_mma_swapped_tables_match_float64():

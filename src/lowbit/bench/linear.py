@@ -30,6 +30,7 @@ SCHEMES = {
     "W4A16 g128 (Triton)": RTN(bits=4, granularity="group", group_size=128, symmetric=False),
     "W8A16 per-channel (Triton)": RTN(bits=8),
     "NF4 b64 (Triton)": NF4(block_size=64),
+    "FP8 e4m3 weight-only (Triton)": FP8(fmt="e4m3", granularity="channel"),
 }
 
 

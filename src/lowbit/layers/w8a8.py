@@ -4,8 +4,9 @@ or per tensor ("dynamic"), or with one scale fixed at calibration ("static", Smo
 An optional per-input-channel `input_scale` divides x first: SmoothQuant's smoothing where no
 norm precedes the layer to fold it into.
 
-At decode on CUDA (≤ WORDS_MAX_M tokens) the layer skips quantizing x and runs the weight-only GEMV
-on its int8 weight instead: reading the weight once is all the time there, and x stays exact."""
+At decode and for a few tokens on CUDA (≤ VALUES_MAX_M) the layer skips quantizing x and runs the
+weight-only kernels (GEMV, swapped MMA) on its int8 weight instead: reading the weight once is all the
+time there, and x stays exact."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from .. import ops
 from ..formats import int as intfmt
-from ..ops.weight_only import WORDS_MAX_M, weight_only_linear
+from ..ops.weight_only import VALUES_MAX_M, weight_only_linear
 from .base import QuantLinear
 
 ACT_GRANULARITIES = ("token", "tensor", "static")
@@ -75,7 +76,7 @@ class W8A8Linear(QuantLinear):
         if self.input_scale is not None:
             x2 = x2 / self.input_scale.to(x2.dtype)
         rows = x2.shape[0]
-        if x2.is_cuda and rows <= WORDS_MAX_M:  # decode: the W8A16 GEMV (see the module doc)
+        if x2.is_cuda and rows <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
             w_scale = self.scale.reshape(-1, 1).expand(self.out_features, 1)
             out = weight_only_linear(x2, self.qweight, w_scale, None, 8, self.in_features, None, self.bias)
             return out.reshape(*x.shape[:-1], self.out_features)

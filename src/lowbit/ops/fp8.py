@@ -8,7 +8,9 @@ On an FP8 GPU (sm_89+) this is `torch._scaled_mm`, cuBLASLt/CUTLASS, under its r
 operand row-major, the second column-major (b.t() of a row-major [N, K] is exactly that), K and N
 multiples of 16, row-wise scales (M, 1) and (1, N) float32, and a bf16 output for row-wise
 scaling (another out_dtype is cast from that bf16 result: one more rounding, far below FP8's own
-error). Anything else — CPU tensors, other shapes, an E5M2 operand — takes the float reference:
+error). It runs with cuBLAS's fast accumulation (`use_fast_accum`: the tensor cores' own accumulator,
+not promoted to float32 every few K-steps), as torchao's FP8 inference and training forward do: this
+op serves inference, where the output's error is the activations' FP8 rounding (~2^-4 relative). Anything else — CPU tensors, other shapes, an E5M2 operand — takes the float reference:
 the codes' exact values in float32, one matmul, the scales in the epilogue.
 
 `quantize_rows_fp8` is `lowbit.formats.fp.quantize_fp8(x, "e4m3", "token")` in one pass on CUDA
@@ -69,7 +71,8 @@ def scaled_fp8_mm_scaled_mm(
     a = a if a.is_contiguous() else a.contiguous()
     b = b if b.is_contiguous() else b.contiguous()
     bf16 = torch.bfloat16
-    out = torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, bias=None if bias is None else bias.to(bf16), out_dtype=bf16)
+    out = torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, bias=None if bias is None else bias.to(bf16), out_dtype=bf16,
+                           use_fast_accum=True)  # inference: see the module doc
     return out if out_dtype == bf16 else out.to(out_dtype)
 
 

@@ -63,6 +63,11 @@ SWAPPED_MAX_M = 256
 # tables (NF4) through it: a gather a code more, not timed yet; at ≤ 64 tokens the integer kernel ran in a third to
 # half the time of dequantize + cuBLAS, so even a gather that doubled it would not lose there
 SWAPPED_TABLE_MAX_M = 64
+# W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
+# quantizing the activations: on an H200 at 16 tokens the swapped kernel on int8 weights ran the 7B
+# linears in 0.123 ms against W8A8's 0.134 (int8) and 0.152 (FP8 `_scaled_mm`), and is exact in x; at 256
+# it lost (0.391 against 0.182 ms; docs/benchmarks/session7-h200/linear); between, not measured
+VALUES_MAX_M = 16
 _INT32_MAX = 2**31 - 1
 
 
@@ -118,7 +123,11 @@ if triton is not None:
             x = tl.load(x_row + xc, mask=xc < K, other=0.0).to(tl.float32)
             if BITS == 4:  # low nibbles are the even columns, high nibbles the odd ones
                 x_lo, x_hi = tl.split(tl.reshape(x, (TG, TB, 2)))
-                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo[None, :, :] + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi[None, :, :]
+                if USE_LUT:  # the pair table: a byte's two values in one 8-byte load
+                    v_lo, v_hi = tl.split(tl.load(lut_ptr + (2 * b)[:, :, :, None] + tl.arange(0, 2)[None, None, None, :]))
+                else:
+                    v_lo, v_hi = _as_float(b & 0xF, z), _as_float(b >> 4, z)
+                part = v_lo * x_lo[None, :, :] + v_hi * x_hi[None, :, :]
             else:
                 part = _value(b, lut_ptr, z, USE_LUT) * x[None, :, :]
             acc += part * s  # masked lanes: x and s are 0 there
@@ -266,13 +275,16 @@ if triton is not None:
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
             b = b.to(tl.int32)  # bytes, unsigned
-            if VALUES == "sint":  # W8A8's two's complement int8 codes: the flipped sign bit makes them c − 128
-                b ^= 0x80
-            if BITS == 4:  # low nibbles are the even columns
+            if BITS == 4 and VALUES != "lut":  # low nibbles are the even columns
                 c = tl.interleave(b & 0xF, b >> 4)
             else:
                 c = b
-            if VALUES == "int" or VALUES == "sint":
+            if VALUES == "lut" and BITS == 4:  # the pair table: a byte's two values (even, odd column) in one load
+                v = tl.reshape(tl.load(lut_ptr + (2 * b)[:, :, None] + tl.arange(0, 2)[None, None, :]), (BLOCK_N, BLOCK_K))
+            elif VALUES == "sint":  # W8A8's two's complement byte u: the bits of 2^23 + (u ^ 0x80) = 2^23 + 128 + c,
+                # one LOP3 (sm_90 loop: 7.9 → 5.6 instructions a code against flipping the sign bit first)
+                v = ((c | 0x4B000000) ^ 0x80).to(tl.float32, bitcast=True) - 8388736.0
+            elif VALUES == "int":
                 if HAS_ZERO:
                     z = tl.load(z_ptr + rows * stride_zn + _group_col(k0, GROUP)).to(tl.float32)[:, None]
                 else:
@@ -323,8 +335,10 @@ if triton is not None:
             z = tl.load(z_ptr + offs_n * stride_zn + g, mask=n_mask, other=0).to(tl.float32)[:, None]
         else:
             z = (1 << (BITS - 1)) * 1.0
-        if BITS == 4:
-            w = tl.reshape(tl.join(_value(b & 0xF, lut_ptr, z, USE_LUT) * s, _value(b >> 4, lut_ptr, z, USE_LUT) * s), (BLOCK_N, TW))
+        if BITS == 4 and USE_LUT:  # the pair table: a byte's two values (even, odd column) in one load
+            w = tl.reshape(tl.load(lut_ptr + (2 * b)[:, :, None] + tl.arange(0, 2)[None, None, :]) * s[:, :, None], (BLOCK_N, TW))
+        elif BITS == 4:
+            w = tl.reshape(tl.join(_as_float(b & 0xF, z) * s, _as_float(b >> 4, z) * s), (BLOCK_N, TW))
         else:
             w = _value(b, lut_ptr, z, USE_LUT) * s
         offs_k = k0 + tl.arange(0, TW)
@@ -400,6 +414,30 @@ def _reference(x, qweight, scale, zero, bits, group_size, lut, bias) -> torch.Te
 # Triton launchers
 
 
+# (address, version, device) of a 4-bit table → (the table, kept alive so that its address is not reused; its pairs)
+_PAIRS: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def pair_table(lut: torch.Tensor) -> torch.Tensor:
+    """[256, 2] float32: the values of byte b's two 4-bit codes, (lut[b & 15], lut[b >> 4]): the byte
+    kernels read a byte's two values in one 8-byte load instead of two gathers (sm_90 NF4 loop: swapped
+    MMA 11.2 → 6.6 instructions a code, byte GEMV 16.6 → 12.3). Made once per table and version, outside
+    a CUDA graph capture (inside one it is made, not kept: its memory belongs to the graph)."""
+    key = (lut.data_ptr(), lut._version, lut.device)
+    if key in _PAIRS:
+        return _PAIRS[key][1]
+    b = torch.arange(256, device=lut.device)
+    pairs = torch.stack((lut[b & 15], lut[b >> 4]), dim=1).float().contiguous()
+    if not (lut.is_cuda and torch.cuda.is_current_stream_capturing()):
+        _PAIRS[key] = (lut, pairs)
+    return pairs
+
+
+def _kernel_table(lut: torch.Tensor | None, bits: int) -> torch.Tensor | None:
+    """The table as the byte kernels take it: 4-bit tables as their pair table."""
+    return pair_table(lut) if lut is not None and bits == 4 else lut
+
+
 def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
     """Tile of the decode kernel, or None when the groups cannot be cut into whole chunks.
     Chunks of TW columns must lie inside one group: TW is a power of two dividing the group size
@@ -452,6 +490,7 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
         return out
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
+    lut = _kernel_table(lut, bits)
     grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
     _gemv_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
@@ -577,6 +616,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         return out
     x = x.contiguous()
     values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+    lut = _kernel_table(lut, bits)
     qweight = qweight.view(torch.uint8)  # int8 and FP8 values: the kernel reinterprets the bytes
     per_split, split = split_k_plan(k, cfg["BLOCK_K"], split)
     dst = split_k_partials(out, split)
@@ -608,6 +648,7 @@ def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: i
     n = qweight.shape[0]
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    lut = _kernel_table(lut, bits)
     bn = 16 if interpreting() else 32
     _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, tw))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,

@@ -110,7 +110,9 @@ def quantized_matmul(a: torch.Tensor, b: torch.Tensor, kind: str, recipe: Recipe
             sa, sb = sa.reshape(-1)[0].float(), sb.reshape(-1)[0].float()
         else:
             sa, sb = sa.float().contiguous(), sb.float().reshape(1, -1).contiguous()
-        return torch._scaled_mm(a_q, b_q.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+        # fast accumulation (the tensor cores' accumulator, not promoted to fp32 every few K-steps) in the
+        # forward only, as torchao's float8 training does: the gradients keep cuBLAS's promoted sums
+        return torch._scaled_mm(a_q, b_q.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype, use_fast_accum=not a_is_grad)
     # the reference: exact products of the FP8 values, fp32 accumulation (also for E5M2 x E4M3 and odd shapes)
     return ((a_q.float() * sa) @ (b_q.float() * sb).t()).to(out_dtype)
 
