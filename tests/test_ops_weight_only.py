@@ -124,10 +124,42 @@ def test_op_dispatch_and_reference_path():
     gen = torch.Generator().manual_seed(5)
     n, k, g = 40, 256, 128
     q, s, z, _, w = random_storage(n, k, 4, g, False, gen)
-    for m in (1, ops.WORDS_MAX_M + 1, ops.SWAPPED_MAX_M + 1):
+    limits = ops.path_limits(torch.empty(0, device=DEVICE), q, 4, None) if DEVICE == "cuda" else ops.DEFAULT_LIMITS["int4"]
+    for m in (1, limits["words"] + 1, limits["swapped"] + 1):
         x = torch.randn(m, k, generator=gen).to(torch.float16)
         out = ops.weight_only_matmul(*to_dev(x, q, s, z), None, 4, g, None, None)
         check(out, x.double() @ w.t(), torch.float16, k)
+
+
+def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):
+    """A GPU's measured entry overrides the default limits it names, and only those; a GPU without one
+    takes the defaults; each storage finds its kind."""
+    table = tmp_path / "dispatch.json"
+    table.write_text('{"GPU A": {"limits": {"int4": {"swapped": 128}, "table4": {"gemv": 0, "swapped": 16}}}}')
+    monkeypatch.setattr(ops, "DISPATCH_FILE", table)
+    ops.dispatch_limits.cache_clear()
+    try:
+        a, other = ops.dispatch_limits("GPU A"), ops.dispatch_limits("GPU B")
+    finally:
+        ops.dispatch_limits.cache_clear()
+    assert a["int4"] == {**ops.DEFAULT_LIMITS["int4"], "swapped": 128}
+    assert a["table4"] == {**ops.DEFAULT_LIMITS["table4"], "gemv": 0, "swapped": 16}
+    assert a["int8"] == other["int8"] == ops.DEFAULT_LIMITS["int8"] and other == ops.DEFAULT_LIMITS
+    u8, i8, f8 = torch.zeros(1, dtype=torch.uint8), torch.zeros(1, dtype=torch.int8), torch.zeros(1, dtype=torch.float8_e4m3fn)
+    lut = torch.zeros(16)
+    assert [ops.storage_kind(u8, 4, None), ops.storage_kind(i8, 8, None), ops.storage_kind(f8, 8, None),
+            ops.storage_kind(u8, 4, lut)] == ["int4", "int8", "fp8", "table4"]
+
+
+def test_committed_dispatch_file_is_well_formed():
+    """Every entry names a known storage kind and path with a non-negative token count."""
+    if not ops.DISPATCH_FILE.exists():
+        pytest.skip("no GPU measured yet")
+    import json
+    for gpu, entry in json.loads(ops.DISPATCH_FILE.read_text()).items():
+        for kind, limits in entry["limits"].items():
+            assert kind in ops.DEFAULT_LIMITS, (gpu, kind)
+            assert set(limits) <= set(ops.DEFAULT_LIMITS[kind]) and all(isinstance(v, int) and v >= 0 for v in limits.values()), (gpu, limits)
 
 
 @pytest.mark.parametrize("granularity,bits", [("group", 4), ("channel", 4), ("channel", 8), ("group", 8)])

@@ -16,12 +16,12 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 are shifted down once a word (the GEMV uses the subnormal float that the code's bits alone make
 instead: no OR, no subtraction). ncu counted 13.9 instructions a weight in session 3's byte GEMV:
     - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
-      offset and group scale applied once a word (M ≤ WORDS_MAX_M);
+      offset and group scale applied once a word;
     - `_gemv_kernel` (bytes, session 3): code tables (NF4) at one token, where the word kernel's per-code
       gather is slower;
     - `_mma_swapped_kernel`: the operands swapped so that weight rows fill the MMA's long side, the
       codes made c − z exactly by the magic-number float (or a table's values, or FP8 values), one
-      `tl.dot` a K-step (M ≤ SWAPPED_MAX_M; tables ≤ SWAPPED_TABLE_MAX_M);
+      `tl.dot` a K-step;
     - `_dequant_kernel` + cuBLAS beyond: the weight dequantized once to x's dtype, then `F.linear`.
 Measured on an H100 (docs/benchmarks/README.md, sessions 4 and 6): the word GEMV runs 1.6-2.9x a bf16
 cuBLAS GEMV at one token; the swapped MMA kernel 1.6-1.8x at 16 tokens on the 4096→11008 and
@@ -29,10 +29,15 @@ cuBLAS GEMV at one token; the swapped MMA kernel 1.6-1.8x at 16 tokens on the 40
 to fall back to.
 
 `weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call; on CPU every
-path is the reference: dequantize with `lowbit.formats`, then `F.linear`.
+path is the reference: dequantize with `lowbit.formats`, then `F.linear`. On CUDA it takes the paths
+in the order above, each up to a token count measured per GPU (`dispatch_limits`).
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -53,16 +58,19 @@ KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # what a code byte means: uint8 codes (c − z, or table[c]), int8 signed codes, or the FP8 values themselves
 CODE_DTYPES = (torch.uint8, torch.int8, torch.float8_e4m3fn, torch.float8_e5m2)
 _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "e5m2"}
-# the largest token count at which each path still beats the next one on an H100, measured on the
-# Llama-2-7B linears (docs/benchmarks/weight-only-tune-h100.json): the GEMV's cost grows with M
-GEMV_MAX_M = {4: 1, 8: 4}  # the byte GEMV, which now serves code tables (NF4) only
-WORDS_MAX_M = 2  # the word GEMV: at M = 2 still 1.1x bf16 on 4096 x 4096, at M = 4 slower (weight-only-words-h100.json)
-# the swapped-operand MMA kernel: at 256 tokens still 0.8-0.9x the time of dequantize + cuBLAS on the
-# 7B linears (weight-only-session6/mma-swapped.json); larger M was not measured
-SWAPPED_MAX_M = 256
-# tables (NF4) through it: a gather a code more, not timed yet; at ≤ 64 tokens the integer kernel ran in a third to
-# half the time of dequantize + cuBLAS, so even a gather that doubled it would not lose there
-SWAPPED_TABLE_MAX_M = 64
+# The largest token count at which each path still beats the next one in the dispatch order (word GEMV →
+# byte GEMV (tables) → swapped MMA → dequantize + cuBLAS), per storage kind: the Llama-2-7B linears timed
+# on each GPU by benchmarks/tune_dispatch.py, which writes that GPU's entry into DISPATCH_FILE. A GPU
+# without an entry takes DEFAULT_LIMITS, the H100's (sessions 4-6: weight-only-tune-h100.json,
+# weight-only-words-h100.json, weight-only-session6/mma-swapped.json; tables through the swapped kernel
+# at ≤ 64 tokens not timed there). The H200 moves bf16 ~1.4x faster than the H100 at the same
+# arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
+DEFAULT_LIMITS = {
+    "int4": dict(words=2, gemv=0, swapped=256), "int8": dict(words=2, gemv=0, swapped=256),
+    "fp8": dict(words=2, gemv=0, swapped=256),
+    "table4": dict(words=0, gemv=1, swapped=64), "table8": dict(words=0, gemv=4, swapped=64),
+}
+DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
 # quantizing the activations: on an H200 at 16 tokens the swapped kernel on int8 weights ran the 7B
 # linears in 0.123 ms against W8A8's 0.134 (int8) and 0.152 (FP8 `_scaled_mm`), and is exact in x; at 256
@@ -662,6 +670,33 @@ def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: i
 # the custom op: dispatch by device and token count
 
 
+def storage_kind(qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> str:
+    """The key of DEFAULT_LIMITS a storage dispatches by: int4 / int8 codes (W8A8's signed ones too),
+    fp8 values, table4 / table8 (a code table)."""
+    if lut is not None:
+        return f"table{bits}"
+    return "fp8" if qweight.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) else f"int{bits}"
+
+
+@functools.cache
+def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
+    """The token limits of each path for the GPU named `gpu` (`torch.cuda.get_device_name`): its
+    entry in DISPATCH_FILE over DEFAULT_LIMITS."""
+    measured = json.loads(DISPATCH_FILE.read_text()).get(gpu, {}).get("limits", {}) if DISPATCH_FILE.exists() else {}
+    return {kind: {**limits, **measured.get(kind, {})} for kind, limits in DEFAULT_LIMITS.items()}
+
+
+@functools.cache
+def _gpu_name(index: int) -> str:
+    return torch.cuda.get_device_name(index)
+
+
+def path_limits(x: torch.Tensor, qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> dict[str, int]:
+    """The token limits on x's GPU for this storage."""
+    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    return dispatch_limits(_gpu_name(index))[storage_kind(qweight, bits, lut)]
+
+
 @torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())
 def weight_only_matmul(
     x: torch.Tensor,
@@ -681,12 +716,13 @@ def weight_only_matmul(
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    if lut is None and m <= WORDS_MAX_M and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
+    limits = path_limits(x, qweight, bits, lut)
+    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
-    if cfg is not None and lut is not None and m <= GEMV_MAX_M[bits]:
+    if cfg is not None and lut is not None and m <= limits["gemv"]:
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
-    if m <= (SWAPPED_TABLE_MAX_M if lut is not None else SWAPPED_MAX_M) and (scfg := swapped_config(m, n, k, bits, group_size)):
+    if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size)):
         return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
     if qweight.dtype in _VALUES:  # int8 / FP8 values past the swapped kernel: FP8 as its code table, int8 by torch
         if qweight.dtype == torch.int8:
