@@ -116,9 +116,10 @@ def main() -> None:
     if args.write and limits:
         table_file = wo.DISPATCH_FILE
         tables = json.loads(table_file.read_text()) if table_file.exists() else {}
-        tables[torch.cuda.get_device_name()] = dict(
-            limits=limits, source="benchmarks/tune_dispatch.py", torch=torch.__version__, triton=triton.__version__,
-            date=datetime.date.today().isoformat())
+        entry = tables.get(torch.cuda.get_device_name(), {})
+        tables[torch.cuda.get_device_name()] = dict(  # the kinds measured now over those measured before
+            limits={**entry.get("limits", {}), **limits}, source="benchmarks/tune_dispatch.py", torch=torch.__version__,
+            triton=triton.__version__, date=datetime.date.today().isoformat())
         table_file.write_text(json.dumps(tables, indent=1, sort_keys=True) + "\n")
         print("wrote", table_file, flush=True)
 

@@ -100,6 +100,8 @@ def test_linear_and_conv1d_give_identical_layers(method):
     assert sa.keys() == sb.keys()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
+        # row-major as the kernels read it: Conv1D's weight arrives transposed, and its 8-bit codes once stayed so
+        assert sb[k].is_contiguous(), (k, sb[k].stride())
     x = torch.randn(2, 17, IN, generator=gen)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))

@@ -291,6 +291,33 @@ def test_kernels_take_the_values_themselves(dtype_w, kernel):
     check(ops.weight_only_matmul(*to_dev(x, q, s), None, None, 8, k, None, None), ref, dtype, k)
 
 
+@pytest.mark.parametrize("storage", ["int4-zero", "int8-codes", "int8-values", "e4m3-values"])
+def test_kernels_read_a_transposed_storage(storage):
+    """A weight held transposed ([N, K] with strides (1, N): what a GPT-2 Conv1D layer's 8-bit codes once
+    were) reads as its values through every kernel that takes it, not as the garbage its strides would
+    give: the word GEMV, the byte GEMV, the swapped MMA kernel, dequantize, and the op."""
+    gen = torch.Generator().manual_seed(hash(storage) % 2**31)
+    n, k = 24, 256
+    if storage.endswith("values"):
+        q, s, w = values_storage(n, k, torch.int8 if storage.startswith("int8") else torch.float8_e4m3fn, gen)
+        bits, g, z = 8, k, None
+    else:
+        bits = 4 if storage == "int4-zero" else 8
+        g = 64 if bits == 4 else k
+        q, s, z, _, w = random_storage(n, k, bits, g, bits == 8, gen)
+    q_t = q.t().contiguous().t()  # the same values, column-major
+    assert q_t.stride(1) != 1 and torch.equal(q_t, q)
+    x1, x5 = torch.randn(1, k, generator=gen).to(torch.float16), torch.randn(5, k, generator=gen).to(torch.float16)
+    dq, lut = (q_t.view(torch.uint8), ops.code_table("e4m3", torch.device(DEVICE))) if storage == "e4m3-values" else (q_t, None)
+    check(ops.gemv_words_triton(*to_dev(x1, q_t, s, z), bits, g), x1.double() @ w.t(), torch.float16, k)
+    check(ops.mma_swapped_triton(*to_dev(x5, q_t, s, z), bits, g), x5.double() @ w.t(), torch.float16, k)
+    check(ops.weight_only_matmul(*to_dev(x5, q_t, s, z), None, bits, g, None, None), x5.double() @ w.t(), torch.float16, k)
+    if storage != "int8-values":  # signed int8 values take neither the byte GEMV nor dequantize (the op never sends them there)
+        check(ops.gemv_triton(*to_dev(x1, dq, s, z), bits, g, lut), x1.double() @ w.t(), torch.float16, k)
+        deq = ops.dequantize_triton(*to_dev(dq, s, z), bits, g, k, lut, torch.float32)
+        assert torch.allclose(deq.cpu().double(), w, rtol=2**-23, atol=0)
+
+
 def test_word_gemv_tables_match_float64():
     gen = torch.Generator().manual_seed(5)
     m, n, k, g = 1, 24, 256, 64
@@ -335,8 +362,9 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
 
 @pytest.mark.parametrize("m", [1, 5])
 def test_tables_changed_or_new_are_read_afresh(m):
-    """4-bit tables reach the byte kernels as a cached pair table: a new table, or one changed in place,
-    must never be served another's pairs (gemv at one token, the swapped MMA kernel at five, dequantize)."""
+    """Whatever table the kernels are given is what they read: a new one, or one changed in place (the byte
+    GEMV at one token, the swapped MMA kernel at five, dequantize); a kernel-side cache of a table's
+    derived form (session 7 tried a pair table) must not serve a stale one."""
     gen = torch.Generator().manual_seed(21 + m)
     n, k, g = 16, 128, 64
     q, s, _, table, _ = random_storage(n, k, 4, g, True, gen, lut=True)

@@ -44,7 +44,8 @@ class FP8Linear(QuantLinear):
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, **cfg) -> "FP8Linear":
         layer = cls._shell(weight, bias, **cfg)
-        layer.qweight, layer.scale = fp.quantize_fp8(weight, layer.fmt, layer.granularity)
+        qweight, layer.scale = fp.quantize_fp8(weight, layer.fmt, layer.granularity)
+        layer.qweight = qweight.contiguous()  # row-major (a Conv1D weight arrives transposed)
         return layer
 
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -61,7 +61,8 @@ class IntWeightLinear(QuantLinear):
         return layer._fill(codes, scale.float(), None if zero is None else zero.to(torch.uint8))
 
     def _fill(self, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None) -> "IntWeightLinear":
-        self.qweight = pack(_to_unsigned(codes, self.bits, self.symmetric), self.bits)
+        # row-major whatever the codes' layout (a Conv1D weight arrives transposed): the kernels' layout, and no copy a call
+        self.qweight = pack(_to_unsigned(codes, self.bits, self.symmetric), self.bits).contiguous()
         self.scale, self.zero = scale.contiguous(), None if zero is None else zero.contiguous()
         return self
 

@@ -51,7 +51,7 @@ class LLMInt8Linear(QuantLinear):
         dtype = half_dtype(weight.dtype)
         layer = cls._shell(weight, bias, n_outlier_cols=n, outlier_dtype=str(dtype).removeprefix("torch."), **cfg)
         q = intfmt.quantize(weight, 8, granularity="channel")
-        layer.qweight, layer.scale = q.codes, q.scale
+        layer.qweight, layer.scale = q.codes.contiguous(), q.scale  # row-major (a Conv1D weight arrives transposed)
         if n:
             layer.outlier_cols = outlier_cols.to(weight.device, torch.long).clone()
             layer.outlier_weight = weight.index_select(1, layer.outlier_cols).to(dtype)

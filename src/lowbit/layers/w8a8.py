@@ -60,7 +60,7 @@ class W8A8Linear(QuantLinear):
             layer.input_scale = input_scale.float().clone()
             weight = weight.float() * layer.input_scale
         q = intfmt.quantize(weight, 8, granularity=layer.weight_granularity)
-        layer.qweight, layer.scale = q.codes, q.scale
+        layer.qweight, layer.scale = q.codes.contiguous(), q.scale  # row-major (a Conv1D weight arrives transposed)
         if act_scale is not None:
             layer.act_scale = act_scale.float().reshape(())
         return layer

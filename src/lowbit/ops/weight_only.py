@@ -72,9 +72,9 @@ DEFAULT_LIMITS = {
 }
 DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
-# quantizing the activations: on an H200 at 16 tokens the swapped kernel on int8 weights ran the 7B
-# linears in 0.123 ms against W8A8's 0.134 (int8) and 0.152 (FP8 `_scaled_mm`), and is exact in x; at 256
-# it lost (0.391 against 0.182 ms; docs/benchmarks/session7-h200/linear); between, not measured
+# quantizing the activations, and are then exact in x. H200, the 7B linears at 16 tokens: W8A8 int8 0.134 →
+# 0.125 ms, FP8 W8A8 0.152 → 0.114 ms (bf16 0.134); at 256 the weight-only kernels lose (0.36-0.39 against
+# 0.16-0.18 ms); between, not measured (docs/benchmarks/session7-h200)
 VALUES_MAX_M = 16
 _INT32_MAX = 2**31 - 1
 
@@ -131,11 +131,7 @@ if triton is not None:
             x = tl.load(x_row + xc, mask=xc < K, other=0.0).to(tl.float32)
             if BITS == 4:  # low nibbles are the even columns, high nibbles the odd ones
                 x_lo, x_hi = tl.split(tl.reshape(x, (TG, TB, 2)))
-                if USE_LUT:  # the pair table: a byte's two values in one 8-byte load
-                    v_lo, v_hi = tl.split(tl.load(lut_ptr + (2 * b)[:, :, :, None] + tl.arange(0, 2)[None, None, None, :]))
-                else:
-                    v_lo, v_hi = _as_float(b & 0xF, z), _as_float(b >> 4, z)
-                part = v_lo * x_lo[None, :, :] + v_hi * x_hi[None, :, :]
+                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo[None, :, :] + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi[None, :, :]
             else:
                 part = _value(b, lut_ptr, z, USE_LUT) * x[None, :, :]
             acc += part * s  # masked lanes: x and s are 0 there
@@ -283,13 +279,11 @@ if triton is not None:
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
             b = b.to(tl.int32)  # bytes, unsigned
-            if BITS == 4 and VALUES != "lut":  # low nibbles are the even columns
+            if BITS == 4:  # low nibbles are the even columns
                 c = tl.interleave(b & 0xF, b >> 4)
             else:
                 c = b
-            if VALUES == "lut" and BITS == 4:  # the pair table: a byte's two values (even, odd column) in one load
-                v = tl.reshape(tl.load(lut_ptr + (2 * b)[:, :, None] + tl.arange(0, 2)[None, None, :]), (BLOCK_N, BLOCK_K))
-            elif VALUES == "sint":  # W8A8's two's complement byte u: the bits of 2^23 + (u ^ 0x80) = 2^23 + 128 + c,
+            if VALUES == "sint":  # W8A8's two's complement byte u: the bits of 2^23 + (u ^ 0x80) = 2^23 + 128 + c,
                 # one LOP3 (sm_90 loop: 7.9 → 5.6 instructions a code against flipping the sign bit first)
                 v = ((c | 0x4B000000) ^ 0x80).to(tl.float32, bitcast=True) - 8388736.0
             elif VALUES == "int":
@@ -343,10 +337,8 @@ if triton is not None:
             z = tl.load(z_ptr + offs_n * stride_zn + g, mask=n_mask, other=0).to(tl.float32)[:, None]
         else:
             z = (1 << (BITS - 1)) * 1.0
-        if BITS == 4 and USE_LUT:  # the pair table: a byte's two values (even, odd column) in one load
-            w = tl.reshape(tl.load(lut_ptr + (2 * b)[:, :, None] + tl.arange(0, 2)[None, None, :]) * s[:, :, None], (BLOCK_N, TW))
-        elif BITS == 4:
-            w = tl.reshape(tl.join(_as_float(b & 0xF, z) * s, _as_float(b >> 4, z) * s), (BLOCK_N, TW))
+        if BITS == 4:
+            w = tl.reshape(tl.join(_value(b & 0xF, lut_ptr, z, USE_LUT) * s, _value(b >> 4, lut_ptr, z, USE_LUT) * s), (BLOCK_N, TW))
         else:
             w = _value(b, lut_ptr, z, USE_LUT) * s
         offs_k = k0 + tl.arange(0, TW)
@@ -422,28 +414,6 @@ def _reference(x, qweight, scale, zero, bits, group_size, lut, bias) -> torch.Te
 # Triton launchers
 
 
-# (address, version, device) of a 4-bit table → (the table, kept alive so that its address is not reused; its pairs)
-_PAIRS: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def pair_table(lut: torch.Tensor) -> torch.Tensor:
-    """[256, 2] float32: the values of byte b's two 4-bit codes, (lut[b & 15], lut[b >> 4]): the byte
-    kernels read a byte's two values in one 8-byte load instead of two gathers (sm_90 NF4 loop: swapped
-    MMA 11.2 → 6.6 instructions a code, byte GEMV 16.6 → 12.3). Made once per table and version, outside
-    a CUDA graph capture (inside one it is made, not kept: its memory belongs to the graph)."""
-    key = (lut.data_ptr(), lut._version, lut.device)
-    if key in _PAIRS:
-        return _PAIRS[key][1]
-    b = torch.arange(256, device=lut.device)
-    pairs = torch.stack((lut[b & 15], lut[b >> 4]), dim=1).float().contiguous()
-    if not (lut.is_cuda and torch.cuda.is_current_stream_capturing()):
-        _PAIRS[key] = (lut, pairs)
-    return pairs
-
-
-def _kernel_table(lut: torch.Tensor | None, bits: int) -> torch.Tensor | None:
-    """The table as the byte kernels take it: 4-bit tables as their pair table."""
-    return pair_table(lut) if lut is not None and bits == 4 else lut
 
 
 def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
@@ -460,6 +430,13 @@ def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
         return dict(BLOCK_N=16, TG=1, TW=tw, num_warps=4)
     # the H100 sweep's best (benchmarks/tune_weight_only.py): narrow row tiles, 1 KB of each row a K-step
     return dict(BLOCK_N=4, TG=max(1, 1024 // tw), TW=tw, num_warps=2 if bits == 8 else 4)
+
+
+def _unit_stride(*ts: torch.Tensor | None) -> tuple:
+    """Each tensor with a unit stride along its last dim, as the kernels index it (row · stride(0) + column);
+    copied only when it has not one: a layer built from GPT-2's Conv1D holds its 8-bit weight transposed
+    ([N, K] with strides (1, N)), which the kernels once read as garbage."""
+    return tuple(t if t is None or t.dim() < 2 or t.stride(-1) == 1 else t.contiguous() for t in ts)
 
 
 def _launch_checks(x, tensors) -> None:
@@ -492,13 +469,13 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     m, k = x.shape
     n = qweight.shape[0]
     x = x.contiguous()
+    qweight, scale, zero = _unit_stride(qweight, scale, zero)
     if out is None:
         out = torch.empty(m, n, device=x.device, dtype=x.dtype)
     if m == 0 or n == 0:
         return out
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
-    lut = _kernel_table(lut, bits)
     grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
     _gemv_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
@@ -562,6 +539,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     if m == 0 or n == 0:
         return out
     x = x.contiguous()
+    scale, zero = _unit_stride(scale, zero)  # (_as_words makes the words' rows unit-stride)
     values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
     words = _as_words(qweight, k, bits)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
@@ -623,8 +601,8 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     if m == 0 or n == 0:
         return out
     x = x.contiguous()
+    qweight, scale, zero = _unit_stride(qweight, scale, zero)
     values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
-    lut = _kernel_table(lut, bits)
     qweight = qweight.view(torch.uint8)  # int8 and FP8 values: the kernel reinterprets the bytes
     per_split, split = split_k_plan(k, cfg["BLOCK_K"], split)
     dst = split_k_partials(out, split)
@@ -655,8 +633,8 @@ def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: i
     """The dequantize kernel on arguments already checked, in tiles of `tw` columns inside one group."""
     n = qweight.shape[0]
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
+    qweight, scale, zero = _unit_stride(qweight, scale, zero)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
-    lut = _kernel_table(lut, bits)
     bn = 16 if interpreting() else 32
     _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, tw))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
