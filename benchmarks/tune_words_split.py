@@ -60,7 +60,7 @@ def main() -> None:
             ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
             w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
             base = bench(lambda: F.linear(x, w))
-            default = wo.words_config(n, k, bits, g, zero)  # what the dispatch runs now
+            default = wo.words_config(n, k, bits, g, zero, torch.cuda.get_device_name())  # what the dispatch runs now
             results = []
             for (bn, bw, warps), prefetch, split in itertools.product(tiles, (False, True), args.splits):
                 if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 128:  # codes a thread takes a step

@@ -486,13 +486,19 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
-def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False) -> dict | None:
+def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False, gpu: str | None = None) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
-    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points."""
+    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points;
+    `gpu`: a GPU name whose entry in DISPATCH_FILE names a tile for this storage ("words_tiles", e.g. the
+    H200's for int4 with zero points: 5.96 / 12.85 / 12.58 µs on the 7B shapes against the H100's tile's
+    6.29 / 14.20 / 13.10, docs/benchmarks/session7-h200/call3/words-h200.json)."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
         return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1, PREFETCH=True)
+    tuned = gpu_entry(gpu).get("words_tiles", {}).get(f"int{bits}" + ("-zero" if zero else "")) if gpu else None
+    if tuned:
+        return dict(tuned)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
     # (session 6, benchmarks/tune_words_split.py: with zero points, and on long rows, 4 warps and the next
@@ -657,10 +663,15 @@ def storage_kind(qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> 
 
 
 @functools.cache
+def gpu_entry(gpu: str) -> dict:
+    """What DISPATCH_FILE holds for the GPU named `gpu` (`torch.cuda.get_device_name`): "limits", and
+    "words_tiles" where a sweep found the word GEMV a better tile there; {} for a GPU not measured."""
+    return json.loads(DISPATCH_FILE.read_text()).get(gpu, {}) if DISPATCH_FILE.exists() else {}
+
+
 def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
-    """The token limits of each path for the GPU named `gpu` (`torch.cuda.get_device_name`): its
-    entry in DISPATCH_FILE over DEFAULT_LIMITS."""
-    measured = json.loads(DISPATCH_FILE.read_text()).get(gpu, {}).get("limits", {}) if DISPATCH_FILE.exists() else {}
+    """The token limits of each path for the GPU named `gpu`: its measured ones over DEFAULT_LIMITS."""
+    measured = gpu_entry(gpu).get("limits", {})
     return {kind: {**limits, **measured.get(kind, {})} for kind, limits in DEFAULT_LIMITS.items()}
 
 
@@ -669,10 +680,13 @@ def _gpu_name(index: int) -> str:
     return torch.cuda.get_device_name(index)
 
 
+def gpu_of(x: torch.Tensor) -> str:
+    return _gpu_name(x.device.index if x.device.index is not None else torch.cuda.current_device())
+
+
 def path_limits(x: torch.Tensor, qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> dict[str, int]:
     """The token limits on x's GPU for this storage."""
-    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
-    return dispatch_limits(_gpu_name(index))[storage_kind(qweight, bits, lut)]
+    return dispatch_limits(gpu_of(x))[storage_kind(qweight, bits, lut)]
 
 
 @torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())
@@ -695,7 +709,7 @@ def weight_only_matmul(
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     limits = path_limits(x, qweight, bits, lut)
-    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
+    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, gpu_of(x))) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
