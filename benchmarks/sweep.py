@@ -16,6 +16,19 @@ def bench_us(fn, rep: int = 20) -> float:
     return triton.testing.do_bench_cudagraph(fn, rep=rep) * 1e3
 
 
+def cold_copies(nbytes: int) -> int:
+    """How many copies of `nbytes` of data to cycle through so that one pass reads 3x the L2. Repeated runs
+    over one buffer that fits in the L2 time the cache, not the memory: the 7B shapes' int4 weights are
+    8-23 MB, an H200's L2 60 MB (session 7's sweeps timed them so, before this)."""
+    return max(1, -(-3 * torch.cuda.get_device_properties(0).L2_cache_size // nbytes))
+
+
+def bench_cold_us(fns: list) -> float:
+    """Median µs of one call of `fns` (the same call on different copies of the data), all of them replayed
+    as one CUDA graph: each reads its data from memory, not from the L2."""
+    return bench_us(lambda: [f() for f in fns]) / len(fns)
+
+
 def write(path: str, rows: list) -> None:
     """The results so far, with the GPU and versions (a run cut by a time limit keeps them)."""
     info = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__)

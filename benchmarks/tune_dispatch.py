@@ -20,8 +20,7 @@ import triton
 
 from lowbit.formats.packing import pack
 from lowbit.ops import weight_only as wo
-from sweep import bench_us as bench  # benchmarks/, on the path when run as a script
-from sweep import write
+from sweep import bench_cold_us, cold_copies, write  # benchmarks/, on the path when run as a script
 
 # kind: (bits, group or None for one scale a row, zero points, values dtype or None for codes, table); as
 # bench linear quantizes W4A16 g128, W8A16 per channel, FP8 weight-only and NF4 b64
@@ -83,25 +82,28 @@ def main() -> None:
     for kind in args.kinds:
         bits, group, zero, dtype, table = KINDS[kind]
         lut = wo.code_table(table, torch.device("cuda")) if table else None
-        stores = {kn: storage(*kn, bits, group or kn[0], zero, dtype, gen) for kn in LAYER}
-        exact = {(k, n): wo.dequantize_reference(*stores[(k, n)], bits, group or k, k, lut, torch.float64) for k, n in LAYER}
+        # copies of each weight, cycled through so that the timings read memory, not the L2 (sweep.cold_copies)
+        stores = {(k, n): [storage(k, n, bits, group or k, zero, dtype, gen) for _ in range(cold_copies(n * k * bits // 8))]
+                  for k, n in LAYER}
+        exact = {(k, n): wo.dequantize_reference(*stores[(k, n)][0], bits, group or k, k, lut, torch.float64) for k, n in LAYER}
+        floats = {(k, n): [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(cold_copies(2 * n * k))]
+                  for k, n in LAYER}
         winners = {}
         for m in MS:
             if time.time() - t0 > args.budget_s:
                 break
             layer_us = collections.Counter()
             for (k, n), count in LAYER.items():
-                q, s, z = stores[(k, n)]
                 g = group or k
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-                w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
                 ref = x.double() @ exact[(k, n)].t()
-                layer_us["bf16"] += count * bench(lambda: F.linear(x, w))
-                for name, fn in paths(kind, m, x, q, s, z, bits, g, lut).items():
+                layer_us["bf16"] += count * bench_cold_us([lambda w=w: F.linear(x, w) for w in floats[(k, n)]])
+                copies = [paths(kind, m, x, q, s, z, bits, g, lut) for q, s, z in stores[(k, n)]]
+                for name, fn in copies[0].items():
                     err = ((fn().double() - ref).norm() / ref.norm()).item()
                     if not err < 2e-2:  # a wrong path never wins (NaN fails too)
                         raise AssertionError(f"{kind} {name} m={m} K={k} N={n}: relative error {err}")
-                    layer_us[name] += count * bench(fn)
+                    layer_us[name] += count * bench_cold_us([c[name] for c in copies])
             best = min((p for p in layer_us if p != "bf16"), key=layer_us.__getitem__)
             winners[m] = best
             row = dict(kind=kind, m=m, best=best, us={p: round(v, 2) for p, v in layer_us.items()},

@@ -134,22 +134,16 @@ def test_op_dispatch_and_reference_path():
 
 
 def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):
-    """A GPU's measured entry overrides the default limits it names, and only those, and the word GEMV
-    tile of the storage it names; a GPU without one takes the defaults; each storage finds its kind."""
+    """A GPU's measured entry overrides the default limits it names, and only those; a GPU without one
+    takes the defaults; each storage finds its kind."""
     table = tmp_path / "dispatch.json"
-    tile = {"BLOCK_N": 4, "BLOCK_W": 64, "num_warps": 2, "PREFETCH": False}
-    table.write_text(json.dumps({"GPU A": {"limits": {"int4": {"swapped": 128}, "table4": {"gemv": 0, "swapped": 16}},
-                                           "words_tiles": {"int4-zero": tile}}}))
+    table.write_text(json.dumps({"GPU A": {"limits": {"int4": {"swapped": 128}, "table4": {"gemv": 0, "swapped": 16}}}}))
     monkeypatch.setattr(ops, "DISPATCH_FILE", table)
-    monkeypatch.setattr(ops, "interpreting", lambda: False)  # the tile a GPU would get
     ops.gpu_entry.cache_clear()
     try:
         a, other = ops.dispatch_limits("GPU A"), ops.dispatch_limits("GPU B")
-        tiles = [ops.words_config(4096, 4096, 4, 128, True, gpu) for gpu in ("GPU A", "GPU B", None)]
-        assert ops.words_config(4096, 4096, 4, 128, False, "GPU A") == ops.words_config(4096, 4096, 4, 128, False)
     finally:
         ops.gpu_entry.cache_clear()
-    assert tiles[0] == tile and tiles[1] == tiles[2] != tile
     assert a["int4"] == {**ops.DEFAULT_LIMITS["int4"], "swapped": 128}
     assert a["table4"] == {**ops.DEFAULT_LIMITS["table4"], "gemv": 0, "swapped": 16}
     assert a["int8"] == other["int8"] == ops.DEFAULT_LIMITS["int8"] and other == ops.DEFAULT_LIMITS
@@ -167,8 +161,6 @@ def test_committed_dispatch_file_is_well_formed():
         for kind, limits in entry["limits"].items():
             assert kind in ops.DEFAULT_LIMITS, (gpu, kind)
             assert set(limits) <= set(ops.DEFAULT_LIMITS[kind]) and all(isinstance(v, int) and v >= 0 for v in limits.values()), (gpu, limits)
-        for storage, tile in entry.get("words_tiles", {}).items():
-            assert storage in ("int4", "int4-zero", "int8") and set(tile) == {"BLOCK_N", "BLOCK_W", "num_warps", "PREFETCH"}, (gpu, storage)
 
 
 @pytest.mark.parametrize("granularity,bits", [("group", 4), ("channel", 4), ("channel", 8), ("group", 8)])

@@ -486,19 +486,13 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
-def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False, gpu: str | None = None) -> dict | None:
+def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
-    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points;
-    `gpu`: a GPU name whose entry in DISPATCH_FILE names a tile for this storage ("words_tiles", e.g. the
-    H200's for int4 with zero points: 5.96 / 12.85 / 12.58 µs on the 7B shapes against the H100's tile's
-    6.29 / 14.20 / 13.10, docs/benchmarks/session7-h200/call3/words-h200.json)."""
+    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
         return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1, PREFETCH=True)
-    tuned = gpu_entry(gpu).get("words_tiles", {}).get(f"int{bits}" + ("-zero" if zero else "")) if gpu else None
-    if tuned:
-        return dict(tuned)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
     # (session 6, benchmarks/tune_words_split.py: with zero points, and on long rows, 4 warps and the next
@@ -664,8 +658,7 @@ def storage_kind(qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> 
 
 @functools.cache
 def gpu_entry(gpu: str) -> dict:
-    """What DISPATCH_FILE holds for the GPU named `gpu` (`torch.cuda.get_device_name`): "limits", and
-    "words_tiles" where a sweep found the word GEMV a better tile there; {} for a GPU not measured."""
+    """What DISPATCH_FILE holds for the GPU named `gpu` (`torch.cuda.get_device_name`); {} for a GPU not measured."""
     return json.loads(DISPATCH_FILE.read_text()).get(gpu, {}) if DISPATCH_FILE.exists() else {}
 
 
@@ -709,7 +702,7 @@ def weight_only_matmul(
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     limits = path_limits(x, qweight, bits, lut)
-    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, gpu_of(x))) is not None:
+    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
