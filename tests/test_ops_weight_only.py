@@ -139,11 +139,11 @@ def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):
     table = tmp_path / "dispatch.json"
     table.write_text(json.dumps({"GPU A": {"limits": {"int4": {"swapped": 128}, "table4": {"gemv": 0, "swapped": 16}}}}))
     monkeypatch.setattr(ops, "DISPATCH_FILE", table)
-    ops.gpu_entry.cache_clear()
+    ops.gpu_entry.cache_clear(), ops.dispatch_limits.cache_clear()
     try:
         a, other = ops.dispatch_limits("GPU A"), ops.dispatch_limits("GPU B")
     finally:
-        ops.gpu_entry.cache_clear()
+        ops.gpu_entry.cache_clear(), ops.dispatch_limits.cache_clear()
     assert a["int4"] == {**ops.DEFAULT_LIMITS["int4"], "swapped": 128}
     assert a["table4"] == {**ops.DEFAULT_LIMITS["table4"], "gemv": 0, "swapped": 16}
     assert a["int8"] == other["int8"] == ops.DEFAULT_LIMITS["int8"] and other == ops.DEFAULT_LIMITS

@@ -10,7 +10,8 @@ multiples of 16, row-wise scales (M, 1) and (1, N) float32, and a bf16 output fo
 scaling (another out_dtype is cast from that bf16 result: one more rounding, far below FP8's own
 error). It runs with cuBLAS's fast accumulation (`use_fast_accum`: the tensor cores' own accumulator,
 not promoted to float32 every few K-steps), as torchao's FP8 inference and training forward do: this
-op serves inference, where the output's error is the activations' FP8 rounding (~2^-4 relative). Anything else — CPU tensors, other shapes, an E5M2 operand — takes the float reference:
+op serves inference, where the output's error is the activations' FP8 rounding (~2^-4 relative).
+Anything else — CPU tensors, other shapes, an E5M2 operand — takes the float reference:
 the codes' exact values in float32, one matmul, the scales in the epilogue.
 
 `quantize_rows_fp8` is `lowbit.formats.fp.quantize_fp8(x, "e4m3", "token")` in one pass on CUDA

@@ -414,8 +414,6 @@ def _reference(x, qweight, scale, zero, bits, group_size, lut, bias) -> torch.Te
 # Triton launchers
 
 
-
-
 def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
     """Tile of the decode kernel, or None when the groups cannot be cut into whole chunks.
     Chunks of TW columns must lie inside one group: TW is a power of two dividing the group size
@@ -662,6 +660,7 @@ def gpu_entry(gpu: str) -> dict:
     return json.loads(DISPATCH_FILE.read_text()).get(gpu, {}) if DISPATCH_FILE.exists() else {}
 
 
+@functools.cache  # read on every call of the op: built once per GPU
 def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
     """The token limits of each path for the GPU named `gpu`: its measured ones over DEFAULT_LIMITS."""
     measured = gpu_entry(gpu).get("limits", {})
@@ -674,6 +673,7 @@ def _gpu_name(index: int) -> str:
 
 
 def gpu_of(x: torch.Tensor) -> str:
+    """The name of the GPU x is on, as DISPATCH_FILE keys it."""
     return _gpu_name(x.device.index if x.device.index is not None else torch.cuda.current_device())
 
 
