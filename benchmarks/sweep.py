@@ -8,12 +8,26 @@ import torch
 import triton
 import triton.testing
 
+from lowbit.formats.packing import pack
+
 SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
 
 
 def bench_us(fn, rep: int = 20) -> float:
     """Median µs of fn replayed as a CUDA graph (launch gaps do not count)."""
     return triton.testing.do_bench_cudagraph(fn, rep=rep) * 1e3
+
+
+def storage(k: int, n: int, bits: int, group: int, zero: bool, dtype: torch.dtype | None, gen: torch.Generator):
+    """Random weight-only storage on the GPU: packed codes (dtype None) or int8 / FP8 values `dtype`,
+    float32 scales a group, uint8 zero points when `zero`."""
+    if dtype is None:
+        q = pack(torch.randint(0, 2**bits, (n, k), generator=gen, device="cuda", dtype=torch.uint8), bits)
+    else:
+        q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
+    s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
+    z = torch.randint(0, 2**bits, s.shape, generator=gen, device="cuda", dtype=torch.uint8) if zero else None
+    return q, s, z
 
 
 def cold_copies(nbytes: int) -> int:

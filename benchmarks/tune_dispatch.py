@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 import triton
 
-from lowbit.formats.packing import pack
 from lowbit.ops import weight_only as wo
-from sweep import bench_cold_us, cold_copies, write  # benchmarks/, on the path when run as a script
+from sweep import bench_cold_us, cold_copies, storage, write  # benchmarks/, on the path when run as a script
 
 # kind: (bits, group or None for one scale a row, zero points, values dtype or None for codes, table); as
 # bench linear quantizes W4A16 g128, W8A16 per channel, FP8 weight-only and NF4 b64
@@ -29,16 +28,6 @@ KINDS = {"int4": (4, 128, True, None, None), "int8": (8, None, False, None, None
 LAYER = collections.Counter([(4096, 4096)] * 4 + [(4096, 11008)] * 2 + [(11008, 4096)])  # (K, N): count
 ORDER = ("words", "gemv", "swapped", "dequant")  # the dispatch order
 MS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-
-
-def storage(k, n, bits, group, zero, dtype, gen):
-    if dtype is None:
-        q = pack(torch.randint(0, 2**bits, (n, k), generator=gen, device="cuda", dtype=torch.uint8), bits)
-    else:
-        q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
-    s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
-    z = torch.randint(0, 2**bits, s.shape, generator=gen, device="cuda", dtype=torch.uint8) if zero else None
-    return q, s, z
 
 
 def paths(kind: str, m: int, x, q, s, z, bits: int, g: int, lut) -> dict:

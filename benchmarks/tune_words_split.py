@@ -16,25 +16,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lowbit.formats.packing import pack
 from lowbit.ops import weight_only as wo
 from sweep import SHAPES  # benchmarks/, on the path when run as a script
-from sweep import bench_cold_us, cold_copies, write
+from sweep import bench_cold_us, cold_copies, storage, write
 
 # (name, bits, group or None for one scale a row, zero points, code dtype or None for packed uint8)
 SCHEMES = [("int4-g128-zero", 4, 128, True, None), ("int4-g128", 4, 128, False, None),
            ("int8-channel", 8, None, False, None), ("e4m3-channel", 8, None, False, torch.float8_e4m3fn)]
 TILES = list(itertools.product((4, 8, 16), (64, 128, 256), (1, 2, 4)))
-
-
-def storage(k, n, bits, group, zero, dtype, gen):
-    if dtype is None:
-        q = pack(torch.randint(0, 2**bits, (n, k), generator=gen, device="cuda", dtype=torch.uint8), bits)
-    else:
-        q = (torch.randn(n, k, generator=gen, device="cuda") * 4).to(dtype)
-    s = torch.rand(n, k // group, generator=gen, device="cuda") * 0.01
-    z = torch.randint(0, 2**bits, s.shape, generator=gen, device="cuda", dtype=torch.uint8) if zero else None
-    return q, s, z
 
 
 def main() -> None:
