@@ -94,8 +94,6 @@ def test_ptq_study_end_to_end(tiny_default_model, tmp_path):
 
 
 def test_quantize_save_load_eval_gives_the_same_numbers(tiny_default_model, tmp_path, capsys):
-    import torch
-
     import lowbit
     from lowbit.data.calibration import calibration_windows
     from lowbit.data.shakespeare import train_text, validation_text

@@ -22,10 +22,8 @@ from lowbit.layers import (
     FP8Linear,
     IntWeightLinear,
     KMeansLinear,
-    LLMInt8Linear,
     NF4Linear,
     QuantLinear,
-    W8A8Linear,
     float_weight,
 )
 
