@@ -16,10 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lowbit.ops import weight_only as wo
-from sweep import SHAPES  # benchmarks/, on the path when run as a script
-from sweep import bench_us as bench
-from sweep import write
-from tune_words_split import storage
+from sweep import SHAPES, bench_cold_us, cold_copies, storage, write  # benchmarks/, on the path when run as a script
 
 SCHEMES = [("int4-g128-zero", 4, 128, True), ("int8-channel", 8, None, False), ("int4-g128", 4, 128, False)]
 TILES = list(itertools.product((64, 128), (64, 128), (1, 2, 4, 8), (3, 4)))  # BLOCK_N, BLOCK_K, SPLIT_K, stages
@@ -49,18 +46,20 @@ def main() -> None:
             if time.time() - t0 > args.budget_s:
                 break
             g = group or k
-            q, s, z = storage(k, n, bits, g, zero, None, gen)
+            stores = [storage(k, n, bits, g, zero, None, gen) for _ in range(cold_copies(n * k * bits // 8))]  # not the L2
+            q, s, z = stores[0]
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
-            w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
-            row = dict(scheme=name, k=k, n=n, m=m, bf16_us=bench(lambda: F.linear(x, w)),
-                       dispatch_us=bench(lambda: wo.weight_only_matmul(x, q, s, z, None, bits, g, None, None)))
+            ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(cold_copies(2 * n * k))]
+            row = dict(scheme=name, k=k, n=n, m=m, bf16_us=bench_cold_us([lambda w=w: F.linear(x, w) for w in ws]),
+                       dispatch_us=bench_cold_us([lambda q=q, s=s, z=z: wo.weight_only_matmul(x, q, s, z, None, bits, g, None, None)
+                                                  for q, s, z in stores]))
             results = []
             for cfg in tiles(m):
                 try:
                     out = wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg)
                     err = ((out.double() - ref).norm() / ref.norm()).item()
-                    us = bench(lambda: wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg))
+                    us = bench_cold_us([lambda q=q, s=s, z=z: wo.mma_swapped_triton(x, q, s, z, bits, g, config=cfg) for q, s, z in stores])
                 except Exception as e:  # noqa: BLE001 - a config the compiler refuses is a data point
                     rows.append(dict(scheme=name, k=k, n=n, m=m, cfg=cfg, error=str(e)[:300]))
                     continue
