@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
+from .fp8 import FP8_DTYPES
 from .tiles import interpreting, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
@@ -651,7 +652,7 @@ def storage_kind(qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> 
     fp8 values, table4 / table8 (a code table)."""
     if lut is not None:
         return f"table{bits}"
-    return "fp8" if qweight.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) else f"int{bits}"
+    return "fp8" if qweight.dtype in FP8_DTYPES else f"int{bits}"
 
 
 @functools.cache
