@@ -1,22 +1,33 @@
-"""Launch the byte GEMV and the word GEMV (int4 g128, 4096 x 4096, one token) a few times each, for
+"""Launch the word GEMV on one Llama-2-7B shape at one token a few times per tile, for
 `ncu --kernel-name regex:gemv` to profile (hardware counters; the device README says how).
 
-    PYTHONPATH=src ncu --clock-control none --kernel-name regex:gemv --launch-skip 3 --launch-count 2 \\
-        --section SpeedOfLight --section WarpStateStats python3 benchmarks/ncu_gemv.py
+    PYTHONPATH=src ncu --clock-control none --kernel-name regex:gemv_words --launch-skip 2 --launch-count 1 \\
+        --section SpeedOfLight --section WarpStateStats --section SchedulerStats \\
+        python3 benchmarks/ncu_gemv.py --k 4096 --n 11008 --tiles 8x128x2x2x0 8x128x1x4x1
+
+A tile: BLOCK_N x BLOCK_W x V x warps x PREFETCH. int4 codes, groups of 128 with zero points, as bench linear's W4A16.
 """
+
+import argparse
 
 import torch
 
 from lowbit.formats.packing import pack
 from lowbit.ops import weight_only as wo
 
-k = n = 4096
+ap = argparse.ArgumentParser()
+ap.add_argument("--k", type=int, default=4096)
+ap.add_argument("--n", type=int, default=11008)
+ap.add_argument("--tiles", nargs="+", default=["8x128x1x4x1"])
+args = ap.parse_args()
+k, n = args.k, args.n
 gen = torch.Generator(device="cuda").manual_seed(0)
 q = pack(torch.randint(0, 16, (n, k), generator=gen, device="cuda", dtype=torch.uint8), 4)
 s = torch.rand(n, k // 128, generator=gen, device="cuda") * 0.01
+z = torch.randint(0, 16, s.shape, generator=gen, device="cuda", dtype=torch.uint8)
 x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
-for _ in range(4):
-    wo.gemv_triton(x, q, s, None, 4, 128)
-for _ in range(4):
-    wo.gemv_words_triton(x, q, s, None, 4, 128, config=dict(BLOCK_N=16, BLOCK_W=64, num_warps=2))
+for tile in args.tiles:
+    bn, bw, v, warps, prefetch = (int(t) for t in tile.split("x"))
+    for _ in range(3):
+        wo.gemv_words_triton(x, q, s, z, 4, 128, config=dict(BLOCK_N=bn, BLOCK_W=bw, V=v, num_warps=warps, PREFETCH=bool(prefetch)))
 torch.cuda.synchronize()

@@ -1,9 +1,9 @@
-"""Sweep the word GEMV's latency hiding on the Llama-2-7B shapes at one token: tile × PREFETCH (the next
-step's words loaded before this step's arithmetic) × SPLIT_K (more programs on a short K), for the
+"""Sweep the word GEMV's latency hiding on the Llama-2-7B shapes at one token: tile × V (consecutive words a
+column) × PREFETCH (the next words loaded before this step's arithmetic) × SPLIT_K (more programs on a short K), for the
 schemes `lowbit bench linear` runs through it, against bf16 cuBLAS; writes JSON, prints each best.
 
     PYTHONPATH=src python benchmarks/tune_words_split.py --out words-split.json [--budget-s 300]
-        [--schemes int4-g128-zero] [--tiles 8x128x4 8x512x8] [--splits 1]   (a shorter sweep: tiles BLOCK_NxBLOCK_Wxwarps)
+        [--schemes int4-g128-zero] [--tiles 8x128x4 8x512x8] [--splits 1] [--vs 1 2]   (a shorter sweep: tiles BLOCK_NxBLOCK_Wxwarps)
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--schemes", nargs="+", default=[name for name, *_ in SCHEMES], choices=[name for name, *_ in SCHEMES])
     ap.add_argument("--tiles", nargs="+", default=None, help="BLOCK_NxBLOCK_Wxwarps (default: the whole grid)")
     ap.add_argument("--splits", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--vs", type=int, nargs="+", default=[1, 2, 4], help="consecutive words a column (V)")
+    ap.add_argument("--prefetch", type=int, nargs="+", default=[0, 1], choices=[0, 1])
     args = ap.parse_args()
     tiles = [tuple(int(v) for v in t.split("x")) for t in args.tiles] if args.tiles else TILES
     t0 = time.time()
@@ -51,10 +53,10 @@ def main() -> None:
             base = bench_cold_us([lambda w=w: F.linear(x, w) for w in ws])
             default = wo.words_config(n, k, bits, g, zero)  # what the dispatch runs now
             results = []
-            for (bn, bw, warps), prefetch, split in itertools.product(tiles, (False, True), args.splits):
+            for (bn, bw, warps), v, prefetch, split in itertools.product(tiles, args.vs, args.prefetch, args.splits):
                 if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 128:  # codes a thread takes a step
                     continue
-                cfg = dict(BLOCK_N=bn, BLOCK_W=bw, num_warps=warps, PREFETCH=prefetch, SPLIT_K=split)
+                cfg = dict(BLOCK_N=bn, BLOCK_W=bw, V=v, num_warps=warps, PREFETCH=bool(prefetch), SPLIT_K=split)
                 try:
                     out = wo.gemv_words_triton(x, q, s, z, bits, g, config=cfg)
                     err = ((out.double() - ref).norm() / ref.norm()).item()

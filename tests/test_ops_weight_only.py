@@ -266,9 +266,11 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     (x, q, s, z, bias), ref = check_integer_kernel(lambda x, q, s, z, b: ops.gemv_words_triton(x, q, s, z, bits, g, None, b),
                                                    m, n, k, g, bits, symmetric)
     words = k * bits // 32
-    uneven = dict(BLOCK_N=4, BLOCK_W=64 if words % 64 else 128, num_warps=1, PREFETCH=False)  # a masked K tail
-    assert words % uneven["BLOCK_W"]
-    check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=uneven), ref, x.dtype, k)
+    # a masked K tail: one word a column, and columns of 4 words (fewer where a group has fewer), prefetched
+    for cols in (dict(V=1, PREFETCH=False), dict(V=4, PREFETCH=True)):
+        uneven = dict(BLOCK_N=4, BLOCK_W=64 if words % 64 else 128, num_warps=1, **cols)
+        assert words % uneven["BLOCK_W"]
+        check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=uneven), ref, x.dtype, k)
     # split-K: fp32 partials summed after, the bias added once; pieces of whole steps, the last shorter
     for split in (3, 5):
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(SPLIT_K=split)), ref, x.dtype, k)

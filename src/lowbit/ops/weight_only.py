@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -151,30 +152,54 @@ if triton is not None:
         return col
 
     @triton.jit
+    def _words_products(w, x, i, down, in_place, x_scale, lut_ptr, BITS: tl.constexpr, VALUES: tl.constexpr):
+        """Σ over a word's codes of value · x for words w [BLOCK_N, C] and their activations x [PER, C] (fp32);
+        integer codes as the subnormal c·2^(place − 149) times x·2^(64 − place), i.e. c·x·2^-85."""
+        if VALUES == "int" or VALUES == "sint":
+            if VALUES == "sint":
+                w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
+            # code i alone in its float's bits is the subnormal c·2^(place − 149), exact: one AND a code,
+            # no int→float (Triton's fp32 math keeps subnormals: no .ftz). x carries 2^(64 − place), so a
+            # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end. The price:
+            # |x| ≥ 2^64 (1.8e19; LLM activations stay far below, fp16 ends at 65504) overflows to inf.
+            f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
+            return tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
+        c = (w[None, :, :] >> (BITS * i)[:, None, None]) & ((1 << BITS) - 1)
+        if VALUES == "lut":
+            v = tl.load(lut_ptr + c)
+        elif VALUES == "e4m3":
+            v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
+        else:
+            v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+        return tl.sum(v * x[:, None, :], axis=0)
+
+    @triton.jit
     def _gemv_words_kernel(
         x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
         N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
-        EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
+        EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
     ):
-        """The decode GEMV on 32-bit words of codes. A step loads a [BLOCK_N, BLOCK_W] tile of words and
-        the activations of those words as [PER, BLOCK_W] (code index first: Triton then keeps a word's
-        PER codes in one thread, so its sum needs no shuffles), takes
-        each code out in place with one AND (alone in a float's bits it is the subnormal c·2^(p − 149),
-        exact while c sits in the low 23 bits; the word's top codes are shifted down first) and sums each
-        word's products in registers: two instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit
-        makes it "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value).
-        The offset z and the group scale (GROUP_W words a group) apply once a word; with GROUP_W = 0
-        (one scale a row) once at the end.
+        """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
+        C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
+        to their sum), taken one word a column at a time as a [BLOCK_N, C] tile with its activations as
+        [PER, C] (code index first: Triton then keeps a word's PER codes in one thread, so its sum needs
+        no shuffles). Each code comes out in place with one AND (alone in a float's bits it is the
+        subnormal c·2^(p − 149), exact while c sits in the low 23 bits; the word's top codes are shifted
+        down 12 bits first, once a word) and each column's products are summed in registers: two
+        instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit makes it
+        "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value). The offset z
+        and the group scale (GROUP_W words a group) apply once a column; with GROUP_W = 0 (one scale a
+        row) once at the end.
 
         A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
-        PREFETCH issues the next step's word loads before this step's arithmetic, and split-K
+        PREFETCH issues the next word loads before this step's arithmetic, and split-K
         (program axis 2, `words_per_split` words each, fp32 partials summed after) puts more programs
         on a short K. Word columns past the row's end read its last word instead (clamped, so no load
         needs a mask): their activations are 0, their values and scales finite."""
         PER: tl.constexpr = 32 // BITS  # codes a word
         LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
-        CODE_MASK: tl.constexpr = (1 << BITS) - 1
+        C: tl.constexpr = BLOCK_W // V
         pid_m = tl.program_id(0)
         pid_k = tl.program_id(2)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -185,57 +210,57 @@ if triton is not None:
         rows = tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
         i = tl.arange(0, PER)
-        low = i < LOW
-        down = tl.where(low, 0, LOW * BITS)  # shift that brings code i into the low 20 bits
-        place = BITS * tl.where(low, i, i - LOW)  # its bit position after that
-        in_place = CODE_MASK << place
+        # the top codes shifted down 12 bits, all by one shift a word: 4-bit codes 5-7 to bits 8-19, 8-bit codes 2-3
+        # to bits 4-19 (a shift that left a code at bit 0 became a bit-field extract, two instructions: sm_90 int4
+        # loop 4.0 → 3.6 instructions a code)
+        down = tl.where(i < LOW, 0, 12)
+        place = BITS * i - down  # code i's bit position after that
+        in_place = ((1 << BITS) - 1) << place
         x_scale = tl.exp2(64.0 - place.to(tl.float32))  # exact powers of two
-        acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_N, C), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
-        w_start = pid_k * words_per_split  # a multiple of BLOCK_W
-        w_end = tl.minimum(KW, w_start + words_per_split)
-        w_next = tl.load(w_rows + tl.minimum(w_start + tl.arange(0, BLOCK_W), KW - 1)[None, :])
-        for w0 in range(w_start, w_end, BLOCK_W):
-            offs_w = w0 + tl.arange(0, BLOCK_W)
-            cols = tl.minimum(offs_w, KW - 1)
-            if PREFETCH:
-                w = w_next
-                w_next = tl.load(w_rows + tl.minimum(offs_w + BLOCK_W, KW - 1)[None, :])
-            else:
-                w = tl.load(w_rows + cols[None, :])
-            if EVEN_K:
-                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None]).to(tl.float32)
-            else:  # past K: x is 0
-                x = tl.load(x_row + offs_w[None, :] * PER + i[:, None], mask=(offs_w < KW)[None, :], other=0.0).to(tl.float32)
+        # the pointers advance a step at a time, and a column's words are immediate offsets from them
+        cols = pid_k * words_per_split + tl.arange(0, C) * V  # each column's first word; the start: a multiple of BLOCK_W
+        w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
+        w_ptrs = w_rows + cols[None, :]
+        x_ptrs = x_row + cols[None, :] * PER + i[:, None]
+        if PREFETCH:
+            w_next = tl.load(w_ptrs, mask=(cols < KW)[None, :], other=0)
+        for _ in range(pid_k * words_per_split, w_end, BLOCK_W):
+            t = tl.zeros((BLOCK_N, C), dtype=tl.float32)
+            sx = tl.zeros((C,), dtype=tl.float32)
+            for v in tl.static_range(V):
+                if PREFETCH:  # the next word of each column, or the next step's first (none past the row's end)
+                    w = w_next
+                    ahead = 1 if v < V - 1 else BLOCK_W - V + 1
+                    w_next = tl.load(w_ptrs + (v + ahead), mask=(cols + (v + ahead) < KW)[None, :], other=0)
+                elif EVEN_K:
+                    w = tl.load(w_ptrs + v)
+                else:
+                    w = tl.load(w_ptrs + v, mask=(cols + v < KW)[None, :], other=0)
+                if EVEN_K:
+                    x = tl.load(x_ptrs + v * PER).to(tl.float32)
+                else:  # past K: x is 0
+                    x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
+                t += _words_products(w, x, i, down, in_place, x_scale, lut_ptr, BITS, VALUES)
+                if VALUES == "int" or VALUES == "sint":
+                    sx += tl.sum(x, axis=0)
+            g = _group_col(cols if EVEN_K else tl.minimum(cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
             if VALUES == "int" or VALUES == "sint":
-                if VALUES == "sint":
-                    w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
-                # code i alone in its float's bits is the subnormal c·2^(place − 149), exact: one AND a code,
-                # no int→float (Triton's fp32 math keeps subnormals: no .ftz). x carries 2^(64 − place), so a
-                # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end. The price:
-                # |x| ≥ 2^64 (1.8e19; LLM activations stay far below, fp16 ends at 65504) overflows to inf.
-                f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
-                t = tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
-                if HAS_ZERO:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a word
-                    z = tl.load(z_ptr + rows[:, None] * stride_zn + _group_col(cols, GROUP_W)[None, :])
+                if HAS_ZERO:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a column
+                    z = tl.load(z_ptr + rows[:, None] * stride_zn + g[None, :])
                     # float(z) by the magic-number OR (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
                     zf = (z.to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
                 else:  # symmetric storage: the fixed offset 2^(BITS−1)
                     zf = (1 << (BITS - 1)) * 1.0
-                t -= zf * (tl.sum(x, axis=0) * 2.5849394142282115e-26)[None, :]  # 2^-85
-            else:
-                c = (w[None, :, :] >> (BITS * i)[:, None, None]) & CODE_MASK
-                if VALUES == "lut":
-                    v = tl.load(lut_ptr + c)
-                elif VALUES == "e4m3":
-                    v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
-                else:
-                    v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
-                t = tl.sum(v * x[:, None, :], axis=0)
+                t -= zf * (sx * 2.5849394142282115e-26)[None, :]  # 2^-85
             if GROUP_W > 0:
-                acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + (cols // GROUP_W)[None, :])
+                acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :])
             else:
                 acc += t
+            cols += BLOCK_W
+            w_ptrs += BLOCK_W
+            x_ptrs += BLOCK_W * PER
         out = tl.sum(acc, axis=1)
         if VALUES == "int" or VALUES == "sint":
             out *= 3.8685626227668134e25  # 2^85: the integer codes' products were scaled by 2^-85
@@ -491,7 +516,7 @@ def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False)
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
-        return dict(BLOCK_N=8, BLOCK_W=4, num_warps=1, PREFETCH=True)
+        return dict(BLOCK_N=8, BLOCK_W=4, V=2, num_warps=1, PREFETCH=True)
     # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
     # thread a step; long int8 rows (K = 11008) want the longer step
     # (session 6, benchmarks/tune_words_split.py: with zero points, and on long rows, 4 warps and the next
@@ -534,6 +559,9 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     n = qweight.shape[0]
     cfg = dict(cfg)
     split = cfg.pop("SPLIT_K", 1)
+    group_w = 0 if scale.shape[1] == 1 else group_size * bits // 32
+    # a column's V words share one scale: V divides the group's words (and the step's)
+    cfg["V"] = math.gcd(cfg.get("V", 1), cfg["BLOCK_W"], group_w or cfg["BLOCK_W"])
     out = torch.empty(m, n, device=x.device, dtype=x.dtype)
     if m == 0 or n == 0:
         return out
@@ -552,7 +580,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         bias_ if bias_ is not None else scale_, dst,
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
-        BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=0 if scale.shape[1] == 1 else group_size * bits // 32,
+        BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
     )
     return sum_split_k(out, dst)
