@@ -517,15 +517,16 @@ def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False)
         return None
     if interpreting():
         return dict(BLOCK_N=8, BLOCK_W=4, V=2, num_warps=1, PREFETCH=True)
-    # the H100 sweep's best over the Llama-2-7B shapes (benchmarks/tune_gemv_words.py): 32-64 codes a
-    # thread a step; long int8 rows (K = 11008) want the longer step
-    # (session 6, benchmarks/tune_words_split.py: with zero points, and on long rows, 4 warps and the next
-    # step's words prefetched: 4096² with zero points 8.4 → 6.7 µs; split-K won on no 7B shape)
+    # the H200 sweep (session 8, benchmarks/tune_words_split.py, weights read from memory, not the L2;
+    # docs/benchmarks/session8-h200/call1/words.json), µs on 4096², 4096→11008, 11008→4096 (bf16 12.8 / 26.1 / 27.2):
+    # int4 g128 with zero points, 8×256 words, 2 a column, 4 warps, prefetched: 6.2 / 12.1 / 12.6 (the H100's tile
+    # before: 7.0 / 14.5 / 15.6); int8 one scale a row: 4×128, 2 a column, 2 warps, prefetched 7.7 / 14.1 and on long
+    # rows 8×256, 1 a column, 4 warps, prefetched 14.7 (before: 8.4 / 16.8 / 15.4)
     if bits == 4:
-        if zero or k >= 8192:
-            return dict(BLOCK_N=8, BLOCK_W=128, num_warps=4, PREFETCH=True)
-        return dict(BLOCK_N=8, BLOCK_W=128, num_warps=2, PREFETCH=False)
-    return dict(BLOCK_N=4, BLOCK_W=256, num_warps=4, PREFETCH=False) if k >= 8192 else dict(BLOCK_N=4, BLOCK_W=128, num_warps=2, PREFETCH=False)
+        return dict(BLOCK_N=8, BLOCK_W=256, V=2, num_warps=4, PREFETCH=True)
+    if k >= 8192:
+        return dict(BLOCK_N=8, BLOCK_W=256, V=1, num_warps=4, PREFETCH=True)
+    return dict(BLOCK_N=4, BLOCK_W=128, V=2, num_warps=2, PREFETCH=True)
 
 
 def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
