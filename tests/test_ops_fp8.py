@@ -12,6 +12,7 @@ from lowbit.formats import fp, sqnr
 from lowbit.layers import LAYER_CLASSES, FP8Linear
 from lowbit.ops import fp8 as f8
 from lowbit.ops import tile_scaled as ts
+from lowbit.ops.weight_only import VALUES_MAX_M
 
 pytestmark = pytest.mark.skipif(ts.triton is None, reason="needs triton")
 
@@ -251,19 +252,27 @@ def test_tile_scaled_mm_writes_every_element_and_checks_arguments():
 # --------------------------------------------------------------------------- FP8 W8A8 layer
 
 
+@pytest.mark.parametrize("seq", [5, 20])
 @pytest.mark.parametrize("granularity", ["channel", "tensor"])
-def test_fp8_w8a8_layer_matches_float64_of_its_codes(granularity):
+def test_fp8_w8a8_layer_matches_float64_of_its_codes(granularity, seq):
+    """2 × seq tokens: on CUDA up to VALUES_MAX_M of them take the weight-only kernels (x exact), beyond
+    the FP8 matmul of per-token E4M3 activations; on CPU always the latter."""
     gen = torch.Generator().manual_seed(10)
     w, bias = torch.randn(48, 64, generator=gen) * 0.05, torch.randn(48, generator=gen)
-    x = torch.randn(2, 5, 64, generator=gen)
+    x = torch.randn(2, seq, 64, generator=gen)
     method = lowbit.FP8(granularity=granularity, activations="token")
     layer = method.layer(w, bias).to(DEVICE)
     out = layer(x.to(DEVICE))
-    assert out.shape == (2, 5, 48) and out.dtype == torch.float32
-    # float64 of exactly what the layer quantized: per-token E4M3 activations, E4M3 weights
-    xq, xs = fp.quantize_fp8(x.reshape(-1, 64), "e4m3", "token")
-    ref = (xq.double() * xs.double()) @ layer.dequantize_weight(torch.float64).cpu().t() + bias.double()
-    tol = 1e-2 if f8.scaled_mm_takes(xq.to(DEVICE), layer.qweight) else 1e-6
+    assert out.shape == (2, seq, 48) and out.dtype == torch.float32
+    # float64 of exactly what the layer computed with: x itself or its per-token E4M3 codes, and the E4M3 weights
+    x2 = x.reshape(-1, 64)
+    if CUDA and x2.shape[0] <= VALUES_MAX_M:
+        x_used, tol = x2.double(), 1e-5  # fp32 activations through fp32 sums
+    else:
+        xq, xs = fp.quantize_fp8(x2, "e4m3", "token")
+        x_used = xq.double() * xs.double()
+        tol = 1e-2 if f8.scaled_mm_takes(xq.to(DEVICE), layer.qweight) else 1e-6  # fast accumulation on the GPU
+    ref = x_used @ layer.dequantize_weight(torch.float64).cpu().t() + bias.double()
     assert ((out.reshape(-1, 48).cpu().double() - ref).norm() / ref.norm()).item() < tol
     # and against the float layer: FP8 activations and weights, ~25 dB
     assert sqnr(x.reshape(-1, 64) @ w.t() + bias, out.reshape(-1, 48).cpu().float()) > 20
