@@ -1,5 +1,6 @@
-"""Launch the word GEMV on one Llama-2-7B shape at one token a few times per tile, for
-`ncu --kernel-name regex:gemv` to profile (hardware counters; the device README says how).
+"""Launch the word GEMV on one Llama-2-7B shape at one token a few times per tile, or the swapped MMA kernel
+at --m tokens (--swapped, its default tile), for `ncu --kernel-name regex:gemv|swapped` to profile (hardware
+counters; the device README says how).
 
     PYTHONPATH=src ncu --clock-control none --kernel-name regex:gemv_words --launch-skip 2 --launch-count 1 \\
         --section SpeedOfLight --section WarpStateStats --section SchedulerStats \\
@@ -18,15 +19,19 @@ from lowbit.ops import weight_only as wo
 ap = argparse.ArgumentParser()
 ap.add_argument("--k", type=int, default=4096)
 ap.add_argument("--n", type=int, default=11008)
-ap.add_argument("--tiles", nargs="+", default=["8x128x1x4x1"])
+ap.add_argument("--tiles", nargs="+", default=["8x256x2x4x1"])
+ap.add_argument("--swapped", action="store_true", help="the swapped MMA kernel instead, at --m tokens")
+ap.add_argument("--m", type=int, default=16)
 args = ap.parse_args()
 k, n = args.k, args.n
 gen = torch.Generator(device="cuda").manual_seed(0)
 q = pack(torch.randint(0, 16, (n, k), generator=gen, device="cuda", dtype=torch.uint8), 4)
 s = torch.rand(n, k // 128, generator=gen, device="cuda") * 0.01
 z = torch.randint(0, 16, s.shape, generator=gen, device="cuda", dtype=torch.uint8)
-x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
-for tile in args.tiles:
+x = torch.randn(args.m if args.swapped else 1, k, device="cuda", dtype=torch.bfloat16)
+for _ in range(3 if args.swapped else 0):
+    wo.mma_swapped_triton(x, q, s, z, 4, 128)
+for tile in [] if args.swapped else args.tiles:
     bn, bw, v, warps, prefetch = (int(t) for t in tile.split("x"))
     for _ in range(3):
         wo.gemv_words_triton(x, q, s, z, 4, 128, config=dict(BLOCK_N=bn, BLOCK_W=bw, V=v, num_warps=warps, PREFETCH=bool(prefetch)))

@@ -19,7 +19,7 @@ from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
 from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
-from .tiles import grouped_tile, interpreting
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2
 
 try:
     import triton
@@ -103,7 +103,7 @@ def _mm_config(m: int, n: int, k: int) -> dict:
     if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, GROUP_M=4, num_warps=4, num_stages=1)
     if m <= 64:
-        return dict(BLOCK_M=max(16, triton.next_power_of_2(m)), BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
+        return dict(BLOCK_M=max(16, next_power_of_2(m)), BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
     if m <= 512:  # enough tiles to fill 132 SMs: 128x256 tiles give only 32 programs at M=256, N=4096
         return dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
     return dict(BLOCK_M=128, BLOCK_N=256 if n >= 4096 else 128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
@@ -123,11 +123,11 @@ def scaled_int8_mm_triton(
             m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
     if m > TUNED_MIN_M and not interpreting():
         def grid(meta):
-            return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
+            return (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]),)
         wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)
         return out
     cfg = _mm_config(m, n, k)
-    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
+    grid = (cdiv(m, cfg["BLOCK_M"]) * cdiv(n, cfg["BLOCK_N"]),)
     wrap_triton(_scaled_mm_kernel)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, **cfg)
     return out
 
@@ -167,7 +167,7 @@ def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 
         return quantize_tiled(x, "int8", stochastic, seed, cols=False)
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
-    block = triton.next_power_of_2(n)
+    block = next_power_of_2(n)
     wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, seed_tensor(x, stochastic, seed, s), n, x.stride(0), q.stride(0),
                                              BLOCK_N=block, STOCHASTIC=stochastic, num_warps=min(16, max(1, block // 256)))
     return q, s

@@ -15,6 +15,7 @@ import torch
 
 from ..formats import int as intfmt
 from .rows_cols import use_triton
+from .tiles import next_power_of_2
 
 try:
     import triton
@@ -89,7 +90,7 @@ def adamw_int8_step_triton(qweight, scale, grad, m, v, *, step, lr, betas, eps, 
     b1, b2 = betas
     stochastic = rounding == "stochastic"
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator).item()) if stochastic else 0  # a CPU draw: no device sync
-    block = triton.next_power_of_2(k)
+    block = next_power_of_2(k)
     _adamw_int8_kernel[(n,)](qweight, scale, grad, m, v, k, seed, lr, b1, 1 - b1, b2, 1 - b2, eps, 1 - lr * weight_decay, 1 - b1**step, 1 - b2**step,
                              BLOCK=block, STOCHASTIC=stochastic, num_warps=min(16, max(1, block // 256)))
 

@@ -21,7 +21,7 @@ from torch.library import triton_op, wrap_triton
 
 from ..formats import fp
 from ..formats import int as intfmt
-from .tiles import interpreting
+from .tiles import cdiv, interpreting
 
 try:
     import triton
@@ -175,7 +175,7 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
     # tiles long along x's contiguous dim, so both passes read it coalesced
     bm, bn = (16, 32) if interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
-    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
+    grid = (cdiv(m, bm), cdiv(n, bn))
     wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
     scale = intfmt.absmax_scale(amax.view(torch.float32), fmax)  # the formats' own scale
     col_scale = intfmt.absmax_scale(col_amax.view(torch.float32), fmax) if cols else scale

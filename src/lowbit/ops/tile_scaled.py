@@ -22,7 +22,7 @@ import torch
 from ..formats import fp
 from ..formats import int as intfmt
 from .int8 import _mm_config
-from .tiles import grouped_tile, interpreting
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2
 
 try:
     import triton
@@ -148,7 +148,7 @@ def quantize_tiles_triton(x: torch.Tensor, fmt: str = "int8", tile: int = TILE) 
     s = torch.empty(m, tiles, device=x.device, dtype=torch.float32)
     if m == 0:
         return q, s
-    block = triton.next_power_of_2(min(tile, max(k, 1)))
+    block = next_power_of_2(min(tile, max(k, 1)))
     _quantize_tiles_kernel[(m, tiles)](
         x, q, s, k, tile, x.stride(0), q.stride(0), s.stride(0),
         FP8=fmt == "e4m3", BLOCK=block, EMULATE_FP8=interpreting(), num_warps=min(16, max(1, block // 256)),
@@ -255,7 +255,7 @@ def tile_scaled_mm_triton(
     # two fp32 tiles live at once (the K-block's dot and the running sum): at most 128×128 of each
     cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 128)
     assert TILE % cfg["BLOCK_K"] == 0
-    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
+    grid = (cdiv(m, cfg["BLOCK_M"]) * cdiv(n, cfg["BLOCK_N"]),)
     sa, sb = scale_a.float(), scale_b.float()
     _tile_scaled_mm_kernel[grid](
         a, b, out, sa, sb, bias.float().contiguous() if bias is not None else sa,

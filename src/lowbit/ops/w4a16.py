@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..formats import int as intfmt
 from ..formats.packing import packed_length
-from .tiles import grouped_tile, interpreting, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
 
 try:
     import triton
@@ -214,17 +214,17 @@ def _config(m: int, n: int, k: int, group_size: int, has_g_idx: bool, sm_count: 
     elif m <= 16:
         bm, bn, bk, warps, stages = 16, 64, 128, 4, 4
     elif m <= 64:
-        bm, bn, bk, warps, stages = max(32, triton.next_power_of_2(m)), 128, 64, 4, 4
+        bm, bn, bk, warps, stages = max(32, next_power_of_2(m)), 128, 64, 4, 4
     else:
         bm, bn, bk, warps, stages = 128, 128, 64, 8, 3
     if not has_g_idx and group_size % bk and group_size >= 32 and group_size == _pow2_floor(group_size):
         bk = group_size
-    bk = min(bk, max(32, triton.next_power_of_2(k)))
-    bn = min(bn, max(16, triton.next_power_of_2(n)))
+    bk = min(bk, max(32, next_power_of_2(k)))
+    bn = min(bn, max(16, next_power_of_2(n)))
     split = 1
     if m <= 16 and not interpreting():
-        tiles = triton.cdiv(n, bn)
-        k_tiles = triton.cdiv(k, bk)
+        tiles = cdiv(n, bn)
+        k_tiles = cdiv(k, bk)
         split = max(1, min(16, (2 * sm_count) // tiles, k_tiles // 4))
     return dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, SPLIT_K=split, num_warps=warps, num_stages=stages)
 
@@ -288,7 +288,7 @@ def w4a16_matmul_triton(
     gidx_ = None if g_idx is None else g_idx.to(torch.int32)
     bias_ = None if bias is None else bias.float().contiguous()
     tile_in_group = g_idx is None and group_size % bk == 0
-    grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn), split)
+    grid = (cdiv(m, bm) * cdiv(n, bn), split)
     _w4a16_kernel[grid](
         x2d, qweight, scale_, zero if zero is not None else qweight, gidx_ if gidx_ is not None else qweight,
         bias_ if bias_ is not None else scale_, dst,

@@ -47,7 +47,7 @@ from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
 from .fp8 import FP8_DTYPES
-from .tiles import interpreting, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
 try:
@@ -500,7 +500,7 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
         return out
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
-    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]))
+    grid = (m, cdiv(n, cfg["BLOCK_N"]))
     _gemv_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
         bias_ if bias_ is not None else scale_, out,
@@ -575,7 +575,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     kw = words.shape[1]
     per_split, split = split_k_plan(kw, cfg["BLOCK_W"], split)
     dst = split_k_partials(out, split)
-    grid = (m, triton.cdiv(n, cfg["BLOCK_N"]), split)
+    grid = (m, cdiv(n, cfg["BLOCK_N"]), split)
     _gemv_words_kernel[grid](
         x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
         bias_ if bias_ is not None else scale_, dst,
@@ -600,9 +600,9 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=1)
     # the H100 sweep (benchmarks/tune_mma_swapped.py, 7B shapes, 4-256 tokens): 64-row tiles, K split until
     # ~512 programs (≤ 16 tokens) or ~256 run, 3 stages at ≤ 16 tokens and 4 beyond
-    block_m = max(16, min(64, triton.next_power_of_2(m)))
-    tiles = triton.cdiv(n, 64) * triton.cdiv(m, block_m)
-    split = min(8, triton.next_power_of_2(triton.cdiv(512 if m <= 16 else 256, tiles)), triton.cdiv(k, bk))
+    block_m = max(16, min(64, next_power_of_2(m)))
+    tiles = cdiv(n, 64) * cdiv(m, block_m)
+    split = min(8, next_power_of_2(cdiv(512 if m <= 16 else 256, tiles)), cdiv(k, bk))
     return dict(BLOCK_M=block_m, BLOCK_N=64, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
 
 
@@ -636,7 +636,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     dst = split_k_partials(out, split)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
-    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
+    grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
         bias_ if bias_ is not None else scale_, dst,
@@ -664,7 +664,7 @@ def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: i
     qweight, scale, zero = _unit_stride(qweight, scale, zero)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bn = 16 if interpreting() else 32
-    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, tw))](
+    _dequant_kernel[(cdiv(n, bn), cdiv(k, tw))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
         n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
         BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, TW=tw,
