@@ -195,8 +195,8 @@ if triton is not None:
         A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
         PREFETCH issues the next word loads before this step's arithmetic, and split-K
         (program axis 2, `words_per_split` words each, fp32 partials summed after) puts more programs
-        on a short K. Word columns past the row's end read its last word instead (clamped, so no load
-        needs a mask): their activations are 0, their values and scales finite."""
+        on a short K. Only where K is not a whole number of steps (EVEN_K false) and for the prefetch past
+        a row's end are the word loads masked; words past K read as code 0 with activation 0."""
         PER: tl.constexpr = 32 // BITS  # codes a word
         LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
         C: tl.constexpr = BLOCK_W // V
@@ -211,8 +211,8 @@ if triton is not None:
         w_rows = w_ptr + rows[:, None] * stride_wn
         i = tl.arange(0, PER)
         # the top codes shifted down 12 bits, all by one shift a word: 4-bit codes 5-7 to bits 8-19, 8-bit codes 2-3
-        # to bits 4-19 (a shift that left a code at bit 0 became a bit-field extract, two instructions: sm_90 int4
-        # loop 4.0 → 3.6 instructions a code)
+        # to bits 4-19 (the old shift of 20 left a code at bit 0, which became a bit-field extract, and shifted twice:
+        # sm_90 int4 loop, two instructions a word fewer)
         down = tl.where(i < LOW, 0, 12)
         place = BITS * i - down  # code i's bit position after that
         in_place = ((1 << BITS) - 1) << place
@@ -512,7 +512,8 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
 
 def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
-    multiple of 32) or a group is not a whole number of words. `zero`: whether the storage has zero points."""
+    multiple of 32) or a group is not a whole number of words. `zero` (whether the storage has zero points)
+    chose the H100's tile; the H200's does not depend on it."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
