@@ -26,7 +26,8 @@ instead: no OR, no subtraction). ncu counted 13.9 instructions a weight in sessi
 Measured on an H100 (docs/benchmarks/README.md, sessions 4 and 6): the word GEMV runs 1.6-2.9x a bf16
 cuBLAS GEMV at one token; the swapped MMA kernel 1.6-1.8x at 16 tokens on the 4096→11008 and
 11008→4096 shapes, but 0.8x on 4096×4096 and 0.4-0.6x at 256 tokens, where there is no bf16 weight
-to fall back to.
+to fall back to. On an H200 (session 8, weights read from memory), int4 g128 on the 7B shapes: the word GEMV
+2.1-2.2x bf16 at one token, the swapped MMA kernel 1.0-1.25x at 16 tokens.
 
 `weight_only_matmul` is the custom op (`lowbit::weight_only_matmul`) the layers call; on CPU every
 path is the reference: dequantize with `lowbit.formats`, then `F.linear`. On CUDA it takes the paths
