@@ -24,3 +24,11 @@ def test_split_k_plan_covers_k_in_whole_steps(total, step, split):
     per, pieces = split_k_plan(total, step, split)
     assert 1 <= pieces <= split and per % step == 0
     assert per * pieces >= total and (pieces == 1 or per * (pieces - 1) < total)  # none empty
+
+
+def test_cuda_index_takes_the_named_device():
+    import torch
+
+    from lowbit.ops.tiles import cuda_index
+
+    assert cuda_index(torch.device("cuda", 3)) == 3  # no GPU needed: an explicit index is read, not looked up

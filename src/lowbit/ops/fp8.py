@@ -27,6 +27,7 @@ import torch
 
 from ..formats import fp
 from .tile_scaled import MAX_TILE, quantize_tiles_triton, triton
+from .tiles import cuda_index
 
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 
@@ -52,7 +53,7 @@ def _check_mm(a, b, scale_a, scale_b, bias) -> None:
 def scaled_mm_takes(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether `torch._scaled_mm` accepts these operands (the GPU's rules, which CPU torch does not check)."""
     return (
-        a.is_cuda and b.is_cuda and _fp8_gpu(a.device.index if a.device.index is not None else torch.cuda.current_device())
+        a.is_cuda and b.is_cuda and _fp8_gpu(cuda_index(a.device))
         and a.dtype == b.dtype == torch.float8_e4m3fn and a.shape[1] % 16 == 0 and b.shape[0] % 16 == 0
     )
 

@@ -26,6 +26,11 @@ def next_power_of_2(n: int) -> int:
     return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
+def cuda_index(device: torch.device) -> int:
+    """The index of a CUDA device, the current one where the device names none ("cuda")."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def interpreting() -> bool:
     """Whether Triton runs kernels in its interpreter (CPU tensors, CI): small tiles then, and no autotuning."""
     return os.environ.get("TRITON_INTERPRET") == "1"

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..formats import int as intfmt
 from ..formats.packing import packed_length
-from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, cuda_index, grouped_tile, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
 
 try:
     import triton
@@ -194,7 +194,7 @@ _SM_COUNT: dict[int, int] = {}
 def _sm_count(device: torch.device) -> int:
     if device.type != "cuda":
         return 132
-    idx = device.index if device.index is not None else torch.cuda.current_device()
+    idx = cuda_index(device)
     if idx not in _SM_COUNT:
         _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
     return _SM_COUNT[idx]

@@ -48,7 +48,7 @@ from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
 from .fp8 import FP8_DTYPES
-from .tiles import cdiv, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, cuda_index, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
 from .w4a16 import w4a16_matmul
 
 try:
@@ -706,7 +706,7 @@ def _gpu_name(index: int) -> str:
 
 def gpu_of(x: torch.Tensor) -> str:
     """The name of the GPU x is on, as DISPATCH_FILE keys it."""
-    return _gpu_name(x.device.index if x.device.index is not None else torch.cuda.current_device())
+    return _gpu_name(cuda_index(x.device))
 
 
 def path_limits(x: torch.Tensor, qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> dict[str, int]:
