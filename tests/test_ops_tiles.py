@@ -4,8 +4,9 @@ import math
 import random
 
 import pytest
+import torch
 
-from lowbit.ops.tiles import cdiv, next_power_of_2, split_k_plan
+from lowbit.ops.tiles import cdiv, cuda_index, next_power_of_2, split_k_plan
 
 
 def test_cdiv_and_next_power_of_2_match_their_definitions():
@@ -27,8 +28,4 @@ def test_split_k_plan_covers_k_in_whole_steps(total, step, split):
 
 
 def test_cuda_index_takes_the_named_device():
-    import torch
-
-    from lowbit.ops.tiles import cuda_index
-
     assert cuda_index(torch.device("cuda", 3)) == 3  # no GPU needed: an explicit index is read, not looked up
