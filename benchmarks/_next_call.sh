@@ -3,8 +3,8 @@
 #    The refactors after its last call (tiles.cuda_index) ran on the CPU only.
 # 2. bench linear and generate on the final code (session 8's call 2 ran before the plain cdiv, which affects
 #    only eager launches: decode replays CUDA graphs).
-# 3. Where W4A16 prefill's ~31 ms over bf16 goes: host vs kernel time of one 128-token prefill, under the torch
-#    profiler (the python3 -c below prints the top CPU and CUDA rows).
+# 3. Then (not scripted yet): where W4A16 prefill's ~31 ms over bf16 goes, host against kernel time of one 128-token
+#    prefill under the torch profiler.
 export PYTHONPATH=$PWD/src
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/tests.txt
 timeout 300 python3 -m pytest -q tests/test_gpu.py tests/test_ops_weight_only.py tests/test_ops_fp8.py tests/test_ops_w4a16.py >> $OUT/tests.txt 2>&1; tail -2 $OUT/tests.txt
