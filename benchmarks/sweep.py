@@ -9,6 +9,7 @@ import triton
 import triton.testing
 
 from lowbit.formats.packing import pack
+from lowbit.ops.tiles import cdiv
 
 SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (K, N)
 
@@ -34,7 +35,7 @@ def cold_copies(nbytes: int) -> int:
     """How many copies of `nbytes` of data to cycle through so that one pass reads 3x the L2. Repeated runs
     over one buffer that fits in the L2 time the cache, not the memory: the 7B shapes' int4 weights are
     8-23 MB, an H200's L2 60 MB (session 7's sweeps timed them so, before this)."""
-    return max(1, -(-3 * torch.cuda.get_device_properties(0).L2_cache_size // nbytes))
+    return max(1, cdiv(3 * torch.cuda.get_device_properties(0).L2_cache_size, nbytes))
 
 
 def bench_cold_us(fns: list) -> float:

@@ -120,7 +120,7 @@ def quantize_tiles_reference(x: torch.Tensor, fmt: str = "int8", tile: int = TIL
     By `lowbit.formats`: a ragged last tile is zero-padded, which leaves its absmax unchanged."""
     _check_fmt(fmt)
     m, k = x.shape
-    tiles = -(-k // tile)
+    tiles = cdiv(k, tile)
     xp = torch.nn.functional.pad(x.detach().float(), (0, tiles * tile - k)).reshape(m, tiles, tile)
     if fmt == "int8":
         q = intfmt.quantize(xp, 8, granularity="token", validate=False)
@@ -143,7 +143,7 @@ def quantize_tiles_triton(x: torch.Tensor, fmt: str = "int8", tile: int = TILE) 
         raise ValueError(f"tile must be in 1..{MAX_TILE}, got {tile}")
     if x.stride(1) != 1:
         x = x.contiguous()
-    tiles = max(1, -(-k // tile))
+    tiles = max(1, cdiv(k, tile))
     q = torch.empty(m, k, device=x.device, dtype=FORMATS[fmt])
     s = torch.empty(m, tiles, device=x.device, dtype=torch.float32)
     if m == 0:
@@ -172,7 +172,7 @@ def quantize_tiles(x: torch.Tensor, fmt: str = "int8", tile: int = TILE) -> tupl
 @quantize_tiles.register_fake
 def _(x, fmt="int8", tile=TILE):
     _check_fmt(fmt)
-    return x.new_empty(x.shape, dtype=FORMATS[fmt]), x.new_empty(x.shape[0], -(-x.shape[1] // tile), dtype=torch.float32)
+    return x.new_empty(x.shape, dtype=FORMATS[fmt]), x.new_empty(x.shape[0], cdiv(x.shape[1], tile), dtype=torch.float32)
 
 
 def quantize_blocks(w: torch.Tensor, fmt: str = "int8", block: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +182,7 @@ def quantize_blocks(w: torch.Tensor, fmt: str = "int8", block: int = TILE) -> tu
     if w.dim() != 2:
         raise ValueError(f"w must be 2-D [N, K], got shape {tuple(w.shape)}")
     n, k = w.shape
-    nb, kb = -(-n // block), -(-k // block)
+    nb, kb = cdiv(n, block), cdiv(k, block)
     wp = torch.nn.functional.pad(w.detach().float(), (0, kb * block - k, 0, nb * block - n))
     blocks = wp.reshape(nb, block, kb, block).permute(0, 2, 1, 3).reshape(nb, kb, block * block)
     if fmt == "int8":
@@ -212,7 +212,7 @@ def _check_mm(a, b, scale_a, scale_b, bias) -> None:
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"a [M, K] and b [N, K] must agree on K, got {tuple(a.shape)} and {tuple(b.shape)}")
     (m, k), n = a.shape, b.shape[0]
-    kt, nt = -(-k // TILE), -(-n // TILE)
+    kt, nt = cdiv(k, TILE), cdiv(n, TILE)
     if tuple(scale_a.shape) != (m, kt):
         raise ValueError(f"scale_a must be [M, ⌈K/{TILE}⌉] = {(m, kt)}, got {tuple(scale_a.shape)}")
     if tuple(scale_b.shape) != (nt, kt):

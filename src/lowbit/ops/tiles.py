@@ -53,11 +53,11 @@ if triton is not None:
 def split_k_plan(total: int, step: int, split: int) -> tuple[int, int]:
     """Cut K (`total` columns or words) into at most `split` pieces of whole `step`s, none empty:
     (length of a piece, number of pieces). An empty K is one piece."""
-    steps = -(-total // step)
+    steps = cdiv(total, step)
     if steps == 0:
         return step, 1
-    per = -(-steps // max(1, min(split, steps))) * step
-    return per, -(-total // per)
+    per = cdiv(steps, max(1, min(split, steps))) * step
+    return per, cdiv(total, per)
 
 
 def split_k_partials(out: torch.Tensor, pieces: int) -> torch.Tensor:
