@@ -354,6 +354,19 @@ def test_mma_swapped_matches_float64(m, n, split, k, g, bits, symmetric):
                          m, n, k, g, bits, symmetric, MMA_DTYPES)
 
 
+@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX: the GPU only")
+@pytest.mark.parametrize("block_k,g,k", [(16, 64, 320), (32, 32, 160), (64, 128, 384), (128, 128, 384), (128, None, 200)])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("m", [1, 16, 19])
+def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
+    """4-bit codes two at a time (`_packed_codes`, the K order permuted in both operands): each K-step size,
+    groups and one scale a row, the K tail (200), ragged N, fp16 and bf16."""
+    g = g or k
+    assert ops._packed(torch.empty(1, dtype=torch.bfloat16), 4, "int", block_k)  # this test reaches the packed path
+    check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, 4, g, None, b, config=dict(BLOCK_K=block_k, SPLIT_K=2)),
+                         m, 200, k, g, 4, symmetric, (torch.float16, torch.bfloat16))
+
+
 def test_mma_swapped_refuses_what_it_cannot_cut():
     gen = torch.Generator().manual_seed(12)
     q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it

@@ -272,11 +272,79 @@ if triton is not None:
         tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
     @triton.jit
+    def _nibble_pairs(b, zz, FP16: tl.constexpr):
+        """uint8 bytes b (4 a register) → the int32 bits of the 16-bit pair (low nibble − z, high nibble − z),
+        exact, in three instructions a byte and one shift a word: PRMT puts the byte and the word shifted by 4
+        into the two halves, one LOP3 masks a nibble into each half's mantissa with the exponent of 128 (bf16;
+        fp16: 1024), and one packed subtraction of zz = the pair (128 + z, 128 + z) leaves c − z. Inline PTX: not
+        for the interpreter."""
+        if FP16:
+            return tl.inline_asm_elementwise(
+                asm="""{
+                .reg .b32 w4, t0, t1, t2, t3;
+                shr.b32 w4, $4, 4;
+                prmt.b32 t0, $4, w4, 0x4400;
+                prmt.b32 t1, $4, w4, 0x5511;
+                prmt.b32 t2, $4, w4, 0x6622;
+                prmt.b32 t3, $4, w4, 0x7733;
+                lop3.b32 t0, t0, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 t1, t1, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 t2, t2, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 t3, t3, 0x000F000F, 0x64006400, 0xEA;
+                sub.rn.f16x2 $0, t0, $5;
+                sub.rn.f16x2 $1, t1, $6;
+                sub.rn.f16x2 $2, t2, $7;
+                sub.rn.f16x2 $3, t3, $8;
+                }""",
+                constraints="=r,=r,=r,=r,r,r,r,r,r", args=[b, zz], dtype=tl.int32, is_pure=True, pack=4)
+        return tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 w4, t0, t1, t2, t3;
+            shr.b32 w4, $4, 4;
+            prmt.b32 t0, $4, w4, 0x4400;
+            prmt.b32 t1, $4, w4, 0x5511;
+            prmt.b32 t2, $4, w4, 0x6622;
+            prmt.b32 t3, $4, w4, 0x7733;
+            lop3.b32 t0, t0, 0x000F000F, 0x43004300, 0xEA;
+            lop3.b32 t1, t1, 0x000F000F, 0x43004300, 0xEA;
+            lop3.b32 t2, t2, 0x000F000F, 0x43004300, 0xEA;
+            lop3.b32 t3, t3, 0x000F000F, 0x43004300, 0xEA;
+            sub.rn.bf16x2 $0, t0, $5;
+            sub.rn.bf16x2 $1, t1, $6;
+            sub.rn.bf16x2 $2, t2, $7;
+            sub.rn.bf16x2 $3, t3, $8;
+            }""",
+            constraints="=r,=r,=r,=r,r,r,r,r,r", args=[b, zz], dtype=tl.int32, is_pure=True, pack=4)
+
+    @triton.jit
+    def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """The 4-bit codes − z of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit dtype,
+        K in the order `_packed_order` gives: the bytes are first permuted so that each thread of the MMA
+        operand holds BLOCK_K / 8 consecutive ones (one vector load from shared memory, not a load a byte)."""
+        NC: tl.constexpr = BLOCK_K // 16
+        b = tl.reshape(tl.permute(tl.reshape(b, (BLOCK_N, 4, NC, 2)), (0, 2, 3, 1)), (BLOCK_N, BLOCK_K // 2))
+        FP16: tl.constexpr = dtype == tl.float16
+        magic = 0x6400 if FP16 else 0x4300  # 1024 (fp16) or 128 (bf16) with the code in the low mantissa bits
+        zz = ((z | magic) * 65537)[:, None]
+        pair = _nibble_pairs(b, zz, FP16)
+        lo = pair.to(tl.int16).to(dtype, bitcast=True)
+        hi = (pair >> 16).to(tl.int16).to(dtype, bitcast=True)
+        return tl.interleave(lo, hi)
+
+    @triton.jit
+    def _packed_order(BLOCK_K: tl.constexpr):
+        """The K column of each slot of `_packed_codes`' tile: slot 16c + 8e + 2t + h holds the nibble h of byte
+        (BLOCK_K / 8)·t + 2c + e."""
+        s = tl.arange(0, BLOCK_K)
+        return (BLOCK_K // 4) * ((s // 2) % 4) + 4 * (s // 16) + 2 * ((s // 8) % 2) + s % 2
+
+    @triton.jit
     def _mma_swapped_kernel(
         x_ptr, q_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
         M, N, K, k_per_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
-        EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
         @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
@@ -284,12 +352,15 @@ if triton is not None:
         BLOCK_K packed codes a row inside one group (GROUP codes; 0: one scale a row): nibbles
         interleaved back into column order, made c − z exactly by the magic-number float (exact in
         bf16 too: |c − z| ≤ 255), or taken from a table (NF4) or as FP8 values (VALUES, as in the word
-        GEMV), one `tl.dot`, then the group scale on the step's sum. Rows past N
-        read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on
-        program axis 2 writes fp32 partials (summed after). On an H100 at 4-256 tokens it takes
-        0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of 32-bit words as one
-        `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x dequantize + cuBLAS
-        (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
+        GEMV), one `tl.dot`, then the group scale on the step's sum. PACKED (4-bit integer codes, 16-bit x,
+        on the GPU): the codes come out two at a time in x's dtype (`_packed_codes`, 1.6 instructions a code
+        against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 232 loop instructions), in a K order that x is
+        loaded in too. The zero point and scale of the next step are loaded one step ahead: used at once,
+        their L2 latency sat in every step. Rows past N read row N − 1 (clamped: no row masks); codes past K
+        are masked (x is 0 there). Split-K on program axis 2 writes fp32 partials (summed after). On an H100
+        at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
+        32-bit words as one `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x
+        dequantize + cuBLAS (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -299,43 +370,70 @@ if triton is not None:
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
         k_start = pid_k * k_per_split  # a multiple of BLOCK_K
         k_end = tl.minimum(K, k_start + k_per_split)
+        if PACKED:
+            cols = _packed_order(BLOCK_K)
+        else:
+            cols = tl.arange(0, BLOCK_K)
+        # this step's zero point and scale, loaded a step ahead (with one a row: once)
+        z_ptrs = z_ptr + rows * stride_zn
+        s_ptrs = s_ptr + rows * stride_sn
+        if HAS_ZERO:
+            z_next = tl.load(z_ptrs + _group_col(k_start, GROUP))
+        if GROUP > 0:
+            s_next = tl.load(s_ptrs + k_start // GROUP)
         for k0 in range(k_start, k_end, BLOCK_K):
+            k_ahead = tl.minimum(k0 + BLOCK_K, K - 1)  # the next step's group, or the last one (a valid address)
+            if HAS_ZERO:
+                if GROUP > 0:
+                    z = tl.load(z_ptrs + k0 // GROUP)
+                else:
+                    z = z_next
+            if GROUP > 0:
+                s = s_next
+                s_next = tl.load(s_ptrs + k_ahead // GROUP)
             offs_b = k0 // PER + tl.arange(0, BLOCK_K // PER)
             if EVEN_K:
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :])
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
-            b = b.to(tl.int32)  # bytes, unsigned
-            if BITS == 4:  # low nibbles are the even columns
-                c = tl.interleave(b & 0xF, b >> 4)
-            else:
-                c = b
-            if VALUES == "sint":  # W8A8's two's complement byte u: the bits of 2^23 + (u ^ 0x80) = 2^23 + 128 + c,
-                # one LOP3 (sm_90 loop: 7.9 → 5.6 instructions a code against flipping the sign bit first)
-                v = ((c | 0x4B000000) ^ 0x80).to(tl.float32, bitcast=True) - 8388736.0
-            elif VALUES == "int":
+            if PACKED:
                 if HAS_ZERO:
-                    z = tl.load(z_ptr + rows * stride_zn + _group_col(k0, GROUP)).to(tl.float32)[:, None]
-                else:
-                    z = (1 << (BITS - 1)) * 1.0
-                v = _as_float(c, z)
-            elif VALUES == "lut":  # a gather a code from the table (16 or 256 floats: L1-resident)
-                v = tl.load(lut_ptr + c)
-            elif VALUES == "e4m3":
-                v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
+                    zc = z.to(tl.int32)
+                else:  # symmetric storage: the fixed offset 8
+                    zc = tl.full((BLOCK_N,), 8, tl.int32)
+                v = _packed_codes(b, zc, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K)
             else:
-                v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
-            v = v.to(x_ptr.dtype.element_ty)
-            offs_k = k0 + tl.arange(0, BLOCK_K)
+                b = b.to(tl.int32)  # bytes, unsigned
+                if BITS == 4:  # low nibbles are the even columns
+                    c = tl.interleave(b & 0xF, b >> 4)
+                else:
+                    c = b
+                if VALUES == "sint":  # W8A8's two's complement byte u: the bits of 2^23 + (u ^ 0x80) = 2^23 + 128 + c,
+                    # one LOP3 (sm_90 loop: 7.9 → 5.6 instructions a code against flipping the sign bit first)
+                    v = ((c | 0x4B000000) ^ 0x80).to(tl.float32, bitcast=True) - 8388736.0
+                elif VALUES == "int":
+                    if HAS_ZERO:
+                        zf = z.to(tl.float32)[:, None]
+                    else:
+                        zf = (1 << (BITS - 1)) * 1.0
+                    v = _as_float(c, zf)
+                elif VALUES == "lut":  # a gather a code from the table (16 or 256 floats: L1-resident)
+                    v = tl.load(lut_ptr + c)
+                elif VALUES == "e4m3":
+                    v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
+                else:
+                    v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+                v = v.to(x_ptr.dtype.element_ty)
+            offs_k = k0 + cols
             x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
             xt = tl.load(x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None], mask=x_mask, other=0.0)
             part = tl.dot(v, xt, input_precision=DOT_PRECISION)
             if GROUP > 0:
-                acc += part * tl.load(s_ptr + rows * stride_sn + k0 // GROUP)[:, None]
+                acc += part * s[:, None]
             else:
                 acc += part
         if GROUP == 0:
-            acc *= tl.load(s_ptr + rows * stride_sn)[:, None]
+            acc *= tl.load(s_ptrs)[:, None]
         if HAS_BIAS:  # added by the first K-split only
             acc += tl.load(bias_ptr + rows, mask=pid_k == 0, other=0.0)[:, None]
         tl.store(out_ptr + pid_k * stride_os + offs_m[None, :] * stride_om + offs_n[:, None], acc.to(out_ptr.dtype.element_ty),
@@ -645,9 +743,16 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         m, n, k, per_split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
-        HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32", **cfg,
+        HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
+        PACKED=_packed(x, bits, values, cfg["BLOCK_K"]), **cfg,
     )
     return sum_split_k(out, dst)
+
+
+def _packed(x: torch.Tensor, bits: int, values: str, block_k: int) -> bool:
+    """Whether the swapped kernel takes 4-bit integer codes two at a time (`_packed_codes`): inline PTX, so on
+    the GPU only; 16-bit x; K-steps of whole 16-code MMA chunks."""
+    return bits == 4 and values == "int" and x.dtype in (torch.float16, torch.bfloat16) and block_k % 16 == 0 and not interpreting()
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
