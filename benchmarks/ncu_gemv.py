@@ -10,6 +10,7 @@ A tile: BLOCK_N x BLOCK_W x V x warps x PREFETCH. int4 codes, groups of 128 with
 """
 
 import argparse
+import json
 
 import torch
 
@@ -22,6 +23,7 @@ ap.add_argument("--n", type=int, default=11008)
 ap.add_argument("--tiles", nargs="+", default=["8x256x2x4x1"])
 ap.add_argument("--swapped", action="store_true", help="the swapped MMA kernel instead, at --m tokens")
 ap.add_argument("--m", type=int, default=16)
+ap.add_argument("--swapped-config", type=json.loads, default=None, help='a tile for the swapped kernel, e.g. \'{"BLOCK_N": 128}\'')
 args = ap.parse_args()
 k, n = args.k, args.n
 gen = torch.Generator(device="cuda").manual_seed(0)
@@ -30,7 +32,7 @@ s = torch.rand(n, k // 128, generator=gen, device="cuda") * 0.01
 z = torch.randint(0, 16, s.shape, generator=gen, device="cuda", dtype=torch.uint8)
 x = torch.randn(args.m if args.swapped else 1, k, device="cuda", dtype=torch.bfloat16)
 for _ in range(3 if args.swapped else 0):
-    wo.mma_swapped_triton(x, q, s, z, 4, 128)
+    wo.mma_swapped_triton(x, q, s, z, 4, 128, config=args.swapped_config)
 for tile in [] if args.swapped else args.tiles:
     bn, bw, v, warps, prefetch = (int(t) for t in tile.split("x"))
     for _ in range(3):
