@@ -362,7 +362,7 @@ def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
     """4-bit codes two at a time (`_packed_codes`, the K order permuted in both operands): each K-step size,
     groups and one scale a row, the K tail (200), ragged N, fp16 and bf16."""
     g = g or k
-    assert ops._packed(torch.empty(1, dtype=torch.bfloat16), 4, "int", block_k)  # this test reaches the packed path
+    assert ops._packed(torch.empty(1, dtype=torch.bfloat16), 4, "int", block_k, 16)  # this test reaches the packed path
     check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, 4, g, None, b, config=dict(BLOCK_K=block_k, SPLIT_K=2)),
                          m, 200, k, g, 4, symmetric, (torch.float16, torch.bfloat16))
 

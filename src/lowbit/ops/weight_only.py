@@ -355,9 +355,11 @@ if triton is not None:
         GEMV), one `tl.dot`, then the group scale on the step's sum. PACKED (4-bit integer codes, 16-bit x,
         on the GPU): the codes come out two at a time in x's dtype (`_packed_codes`, 1.6 instructions a code
         against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 232 loop instructions), in a K order that x is
-        loaded in too. The zero point and scale of the next step are loaded one step ahead: used at once,
-        their L2 latency sat in every step. Rows past N read row N − 1 (clamped: no row masks); codes past K
-        are masked (x is 0 there). Split-K on program axis 2 writes fp32 partials (summed after). On an H100
+        loaded in too (16-token tiles only: on taller ones x's permuted load cost more than the codes
+        saved). Measured on the H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16%
+        faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
+        instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
+        step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on program axis 2 writes fp32 partials (summed after). On an H100
         at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
         32-bit words as one `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x
         dequantize + cuBLAS (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
@@ -374,20 +376,20 @@ if triton is not None:
             cols = _packed_order(BLOCK_K)
         else:
             cols = tl.arange(0, BLOCK_K)
-        # this step's zero point and scale, loaded a step ahead (with one a row: once)
         z_ptrs = z_ptr + rows * stride_zn
         s_ptrs = s_ptr + rows * stride_sn
-        if HAS_ZERO:
-            z_next = tl.load(z_ptrs + _group_col(k_start, GROUP))
-        if GROUP > 0:
+        if HAS_ZERO and GROUP == 0:  # one zero point a row: loaded once
+            z_row = tl.load(z_ptrs)
+        if GROUP > 0:  # each step's scale is loaded a step ahead
             s_next = tl.load(s_ptrs + k_start // GROUP)
         for k0 in range(k_start, k_end, BLOCK_K):
             k_ahead = tl.minimum(k0 + BLOCK_K, K - 1)  # the next step's group, or the last one (a valid address)
             if HAS_ZERO:
-                if GROUP > 0:
+                if GROUP > 0:  # at once: loaded a step ahead, as the scale is, it put the dequantization into a
+                    # layout converted through shared memory (sm_90: 245 → 301 loop instructions, packed)
                     z = tl.load(z_ptrs + k0 // GROUP)
                 else:
-                    z = z_next
+                    z = z_row
             if GROUP > 0:
                 s = s_next
                 s_next = tl.load(s_ptrs + k_ahead // GROUP)
@@ -703,7 +705,10 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     block_m = max(16, min(64, next_power_of_2(m)))
     tiles = cdiv(n, 64) * cdiv(m, block_m)
     split = min(8, next_power_of_2(cdiv(512 if m <= 16 else 256, tiles)), cdiv(k, bk))
-    return dict(BLOCK_M=block_m, BLOCK_N=64, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
+    # the H200 sweep (session 9, call 1): at ≤ 16 tokens 128-row tiles on wide weights (4096→11008: 22.3 → 19.6 µs
+    # with 16 tokens), the K split as for 64-row ones
+    block_n = 128 if m <= 16 and n >= 8192 else 64
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
 
 
 def mma_swapped_triton(
@@ -737,6 +742,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
+    packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
         bias_ if bias_ is not None else scale_, dst,
@@ -744,15 +750,17 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        PACKED=_packed(x, bits, values, cfg["BLOCK_K"]), **cfg,
+        PACKED=packed, **cfg,
     )
     return sum_split_k(out, dst)
 
 
-def _packed(x: torch.Tensor, bits: int, values: str, block_k: int) -> bool:
+def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
     """Whether the swapped kernel takes 4-bit integer codes two at a time (`_packed_codes`): inline PTX, so on
-    the GPU only; 16-bit x; K-steps of whole 16-code MMA chunks."""
-    return bits == 4 and values == "int" and x.dtype in (torch.float16, torch.bfloat16) and block_k % 16 == 0 and not interpreting()
+    the GPU only; 16-bit x; K-steps of whole 16-code MMA chunks; 16-token tiles (x is loaded in the permuted K
+    order 4 bytes at a time, which cost more than the codes saved on taller tiles: session 9, call 1)."""
+    return (bits == 4 and values == "int" and x.dtype in (torch.float16, torch.bfloat16) and block_k % 16 == 0 and block_m == 16
+            and not interpreting())
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
