@@ -41,13 +41,14 @@ def main() -> None:
     k = n = 256
     q, s, z = storage(k, n, 4, 128, True, None, gen)
     w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
-    impl = wo.weight_only_matmul._init_fn  # the op's Python function, without torch.library's dispatch
+    impl = wo._weight_only_matmul  # the op's function, without torch.library's dispatch
     rows = {}
     for m in (1, 16, 128):
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
         stages = {
             "F.linear bf16": lambda: F.linear(x, w),
-            "op (weight_only_linear)": lambda: wo.weight_only_linear(x, q, s, z, 4, 128),
+            "weight_only_linear": lambda: wo.weight_only_linear(x, q, s, z, 4, 128),
+            "the op (torch.library dispatch)": lambda: wo.weight_only_matmul(x, q, s, z, None, 4, 128, None, None),
             "op function, no torch.library dispatch": lambda: impl(x, q, s, z, None, 4, 128, None, None),
             "_check": lambda: wo._check(x, q, s, z, None, 4, 128, None, None),
             "path_limits": lambda: wo.path_limits(x, q, 4, None),

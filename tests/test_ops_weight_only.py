@@ -133,6 +133,74 @@ def test_op_dispatch_and_reference_path():
         check(out, x.double() @ w.t(), torch.float16, k)
 
 
+def test_eager_calls_skip_the_dispatch_traced_and_autograd_ones_do_not():
+    """weight_only_linear calls the op's function directly in eager no-grad use (the same numbers), while
+    torch.compile still sees the op, and a backward through it still fails loudly instead of dropping x's grad."""
+    gen = torch.Generator().manual_seed(31)
+    q, s, z, _, w = random_storage(24, 256, 4, 128, False, gen)
+    q, s, z = to_dev(q, s, z)
+    x = torch.randn(2, 3, 256, generator=gen).to(DEVICE)
+    with torch.no_grad():
+        direct = ops.weight_only_linear(x, q, s, z, 4, 128)
+    assert torch.equal(direct, ops.weight_only_matmul(x.reshape(6, 256), q, s, z, None, 4, 128, None, None).reshape(2, 3, 24))
+    targets = []
+
+    def backend(gm, example_inputs):
+        targets.extend(node.target for node in gm.graph.nodes)
+        return gm.forward
+
+    with torch.no_grad():
+        traced = torch.compile(lambda t: ops.weight_only_linear(t, q, s, z, 4, 128), backend=backend, fullgraph=True)(x)
+    assert torch.ops.lowbit.weight_only_matmul.default in targets
+    assert torch.equal(traced, direct)
+    xg = x.clone().requires_grad_()
+    out = ops.weight_only_linear(xg, q, s, z, 4, 128)
+    assert out.grad_fn is not None  # through the op, which has a backward
+
+
+def _grads(layer_fn, x, bias, out_grad):
+    xg, bg = x.clone().requires_grad_(), bias.clone().requires_grad_()
+    (layer_fn(xg, bg) * out_grad).sum().backward()
+    return xg.grad, bg.grad
+
+
+@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values", "int4-act-order"])
+def test_backward_gives_x_and_bias_their_gradients(storage):
+    """Adapters on a frozen 4/8-bit base (QLoRA) need ∂L/∂x = g @ W and ∂L/∂bias = Σ g: against float64 from the
+    codes, eager and compiled (aot_eager)."""
+    gen = torch.Generator().manual_seed(hash(storage) % 2**31)
+    n, k, m = 40, 256, 5
+    g_idx, lut, bits, g = None, None, 4, 64
+    if storage == "int8-channel":
+        q, s, z, _, w = random_storage(n, k, 8, k, True, gen)
+        bits, g = 8, k
+    elif storage == "nf4-table":
+        q, s, z, lut, w = random_storage(n, k, 4, 64, False, gen, lut=True)
+    elif storage == "e4m3-values":
+        w8 = torch.randn(n, k, generator=gen).to(torch.float8_e4m3fn)
+        q, s, z, bits, g = w8, torch.rand(n, 1, generator=gen) + 0.5, None, 8, k
+        w = w8.double() * s.double()
+    else:
+        q, s, z, _, w = random_storage(n, k, 4, 64, False, gen)
+        if storage == "int4-act-order":  # each input column's group from a permutation, as GPTQ's act-order stores it
+            g_idx = (torch.arange(k) // g)[torch.randperm(k, generator=gen)].to(torch.int32)
+            codes = torch.stack((q & 0xF, q >> 4), dim=-1).reshape(n, k).double()
+            w = (codes - z.double()[:, g_idx.long()]) * s.double()[:, g_idx.long()]
+    x = torch.randn(m, k, generator=gen)
+    bias, out_grad = torch.randn(n, generator=gen), torch.randn(m, n, generator=gen)
+    q, s, z, lut, g_idx, x, bias, out_grad = to_dev(q, s, z, lut, g_idx, x, bias, out_grad)
+
+    def layer(xg, bg):
+        return ops.weight_only_linear(xg, q, s, z, bits, g, lut, bg, g_idx)
+
+    want_x, want_b = out_grad.double().cpu() @ w, out_grad.double().cpu().sum(0)
+    for fn in (layer, torch.compile(layer, backend="aot_eager", fullgraph=True)):
+        gx, gb = _grads(fn, x, bias, out_grad)
+        tol = 1e-5 * want_x.abs().max()
+        assert (gx.cpu().double() - want_x).abs().max() <= tol, storage
+        assert (gb.cpu().double() - want_b).abs().max() <= 1e-5 * want_b.abs().max()
+
+
 def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):
     """A GPU's measured entry overrides the default limits it names, and only those; a GPU without one
     takes the defaults; each storage finds its kind."""

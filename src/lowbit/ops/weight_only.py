@@ -49,7 +49,7 @@ from ..formats import int as intfmt
 from ..formats import nf4
 from .fp8 import FP8_DTYPES
 from .tiles import cdiv, cuda_index, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
-from .w4a16 import w4a16_matmul
+from .w4a16 import dequantize_w4, w4a16_matmul
 
 try:
     import triton
@@ -827,8 +827,7 @@ def path_limits(x: torch.Tensor, qweight: torch.Tensor, bits: int, lut: torch.Te
     return dispatch_limits(gpu_of(x))[storage_kind(qweight, bits, lut)]
 
 
-@torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())
-def weight_only_matmul(
+def _weight_only_matmul(
     x: torch.Tensor,
     qweight: torch.Tensor,
     scale: torch.Tensor,
@@ -864,16 +863,50 @@ def weight_only_matmul(
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 
 
+weight_only_matmul = torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())(_weight_only_matmul)
+
+
 @weight_only_matmul.register_fake
 def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
+def _setup_backward(ctx, inputs, output) -> None:
+    x, qweight, scale, zero, g_idx, bits, group_size, lut, bias = inputs
+    ctx.save_for_backward(qweight, scale, zero, g_idx, lut)
+    ctx.meta = (bits, group_size, x.shape[1], bias.dtype if bias is not None and bias.requires_grad else None)
+
+
+def _backward(ctx, grad: torch.Tensor):
+    """The gradient of x (and of a bias that requires one) through the frozen weight: grad @ W, W dequantized
+    by torch ops (`dequantize_reference`; `dequantize_w4` with act-order), which AOTAutograd can trace. What
+    adapters trained on a 4- or 8-bit base (QLoRA) need; the storage itself gets no gradient."""
+    qweight, scale, zero, g_idx, lut = ctx.saved_tensors
+    bits, group_size, k, bias_dtype = ctx.meta
+    if g_idx is not None:
+        w = dequantize_w4(qweight, scale, zero, g_idx, group_size, k, grad.dtype)
+    else:
+        w = dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, grad.dtype)
+    grad_bias = None if bias_dtype is None else grad.sum(0).to(bias_dtype)
+    return grad @ w, None, None, None, None, None, None, None, grad_bias
+
+
+weight_only_matmul.register_autograd(_backward, setup_context=_setup_backward)
+
+
 def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None) -> torch.Tensor:
-    """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N]."""
+    """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N].
+
+    Eager calls that autograd does not follow take the op's function directly: torch.library's dispatch
+    cost 50-100 µs a call on the H200 host (session 9, `benchmarks/host_overhead.py`), more than the kernel
+    launch it wraps, which every eager linear of a prefill paid. Traced (torch.compile) calls and those that
+    need a gradient go through the op: the compiler sees it, and its backward (`_backward`) gives x's."""
     if x.dim() < 1:
         raise ValueError("x must have at least one dimension [..., K]")
-    out = weight_only_matmul(x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias)
+    args = (x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias)
+    direct = not torch.compiler.is_compiling() and not (torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, scale, bias, lut)))
+    out = _weight_only_matmul(*args) if direct else weight_only_matmul(*args)
     return out.reshape(*x.shape[:-1], qweight.shape[0])
 
 
