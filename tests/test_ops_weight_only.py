@@ -387,41 +387,6 @@ def test_kernels_read_a_transposed_storage(storage):
         assert torch.allclose(deq.cpu().double(), w, rtol=2**-23, atol=0)
 
 
-@pytest.mark.skipif(DEVICE != "cuda", reason="programmatic dependent launch: the GPU only")
-def test_word_gemvs_launched_early_wait_for_the_kernel_before():
-    """With PDL a GEMV starts while the one before still runs: chained GEMVs, each reading the last one's
-    output, eager and replayed as a CUDA graph, must read finished inputs (against float64 of their own inputs)."""
-    gen = torch.Generator().manual_seed(41)
-    k = 4096
-    layers = [to_dev(*random_storage(k, k, 4, 128, False, gen)[:3]) for _ in range(4)]
-    x = torch.randn(1, k, generator=gen).to(torch.bfloat16).to(DEVICE)
-    refs = [dequantize(q, s, z) for q, s, z in layers]
-
-    def chain(t):
-        outs = []
-        for q, s, z in layers:
-            t = ops.gemv_words_triton(t, q, s, z, 4, 128)  # straight into the next one: the kernel before is a GEMV
-            outs.append(t)
-        return outs
-
-    eager = chain(x)
-    static_x = x.clone()
-    graph = torch.cuda.CUDAGraph()
-    chain(static_x)  # compiled before the capture
-    with torch.cuda.graph(graph):
-        replayed = chain(static_x)
-    graph.replay()
-    for outs in (eager, replayed):
-        t = x
-        for out, w in zip(outs, refs):
-            check(out, t.double().cpu() @ w.t(), torch.bfloat16, k)
-            t = out
-
-
-def dequantize(q, s, z):
-    return ops.dequantize_reference(q.cpu(), s.cpu(), z.cpu(), 4, 128, q.shape[1] * 2, None, torch.float64)
-
-
 def test_word_gemv_tables_match_float64():
     gen = torch.Generator().manual_seed(5)
     m, n, k, g = 1, 24, 256, 64

@@ -180,7 +180,6 @@ if triton is not None:
         N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        PDL: tl.constexpr = False,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -200,11 +199,10 @@ if triton is not None:
         on a short K. Only where K is not a whole number of steps (EVEN_K false) and for the prefetch past
         a row's end are the word loads masked; words past K read as code 0 with activation 0.
 
-        PDL (programmatic dependent launch, sm_90+): every program lets the next kernel launch at once (it then
-        starts once all of this grid's programs have, filling the SMs this grid's last programs leave), and
-        waits for the kernel before it only after its first weight loads: the weights are no kernel's output,
-        while x is, and `out` may reuse memory a kernel before still reads. So consecutive GEMVs overlap one's
-        start (the first DRAM latency) with the other's tail."""
+        Tried and reverted (session 9, call 5): programmatic dependent launch, each program letting the next
+        GEMV launch at once and waiting for the one before after its first weight loads. The seven 7B linears
+        at one token: int4 0.063 → 0.060 ms, but int8 and FP8 0.073-0.076 → 0.088 ms (their one-wave grids left
+        the next kernels waiting on the SMs), and 7B decode 354 → 350 tok/s."""
         PER: tl.constexpr = 32 // BITS  # codes a word
         LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
         C: tl.constexpr = BLOCK_W // V
@@ -232,12 +230,8 @@ if triton is not None:
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
         w_ptrs = w_rows + cols[None, :]
         x_ptrs = x_row + cols[None, :] * PER + i[:, None]
-        if PDL:
-            tl.extra.cuda.gdc_launch_dependents()
         if PREFETCH:
             w_next = tl.load(w_ptrs, mask=(cols < KW)[None, :], other=0)
-        if PDL:  # x and out only from here on
-            tl.extra.cuda.gdc_wait()
         for _ in range(pid_k * words_per_split, w_end, BLOCK_W):
             t = tl.zeros((BLOCK_N, C), dtype=tl.float32)
             sx = tl.zeros((C,), dtype=tl.float32)
@@ -695,21 +689,10 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
-        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **_pdl(x.device), **cfg,
+        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
     )
     return sum_split_k(out, dst)
 
-
-@functools.cache
-def _pdl_on(index: int) -> bool:
-    return torch.cuda.get_device_capability(index)[0] >= 9
-
-
-def _pdl(device: torch.device) -> dict:
-    """The launch arguments of programmatic dependent launch (the kernel's PDL): on sm_90 and later, not in the
-    interpreter."""
-    on = device.type == "cuda" and not interpreting() and _pdl_on(cuda_index(device))
-    return dict(PDL=True, launch_pdl=True) if on else {}
 
 
 def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
