@@ -276,6 +276,17 @@ if triton is not None:
             out += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)
         tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
+    def _nibble_pairs_asm(magic: str, sub: str) -> str:
+        """PTX of `_nibble_pairs` for one 16-bit type: its exponent `magic` (two halves) and packed subtraction."""
+        pairs = "\n".join(f"prmt.b32 t{i}, $4, w4, 0x{4 + i}{4 + i}{i}{i};" for i in range(4))
+        masks = "\n".join(f"lop3.b32 t{i}, t{i}, 0x000F000F, {magic}, 0xEA;" for i in range(4))
+        subs = "\n".join(f"{sub} ${i}, t{i}, ${5 + i};" for i in range(4))
+        return f"{{\n.reg .b32 w4, t0, t1, t2, t3;\nshr.b32 w4, $4, 4;\n{pairs}\n{masks}\n{subs}\n}}"
+
+    _PAIRS_BF16 = tl.constexpr(_nibble_pairs_asm("0x43004300", "sub.rn.bf16x2"))
+    _PAIRS_FP16 = tl.constexpr(_nibble_pairs_asm("0x64006400", "sub.rn.f16x2"))
+    _PAIRS_CONSTRAINTS = tl.constexpr("=r,=r,=r,=r,r,r,r,r,r")  # 4 pairs out; 4 bytes in (one register), 4 zz
+
     @triton.jit
     def _nibble_pairs(b, zz, FP16: tl.constexpr):
         """uint8 bytes b (4 a register) → the int32 bits of the 16-bit pair (low nibble − z, high nibble − z),
@@ -284,42 +295,8 @@ if triton is not None:
         fp16: 1024), and one packed subtraction of zz = the pair (128 + z, 128 + z) leaves c − z. Inline PTX: not
         for the interpreter."""
         if FP16:
-            return tl.inline_asm_elementwise(
-                asm="""{
-                .reg .b32 w4, t0, t1, t2, t3;
-                shr.b32 w4, $4, 4;
-                prmt.b32 t0, $4, w4, 0x4400;
-                prmt.b32 t1, $4, w4, 0x5511;
-                prmt.b32 t2, $4, w4, 0x6622;
-                prmt.b32 t3, $4, w4, 0x7733;
-                lop3.b32 t0, t0, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 t1, t1, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 t2, t2, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 t3, t3, 0x000F000F, 0x64006400, 0xEA;
-                sub.rn.f16x2 $0, t0, $5;
-                sub.rn.f16x2 $1, t1, $6;
-                sub.rn.f16x2 $2, t2, $7;
-                sub.rn.f16x2 $3, t3, $8;
-                }""",
-                constraints="=r,=r,=r,=r,r,r,r,r,r", args=[b, zz], dtype=tl.int32, is_pure=True, pack=4)
-        return tl.inline_asm_elementwise(
-            asm="""{
-            .reg .b32 w4, t0, t1, t2, t3;
-            shr.b32 w4, $4, 4;
-            prmt.b32 t0, $4, w4, 0x4400;
-            prmt.b32 t1, $4, w4, 0x5511;
-            prmt.b32 t2, $4, w4, 0x6622;
-            prmt.b32 t3, $4, w4, 0x7733;
-            lop3.b32 t0, t0, 0x000F000F, 0x43004300, 0xEA;
-            lop3.b32 t1, t1, 0x000F000F, 0x43004300, 0xEA;
-            lop3.b32 t2, t2, 0x000F000F, 0x43004300, 0xEA;
-            lop3.b32 t3, t3, 0x000F000F, 0x43004300, 0xEA;
-            sub.rn.bf16x2 $0, t0, $5;
-            sub.rn.bf16x2 $1, t1, $6;
-            sub.rn.bf16x2 $2, t2, $7;
-            sub.rn.bf16x2 $3, t3, $8;
-            }""",
-            constraints="=r,=r,=r,=r,r,r,r,r,r", args=[b, zz], dtype=tl.int32, is_pure=True, pack=4)
+            return tl.inline_asm_elementwise(_PAIRS_FP16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
+        return tl.inline_asm_elementwise(_PAIRS_BF16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
 
     @triton.jit
     def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
