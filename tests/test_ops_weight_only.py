@@ -199,6 +199,9 @@ def test_backward_gives_x_and_bias_their_gradients(storage):
         tol = 1e-5 * want_x.abs().max()
         assert (gx.cpu().double() - want_x).abs().max() <= tol, storage
         assert (gb.cpu().double() - want_b).abs().max() <= 1e-5 * want_b.abs().max()
+    bg = bias.clone().requires_grad_()  # the bias alone: x is a constant
+    (layer(x, bg) * out_grad).sum().backward()
+    assert (bg.grad.cpu().double() - want_b).abs().max() <= 1e-5 * want_b.abs().max()
 
 
 def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):

@@ -336,13 +336,13 @@ if triton is not None:
         bf16 too: |c − z| ≤ 255), or taken from a table (NF4) or as FP8 values (VALUES, as in the word
         GEMV), one `tl.dot`, then the group scale on the step's sum. PACKED (4-bit integer codes, 16-bit x,
         on the GPU): the codes come out two at a time in x's dtype (`_packed_codes`, 1.6 instructions a code
-        against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 232 loop instructions), in a K order that x is
+        against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 245 loop instructions), in a K order that x is
         loaded in too (16-token tiles only: on taller ones x's permuted load cost more than the codes
         saved). Measured on the H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16%
         faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
         instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
-        step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there). Split-K on program axis 2 writes fp32 partials (summed after). On an H100
-        at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
+        step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
+        Split-K on program axis 2 writes fp32 partials (summed after). On an H100 at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
         32-bit words as one `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x
         dequantize + cuBLAS (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
@@ -671,7 +671,6 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     return sum_split_k(out, dst)
 
 
-
 def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
     """Tile of the swapped-operand MMA kernel, or None when it cannot take the storage: packed bytes
     (K a multiple of the codes a byte) and a K-step inside one group."""
@@ -866,12 +865,14 @@ def _backward(ctx, grad: torch.Tensor):
     adapters trained on a 4- or 8-bit base (QLoRA) need; the storage itself gets no gradient."""
     qweight, scale, zero, g_idx, lut = ctx.saved_tensors
     bits, group_size, k, bias_dtype = ctx.meta
-    if g_idx is not None:
+    if not ctx.needs_input_grad[0]:
+        w = None
+    elif g_idx is not None:
         w = dequantize_w4(qweight, scale, zero, g_idx, group_size, k, grad.dtype)
     else:
         w = dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, grad.dtype)
     grad_bias = None if bias_dtype is None else grad.sum(0).to(bias_dtype)
-    return grad @ w, None, None, None, None, None, None, None, grad_bias
+    return None if w is None else grad @ w, None, None, None, None, None, None, None, grad_bias
 
 
 weight_only_matmul.register_autograd(_backward, setup_context=_setup_backward)
