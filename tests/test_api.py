@@ -290,3 +290,47 @@ def test_save_load_round_trip_with_in_features_not_multiple_of_8(method, tmp_pat
     lowbit.save(model, tmp_path)
     loaded = lowbit.load(tmp_path)
     assert torch.equal(logits(loaded, ids), logits(model, ids))
+
+
+class _LoRA(torch.nn.Module):
+    """A low-rank adapter beside a frozen (here quantized) linear: base(x) + B(A(x)), B zero at the start."""
+
+    def __init__(self, base: torch.nn.Module, rank: int = 4):
+        super().__init__()
+        self.base = base
+        self.a = torch.nn.Linear(base.in_features, rank, bias=False)
+        self.b = torch.nn.Linear(rank, base.out_features, bias=False)
+        torch.nn.init.zeros_(self.b.weight)
+
+    def forward(self, x):
+        return self.base(x) + self.b(self.a(x))
+
+
+@pytest.mark.parametrize("method", [lowbit.RTN(bits=4, granularity="group", group_size=32, symmetric=False), lowbit.NF4(block_size=64)],
+                         ids=["int4-g32", "nf4"])
+def test_adapters_train_on_a_quantized_base(method):
+    """QLoRA's setting: adapters on the attention projections of a 4-bit llama learn (the loss falls) through the
+    quantized layers' backward, and the quantized storage is left exactly as it was."""
+    model = tiny_llama(seed=3)
+    lowbit.quantize(model, method, "no-lm_head")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in model.model.layers:
+        layer.self_attn.q_proj = _LoRA(layer.self_attn.q_proj)
+        layer.self_attn.v_proj = _LoRA(layer.self_attn.v_proj)
+    stored = {k: v.clone() for k, v in model.state_dict().items() if "base" in k}
+    adapters = [p for n, p in model.named_parameters() if ".a." in n or ".b." in n]
+    for p in adapters:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(adapters, lr=1e-2)
+    ids = input_ids(7)
+    model.train()
+    losses = []
+    for _ in range(8):
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.05, losses
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in stored.items())
