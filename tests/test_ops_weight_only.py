@@ -438,6 +438,37 @@ def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
                          m, 200, k, g, 4, symmetric, (torch.float16, torch.bfloat16))
 
 
+def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
+    """Split-K's last program of each tile sums the partials: calls of several splits and tile counts one after
+    another, twice, each against float64, and every counter back at zero after (the next call relies on it);
+    on the GPU also replayed as a CUDA graph."""
+    gen = torch.Generator().manual_seed(43)
+    cases = []
+    for n, k, split in [(33, 256, 2), (70, 384, 3), (16, 512, 8)]:
+        q, s, z, _, w = random_storage(n, k, 4, 128, False, gen)
+        cases.append((to_dev(q, s, z), w, split, k))
+    x = {k: torch.randn(5, k, generator=gen).to(torch.float16) for k in (256, 384, 512)}
+
+    def run():
+        return [ops.mma_swapped_triton(x[k].to(DEVICE), *st, 4, 128, config=dict(SPLIT_K=split)) for st, w, split, k in cases]
+
+    for _ in range(2):
+        for out, (_, w, _, k) in zip(run(), cases):
+            check(out, x[k].double() @ w.t(), torch.float16, k)
+    assert all(int(c.abs().sum()) == 0 for c in ops._COUNTS.values())
+    if DEVICE == "cuda":
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outs = run()
+        for _ in range(3):
+            for o in outs:
+                o.fill_(float("nan"))
+            graph.replay()
+            for out, (_, w, _, k) in zip(outs, cases):
+                check(out, x[k].double() @ w.t(), torch.float16, k)
+        assert all(int(c.abs().sum()) == 0 for c in ops._COUNTS.values())
+
+
 def test_mma_swapped_refuses_what_it_cannot_cut():
     gen = torch.Generator().manual_seed(12)
     q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it

@@ -322,10 +322,10 @@ if triton is not None:
 
     @triton.jit
     def _mma_swapped_kernel(
-        x_ptr, q_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
-        M, N, K, k_per_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
+        x_ptr, q_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr, sum_ptr, count_ptr,
+        M, N, K, k_per_split, n_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
-        EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr,
+        EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr, SUM_HERE: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
@@ -342,7 +342,9 @@ if triton is not None:
         faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
         instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
-        Split-K on program axis 2 writes fp32 partials (summed after). On an H100 at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
+        Split-K on program axis 2 writes fp32 partials; with SUM_HERE the last of a tile's programs to finish
+        (a counter a tile, `count_ptr`, zero before and left zero after) sums them in split order into
+        `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens). On an H100 at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
         32-bit words as one `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x
         dequantize + cuBLAS (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
@@ -420,8 +422,19 @@ if triton is not None:
             acc *= tl.load(s_ptrs)[:, None]
         if HAS_BIAS:  # added by the first K-split only
             acc += tl.load(bias_ptr + rows, mask=pid_k == 0, other=0.0)[:, None]
-        tl.store(out_ptr + pid_k * stride_os + offs_m[None, :] * stride_om + offs_n[:, None], acc.to(out_ptr.dtype.element_ty),
-                 mask=m_mask[None, :] & (offs_n < N)[:, None])
+        tile = offs_m[None, :] * stride_om + offs_n[:, None]
+        tile_mask = m_mask[None, :] & (offs_n < N)[:, None]
+        tl.store(out_ptr + pid_k * stride_os + tile, acc.to(out_ptr.dtype.element_ty), mask=tile_mask)
+        if SUM_HERE:
+            tl.debug_barrier()  # every thread's partial is written before the count says so
+            tile_id = tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)
+            done = tl.atomic_add(count_ptr + tile_id, 1, sem="acq_rel", scope="gpu")
+            if done == n_split - 1:  # the tile's other partials are all written: sum them, in split order
+                total = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+                for j in range(0, n_split):
+                    total += tl.load(out_ptr + j * stride_os + tile, mask=tile_mask, other=0.0, cache_modifier=".cg")
+                tl.store(sum_ptr + tile, total.to(sum_ptr.dtype.element_ty), mask=tile_mask)
+                tl.atomic_xchg(count_ptr + tile_id, 0, sem="relaxed", scope="gpu")  # ready for the next call
 
     @triton.jit
     def _dequant_kernel(
@@ -725,16 +738,31 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
+    counts = _tile_counts(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
-        bias_ if bias_ is not None else scale_, dst,
-        m, n, k, per_split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
+        bias_ if bias_ is not None else scale_, dst, out, counts,
+        m, n, k, per_split, split, x.stride(0), qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        PACKED=packed, **cfg,
+        PACKED=packed, SUM_HERE=split > 1, **cfg,
     )
-    return sum_split_k(out, dst)
+    return out
+
+
+_COUNTS: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def _tile_counts(device: torch.device, tiles: int) -> torch.Tensor:
+    """The split-K kernel's counters, one a tile, zero between calls (the last program of a tile resets its own).
+    One set a device and stream: calls in one stream run one after another, calls in two streams may overlap.
+    Made (zeroed) on a stream's first call, or a larger one: under graph capture that zeroing is captured too."""
+    key = (cuda_index(device), torch.cuda.current_stream(device).cuda_stream) if device.type == "cuda" else (-1, 0)
+    have = _COUNTS.get(key)
+    if have is None or have.numel() < tiles:
+        have = _COUNTS[key] = torch.zeros(max(tiles, 1024), device=device, dtype=torch.int32)
+    return have
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
