@@ -448,9 +448,10 @@ def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
         q, s, z, _, w = random_storage(n, k, 4, 128, False, gen)
         cases.append((to_dev(q, s, z), w, split, k))
     x = {k: torch.randn(5, k, generator=gen).to(torch.float16) for k in (256, 384, 512)}
+    x_dev = {k: t.to(DEVICE) for k, t in x.items()}
 
     def run():
-        return [ops.mma_swapped_triton(x[k].to(DEVICE), *st, 4, 128, config=dict(SPLIT_K=split)) for st, w, split, k in cases]
+        return [ops.mma_swapped_triton(x_dev[k], *st, 4, 128, config=dict(SPLIT_K=split)) for st, w, split, k in cases]
 
     for _ in range(2):
         for out, (_, w, _, k) in zip(run(), cases):
