@@ -344,9 +344,11 @@ if triton is not None:
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
         Split-K on program axis 2 writes fp32 partials; with SUM_HERE the last of a tile's programs to finish
         (a counter a tile, `count_ptr`, zero before and left zero after) sums them in split order into
-        `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens). On an H100 at 4-256 tokens it takes 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of
-        32-bit words as one `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x
-        dequantize + cuBLAS (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
+        `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens; the 7B
+        linears at 16 tokens on the H200, W4A16: 0.114 → 0.098 ms, session 9). On an H100 at 4-256 tokens it
+        took 0.4-0.6x the time of the word-plane MMA kernel it replaced (code plane i of 32-bit words as one
+        `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x dequantize + cuBLAS
+        (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
