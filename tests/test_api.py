@@ -18,6 +18,8 @@ from lowbit.formats.error import sqnr
 from lowbit.layers import FP8Linear, IntWeightLinear, KMeansLinear, LLMInt8Linear, NF4Linear, QuantLinear, W8A8Linear
 from lowbit.measure import model_bytes
 
+from tiny_models import train_losses
+
 METHODS = [
     ("rtn8", lowbit.RTN(8), IntWeightLinear),
     ("rtn4-g32-asym", lowbit.RTN(4, "group", 32, False), IntWeightLinear),
@@ -325,12 +327,6 @@ def test_adapters_train_on_a_quantized_base(method):
     opt = torch.optim.AdamW(adapters, lr=1e-2)
     ids = input_ids(7)
     model.train()
-    losses = []
-    for _ in range(8):
-        loss = model(ids, labels=ids).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, ids, opt, 8)
     assert losses[-1] < losses[0] - 0.05, losses
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in stored.items())

@@ -11,7 +11,7 @@ import lowbit.train as T
 from lowbit.formats import sqnr
 from lowbit.train.linear import quantized_matmul
 
-from tiny_models import make_gen, tiny_gpt2, tiny_llama
+from tiny_models import make_gen, tiny_gpt2, tiny_llama, train_losses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,13 +92,7 @@ def test_a_few_steps_lower_the_loss(precision):
     model = T.convert(tiny_llama(seed=1), precision, stochastic_rounding=precision == "int8")
     ids = torch.randint(0, 256, (8, 32), generator=make_gen("steps", precision))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(15):
-        loss = model(ids, labels=ids).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, ids, opt, 15)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0] - 0.5
 

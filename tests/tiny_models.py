@@ -33,3 +33,15 @@ def token_ids(key, n=16, length=32):
 @torch.no_grad()
 def logits(model, ids):
     return model(ids).logits
+
+
+def train_losses(model, ids, opt, steps: int) -> list[float]:
+    """The loss of each of `steps` optimizer steps of causal-LM training on `ids`."""
+    losses = []
+    for _ in range(steps):
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
