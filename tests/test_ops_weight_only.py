@@ -135,7 +135,7 @@ def test_op_dispatch_and_reference_path():
 
 def test_eager_calls_skip_the_dispatch_traced_and_autograd_ones_do_not():
     """weight_only_linear calls the op's function directly in eager no-grad use (the same numbers), while
-    torch.compile still sees the op, and a backward through it still fails loudly instead of dropping x's grad."""
+    torch.compile still sees the op, and a call that needs a gradient goes through the op and its backward."""
     gen = torch.Generator().manual_seed(31)
     q, s, z, _, w = random_storage(24, 256, 4, 128, False, gen)
     q, s, z = to_dev(q, s, z)
@@ -168,7 +168,7 @@ def _grads(layer_fn, x, bias, out_grad):
 def test_backward_gives_x_and_bias_their_gradients(storage):
     """Adapters on a frozen 4/8-bit base (QLoRA) need ∂L/∂x = g @ W and ∂L/∂bias = Σ g: against float64 from the
     codes, eager and compiled (aot_eager)."""
-    gen = torch.Generator().manual_seed(hash(storage) % 2**31)
+    gen = torch.Generator().manual_seed(sum(map(ord, storage)))  # str hashes differ run to run
     n, k, m = 40, 256, 5
     g_idx, lut, bits, g = None, None, 4, 64
     if storage == "int8-channel":
