@@ -16,9 +16,10 @@ Decode is bound by reading the weight once: a 4096×4096 int4 weight is 8 MB, 2.
 are shifted down once a word (the GEMV uses the subnormal float that the code's bits alone make
 instead: no OR, no subtraction). ncu counted 13.9 instructions a weight in session 3's byte GEMV:
     - `_gemv_words_kernel`: one token a program row, a word's products summed in registers, the
-      offset and group scale applied once a word;
-    - `_gemv_kernel` (bytes, session 3): code tables (NF4) at one token, where the word kernel's per-code
-      gather is slower;
+      offset and group scale applied once a word; code tables (NF4) too, read from shared memory
+      (`_lookup`);
+    - `_gemv_kernel` (bytes, session 3): code tables where a GPU's limits send them (on the H100's
+      defaults NF4 at one token; on the H200 nothing: the word GEMV took NF4 from it in session 10);
     - `_mma_swapped_kernel`: the operands swapped so that weight rows fill the MMA's long side, the
       codes made c − z exactly by the magic-number float (or a table's values, or FP8 values), one
       `tl.dot` a K-step;
@@ -66,7 +67,8 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # on each GPU by benchmarks/tune_dispatch.py, which writes that GPU's entry into DISPATCH_FILE. A GPU
 # without an entry takes DEFAULT_LIMITS, the H100's (sessions 4-6: weight-only-tune-h100.json,
 # weight-only-words-h100.json, weight-only-session6/mma-swapped.json; tables through the swapped kernel
-# at ≤ 64 tokens not timed there). The H200 moves bf16 ~1.4x faster than the H100 at the same
+# at ≤ 64 tokens not timed there; tables through the word GEMV not there before session 10's `_lookup`, so
+# not on the H100's defaults). The H200 moves bf16 ~1.4x faster than the H100 at the same
 # arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
 DEFAULT_LIMITS = {
     "int4": dict(words=2, gemv=0, swapped=256), "int8": dict(words=2, gemv=0, swapped=256),
@@ -92,10 +94,26 @@ if triton is not None:
         return (c | 0x4B000000).to(tl.float32, bitcast=True) - (8388608.0 + bias)
 
     @triton.jit
-    def _value(c, lut_ptr, z, USE_LUT: tl.constexpr):
-        """fp32 weight value of int32 codes c before the scale: table[c] or c − z."""
+    def _table(lut_ptr, BITS: tl.constexpr):
+        """A code table's 2^BITS values, loaded once a program, for `_lookup`."""
+        return tl.load(lut_ptr + tl.arange(0, 1 << BITS))
+
+    @triton.jit
+    def _lookup(table, c):
+        """table[c] for int32 codes c of any shape. `tl.gather` from the table held by the program: Triton puts
+        the table in shared memory and reads one value a code (LDS), where `tl.load(lut_ptr + c)` was a global
+        gather whose layout conversions through shared memory cost more than the lookups (sm_90, word GEMV, NF4:
+        2274 → 658 loop instructions, against 470 for integer codes). H200, NF4 b64 on the seven 7B linears (session
+        10, weights read from memory): one token 167 µs (byte GEMV) → 93 (word GEMV), bf16 133; 16 tokens 352
+        (dequantize + cuBLAS) → 162 (swapped kernel)."""
+        flat = tl.reshape(c, (c.numel,))
+        return tl.reshape(tl.gather(table, flat, 0), c.shape)
+
+    @triton.jit
+    def _value(c, table, z, USE_LUT: tl.constexpr):
+        """fp32 weight value of int32 codes c before the scale: table[c] (`_table`) or c − z."""
         if USE_LUT:
-            return tl.load(lut_ptr + c)
+            return _lookup(table, c)
         return _as_float(c, z)
 
     @triton.jit
@@ -114,6 +132,7 @@ if triton is not None:
         j = tl.arange(0, TB)
         w_cols = tl.arange(0, TW)
         x_row = x_ptr + pid_m * stride_xm
+        table = _table(lut_ptr, BITS) if USE_LUT else lut_ptr
         acc = tl.zeros((BLOCK_N, TG, TB), dtype=tl.float32)
         for k0 in range(0, K, TG * TW):
             chunk = k0 + t * TW  # first column of each chunk [TG]
@@ -134,9 +153,9 @@ if triton is not None:
             x = tl.load(x_row + xc, mask=xc < K, other=0.0).to(tl.float32)
             if BITS == 4:  # low nibbles are the even columns, high nibbles the odd ones
                 x_lo, x_hi = tl.split(tl.reshape(x, (TG, TB, 2)))
-                part = _value(b & 0xF, lut_ptr, z, USE_LUT) * x_lo[None, :, :] + _value(b >> 4, lut_ptr, z, USE_LUT) * x_hi[None, :, :]
+                part = _value(b & 0xF, table, z, USE_LUT) * x_lo[None, :, :] + _value(b >> 4, table, z, USE_LUT) * x_hi[None, :, :]
             else:
-                part = _value(b, lut_ptr, z, USE_LUT) * x[None, :, :]
+                part = _value(b, table, z, USE_LUT) * x[None, :, :]
             acc += part * s  # masked lanes: x and s are 0 there
         out = tl.sum(tl.sum(acc, axis=2), axis=1)
         if HAS_BIAS:
@@ -153,7 +172,7 @@ if triton is not None:
         return col
 
     @triton.jit
-    def _words_products(w, x, i, down, in_place, x_scale, lut_ptr, BITS: tl.constexpr, VALUES: tl.constexpr):
+    def _words_products(w, x, i, down, in_place, x_scale, table, BITS: tl.constexpr, VALUES: tl.constexpr):
         """Σ over a word's codes of value · x for words w [BLOCK_N, C] and their activations x [PER, C] (fp32);
         integer codes as the subnormal c·2^(place − 149) times x·2^(64 − place), i.e. c·x·2^-85."""
         if VALUES == "int" or VALUES == "sint":
@@ -167,7 +186,7 @@ if triton is not None:
             return tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
         c = (w[None, :, :] >> (BITS * i)[:, None, None]) & ((1 << BITS) - 1)
         if VALUES == "lut":
-            v = tl.load(lut_ptr + c)
+            v = _lookup(table, c)
         elif VALUES == "e4m3":
             v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
         else:
@@ -225,6 +244,7 @@ if triton is not None:
         x_scale = tl.exp2(64.0 - place.to(tl.float32))  # exact powers of two
         acc = tl.zeros((BLOCK_N, C), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
+        table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
         # the pointers advance a step at a time, and a column's words are immediate offsets from them
         cols = pid_k * words_per_split + tl.arange(0, C) * V  # each column's first word; the start: a multiple of BLOCK_W
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
@@ -248,7 +268,7 @@ if triton is not None:
                     x = tl.load(x_ptrs + v * PER).to(tl.float32)
                 else:  # past K: x is 0
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
-                t += _words_products(w, x, i, down, in_place, x_scale, lut_ptr, BITS, VALUES)
+                t += _words_products(w, x, i, down, in_place, x_scale, table, BITS, VALUES)
                 if VALUES == "int" or VALUES == "sint":
                     sx += tl.sum(x, axis=0)
             g = _group_col(cols if EVEN_K else tl.minimum(cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
@@ -364,6 +384,7 @@ if triton is not None:
             cols = tl.arange(0, BLOCK_K)
         z_ptrs = z_ptr + rows * stride_zn
         s_ptrs = s_ptr + rows * stride_sn
+        table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
         if HAS_ZERO and GROUP == 0:  # one zero point a row: loaded once
             z_row = tl.load(z_ptrs)
         if GROUP > 0:  # each step's scale is loaded a step ahead
@@ -405,8 +426,8 @@ if triton is not None:
                     else:
                         zf = (1 << (BITS - 1)) * 1.0
                     v = _as_float(c, zf)
-                elif VALUES == "lut":  # a gather a code from the table (16 or 256 floats: L1-resident)
-                    v = tl.load(lut_ptr + c)
+                elif VALUES == "lut":
+                    v = _lookup(table, c)
                 elif VALUES == "e4m3":
                     v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
                 else:
@@ -461,10 +482,11 @@ if triton is not None:
             z = tl.load(z_ptr + offs_n * stride_zn + g, mask=n_mask, other=0).to(tl.float32)[:, None]
         else:
             z = (1 << (BITS - 1)) * 1.0
+        table = _table(lut_ptr, BITS) if USE_LUT else lut_ptr
         if BITS == 4:
-            w = tl.reshape(tl.join(_value(b & 0xF, lut_ptr, z, USE_LUT) * s, _value(b >> 4, lut_ptr, z, USE_LUT) * s), (BLOCK_N, TW))
+            w = tl.reshape(tl.join(_value(b & 0xF, table, z, USE_LUT) * s, _value(b >> 4, table, z, USE_LUT) * s), (BLOCK_N, TW))
         else:
-            w = _value(b, lut_ptr, z, USE_LUT) * s
+            w = _value(b, table, z, USE_LUT) * s
         offs_k = k0 + tl.arange(0, TW)
         tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w.to(w_ptr.dtype.element_ty),
                  mask=n_mask[:, None] & (offs_k < K)[None, :])
@@ -858,7 +880,7 @@ def _weight_only_matmul(
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     limits = path_limits(x, qweight, bits, lut)
-    if lut is None and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
+    if m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
