@@ -97,11 +97,21 @@ if triton is not None:
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
 
 
-def _mm_config(m: int, n: int, k: int) -> dict:
+def _mm_config(m: int, n: int, k: int, k_major: bool = False) -> dict:
     """Tile sizes: large tiles on the GPU (int8 MMA wants K-tiles of 64-128); small ones in the
-    interpreter, where each program is Python."""
+    interpreter, where each program is Python. `k_major`: both operands contiguous along K (A@Bᵀ with
+    row-major A and B, as every lowbit caller passes them: W8A8 and training's transposed codes)."""
     if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, GROUP_M=4, num_warps=4, num_stages=1)
+    # ≤ 128 rows, K-major: narrow tiles, so that a 4096-row weight makes 64 programs, not 32 (the H200, session 10,
+    # the 7B linears with weights read from memory, quantization included: 16 tokens 135 → 115 µs, 32: 143 → 125,
+    # 64: 149 → 127, 128: 155 → 142; bf16 130-140; docs/benchmarks/session10-h200/call5). K-major only: with A
+    # transposed (M contiguous) the 32 × 64 × 256 tile gave wrong sums on the H200 (M=17, N=33, K=77: relative
+    # error 0.91, call 6), where the tile below was right.
+    if k_major and m <= 64:
+        return dict(BLOCK_M=max(16, next_power_of_2(m)), BLOCK_N=64, BLOCK_K=256, GROUP_M=8, num_warps=4, num_stages=3)
+    if k_major and m <= 128:
+        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
     if m <= 64:
         return dict(BLOCK_M=max(16, next_power_of_2(m)), BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)
     if m <= 512:  # enough tiles to fill 132 SMs: 128x256 tiles give only 32 programs at M=256, N=4096
@@ -111,9 +121,10 @@ def _mm_config(m: int, n: int, k: int) -> dict:
 
 def scaled_int8_mm_triton(
     a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16,
+    bias: torch.Tensor | None = None, out_dtype: torch.dtype = torch.bfloat16, *, config: dict | None = None,
 ) -> torch.Tensor:
-    """a [M, K] int8 @ b [K, N] int8 (any strides) · scale_a [M] · scale_b [N] (+ bias) → [M, N]."""
+    """a [M, K] int8 @ b [K, N] int8 (any strides) · scale_a [M] · scale_b [N] (+ bias) → [M, N].
+    `config` (the keys of `_mm_config`) replaces the tile, autotuned or not: for sweeps."""
     _check_mm(a, b, scale_a, scale_b)
     m, k = a.shape
     n = b.shape[1]
@@ -121,12 +132,12 @@ def scaled_int8_mm_triton(
     args = (a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
             bias.float().contiguous() if bias is not None else scale_b,
             m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
-    if m > TUNED_MIN_M and not interpreting():
+    if m > TUNED_MIN_M and not interpreting() and config is None:
         def grid(meta):
             return (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]),)
         wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)
         return out
-    cfg = _mm_config(m, n, k)
+    cfg = config or _mm_config(m, n, k, a.stride(1) == 1 and b.stride(0) == 1)
     grid = (cdiv(m, cfg["BLOCK_M"]) * cdiv(n, cfg["BLOCK_N"]),)
     wrap_triton(_scaled_mm_kernel)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, **cfg)
     return out

@@ -79,8 +79,10 @@ DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
 # quantizing the activations, and are then exact in x. H200, the 7B linears at 16 tokens: W8A8 int8 0.134 →
 # 0.125 ms, FP8 W8A8 0.152 → 0.114 ms (bf16 0.134); at 256 the weight-only kernels lose (0.36-0.39 against
-# 0.16-0.18 ms); between, not measured (docs/benchmarks/session7-h200)
-VALUES_MAX_M = 16
+# 0.16-0.18 ms; docs/benchmarks/session7-h200). Session 10 (call 4's bench linear, call 5): at 32 tokens the
+# weight-only kernels still win (int8 0.116 against 0.125 quantized with the narrower INT8 tiles, FP8 0.107
+# against 0.133), at 64 they lose (int8 0.149 against 0.127, FP8 0.145 against 0.135).
+VALUES_MAX_M = 32
 _INT32_MAX = 2**31 - 1
 
 
