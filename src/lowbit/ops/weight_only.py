@@ -729,6 +729,10 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     # the H200 sweep (session 9, call 1): at ≤ 16 tokens 128-row tiles on wide weights (4096→11008: 22.3 → 19.6 µs
     # with 16 tokens), the K split as for 64-row ones
     block_n = 128 if m <= 16 and n >= 8192 else 64
+    if bits == 8 and 128 < m <= 256:  # 128-token tiles, not split (H200, session 10, the 7B linears at 256 tokens, weights
+        # read from memory: FP8 values 293 µs against 369 for dequantize + cuBLAS, so the dispatch takes them; int8 codes
+        # 361 against 359, so it does not; 4-bit codes lost: docs/benchmarks/session10-h200/call1, call8)
+        return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=4)
     return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
 
 
