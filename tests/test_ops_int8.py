@@ -58,6 +58,24 @@ def test_scaled_mm_large_m_matches_float64(k):
     assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-6
 
 
+@pytest.mark.skipif(DEVICE != "cuda", reason="the autotuned kernel runs on the GPU only")
+def test_scaled_mm_tunes_once_for_prefill_lengths_in_one_power_of_two():
+    """Lengths 600 and 1000 share one tuned tile (both key as 1024), 1500 gets its own: a new prefill length must
+    not re-time six tiles. Each result is still right."""
+    gen = torch.Generator().manual_seed(3)
+    k, n = 256, 136  # a shape no other test tunes for
+    b = rand_int8(n, k, gen=gen).t()
+    sb = (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    before = len(ops._scaled_mm_tuned.cache)
+    for m, tuned in [(600, 1), (1000, 1), (1500, 2)]:
+        a = rand_int8(m, k, gen=gen)
+        sa = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127
+        out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.float32)
+        ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
+        assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-6
+        assert len(ops._scaled_mm_tuned.cache) - before == tuned, (m, ops._scaled_mm_tuned.cache.keys())
+
+
 def test_scaled_mm_writes_every_element():
     gen = torch.Generator().manual_seed(1)
     a, b = rand_int8(37, 64, gen=gen), rand_int8(64, 45, gen=gen)

@@ -36,7 +36,7 @@ if triton is not None:
     def _scaled_mm_kernel(
         a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr,
         M, N, K,
-        stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+        stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn, M_KEY,
         HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     ):
@@ -84,14 +84,16 @@ if triton is not None:
         tl.store(q_ptr + row * stride_qm + offs, codes(x, scale, u, False, STOCHASTIC, False), mask=mask)
         tl.store(s_ptr + row, scale)
 
-    # Large M (training, long prefills): the GPU picks the tile per shape, once (shapes there are few and
-    # fixed). Every tile is 128 deep, so EVEN_K is the caller's to compute.
+    # Large M (training, long prefills): the GPU picks the tile per shape, once. M_KEY (unused by the kernel) is M
+    # rounded up to a power of two: keyed on M itself, every new prefill length re-tuned (six tiles timed, ~1 s),
+    # and a first length met inside a CUDA-graph capture would time kernels there. Every tile is 128 deep, so
+    # EVEN_K is the caller's to compute.
     _scaled_mm_tuned = triton.autotune(
         configs=[
             triton.Config(dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=128, GROUP_M=8), num_warps=w, num_stages=st)
             for bm, bn, w, st in [(128, 256, 8, 3), (256, 128, 8, 3), (128, 128, 8, 4), (128, 128, 4, 4), (64, 256, 4, 4), (64, 128, 4, 4)]
         ],
-        key=["M", "N", "K"],
+        key=["M_KEY", "N", "K"],
     )(_scaled_mm_kernel)
 
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
@@ -131,7 +133,8 @@ def scaled_int8_mm_triton(
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     args = (a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
             bias.float().contiguous() if bias is not None else scale_b,
-            m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
+            m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
+            next_power_of_2(m) if isinstance(m, int) else m)  # (a traced, symbolic M keys as itself)
     if m > TUNED_MIN_M and not interpreting() and config is None:
         def grid(meta):
             return (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]),)
