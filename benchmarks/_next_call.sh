@@ -1,17 +1,17 @@
-# Prepared in session 9, NOT yet run: what the next device call could do first.
-# Session 9 ran everything it changed on the GPU (the last: calls 8-10, the in-kernel split-K sum). First:
-# 0. The dispatch limits: the swapped kernel got faster at 2-64 tokens (split-K summed in the kernel), so the
-#    words → swapped (2 tokens) and swapped → dequantize (64) crossovers may have moved. Then bench linear again.
-# Open questions:
-# 1. Where a W4A16 prefill's time goes now that eager calls skip torch.library's dispatch: the prefill ms of
-#    bench generate varied 25-46 ms for bf16 between runs, so time one decoder layer's eager forward at 128 tokens
-#    many times instead (benchmarks/host_overhead.py measures one linear).
-# 2. The swapped kernel's long-scoreboard stalls (ncu call 2): the source-level view (--section SourceCounters)
-#    would say which loads they wait on.
+# Prepared in session 10, NOT yet run: what the next device call could do first.
+# Session 10 ran everything it changed on the GPU (calls 1-9, docs/benchmarks/README.md "Session 10"). Open questions:
+# 1. Issue 5 has no H200 profile: where a step's GPU time goes at the issue's 16 × 2048 (session 5's profile was an
+#    H100 at 8 × 2048). The first command below. Then the cheapest measured cut: q/k/v (and gate/up) quantize one
+#    shared input three (two) times a layer; an opaque custom op for the forward's rows-and-columns codes would let
+#    Inductor's CSE merge them (checked on the CPU in session 5), ~2 % of the step and ~3.6 GB of saved codes.
+# 2. The swapped kernel's zero points go through shared memory every K-step (ncu, session 10 call 2: 17.7 % of the
+#    stall samples on that STS.U8, waiting on the zero point's global load). Loading it a step ahead was slower.
+#    Count first on the CPU (benchmarks/sm90_asm.py: STS/BAR in the loop) for a load whose layout needs no conversion.
+# 3. NF4 b64 at 2-64 tokens (0.63-0.82x): group 64 makes the swapped kernel's K-steps 64 deep. Codes scaled before
+#    the MMA (the reference rounds the dequantized weight to x's dtype too) would allow 128-deep steps over 2 groups.
+# 4. A fused weight-only kernel past 128 tokens needs the dequantization overlapped with the MMA (session 10 call 1:
+#    tall tiles at half of cuBLAS): try `tl.range(..., warp_specialize=True)` on sm_90 with Triton 3.6, or Gluon.
 export PYTHONPATH=$PWD/src
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/tests.txt
-timeout 240 python3 -m pytest -q tests/test_gpu.py tests/test_ops_weight_only.py >> $OUT/tests.txt 2>&1; tail -2 $OUT/tests.txt
-(cd benchmarks && timeout 200 python3 tune_dispatch.py --write --budget-s 170 --out $OUT/dispatch-sweep.json > /tmp/d.log 2>&1); tail -6 /tmp/d.log
-cp src/lowbit/ops/weight_only_dispatch.json $OUT/
-ncu --clock-control none --kernel-name regex:swapped --launch-skip 2 --launch-count 1 --section SourceCounters \
-    --print-details all python3 benchmarks/ncu_gemv.py --swapped --m 16 > $OUT/ncu-source.txt 2>&1; grep -a -i "stall" $OUT/ncu-source.txt | head -20
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+timeout 500 python3 benchmarks/profile_train.py --precisions bf16 int8 fp8-rowwise --batch-size 16 --out $OUT/profile > /tmp/p.log 2>&1
+tail -30 /tmp/p.log
