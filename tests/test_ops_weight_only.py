@@ -470,6 +470,22 @@ def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
         assert all(int(c.abs().sum()) == 0 for c in ops._COUNTS.values())
 
 
+@pytest.mark.skipif(DEVICE != "cuda", reason="the GPU's tiles: the interpreter takes 16-token ones")
+@pytest.mark.parametrize("storage", ["int8-channel", "int8-values", "e4m3-values"])
+def test_mma_swapped_tall_tiles_of_8_bit_storage_match_float64(storage):
+    """129-256 tokens of 8-bit storage take 128-token tiles (`swapped_config`): ragged M and N, several m-tiles."""
+    gen = torch.Generator().manual_seed(44)
+    m, n, k = 200, 136, 384
+    assert ops.swapped_config(m, n, k, 8, k)["BLOCK_M"] == 128
+    if storage == "int8-channel":
+        q, s, z, _, w = random_storage(n, k, 8, k, True, gen)
+    else:
+        (q, s, w), z = values_storage(n, k, torch.int8 if storage == "int8-values" else torch.float8_e4m3fn, gen), None
+    for dtype in (torch.float16, torch.bfloat16):
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        check(ops.mma_swapped_triton(*to_dev(x, q, s, z), 8, k), x.double() @ w.t(), dtype, k)
+
+
 def test_mma_swapped_refuses_what_it_cannot_cut():
     gen = torch.Generator().manual_seed(12)
     q, s, z, _, _ = random_storage(8, 96, 4, 24, True, gen)  # a 24-code group: no K-step of 16+ inside it
@@ -479,8 +495,8 @@ def test_mma_swapped_refuses_what_it_cannot_cut():
 
 @pytest.mark.parametrize("m", [1, 5])
 def test_tables_changed_or_new_are_read_afresh(m):
-    """Whatever table the kernels are given is what they read: a new one, or one changed in place (the byte
-    GEMV at one token, the swapped MMA kernel at five, dequantize); a kernel-side cache of a table's
+    """Whatever table the kernels are given is what they read: a new one, or one changed in place (the byte and
+    word GEMVs at one token, the swapped MMA kernel at five, dequantize); a kernel-side cache of a table's
     derived form (session 7 tried a pair table) must not serve a stale one."""
     gen = torch.Generator().manual_seed(21 + m)
     n, k, g = 16, 128, 64
@@ -495,14 +511,14 @@ def test_tables_changed_or_new_are_read_afresh(m):
         if step == 2:
             lut.mul_(-0.5)  # the same tensor, changed in place
         w = lut.cpu().double()[codes] * scale
-        run = ops.gemv_triton if m == 1 else ops.mma_swapped_triton
-        check(run(*to_dev(x, q, s), None, 4, g, lut), x.double() @ w.t(), torch.float16, k)
+        for run in (ops.gemv_triton, ops.gemv_words_triton) if m == 1 else (ops.mma_swapped_triton,):
+            check(run(*to_dev(x, q, s), None, 4, g, lut), x.double() @ w.t(), torch.float16, k)
         deq = ops.dequantize_triton(q.to(DEVICE), s.to(DEVICE), None, 4, g, k, lut, torch.float32)
         assert torch.allclose(deq.cpu().double(), w, rtol=2**-23, atol=0)
 
 
 def test_mma_swapped_tables_match_float64():
-    """A code table (NF4's 16 values): one gather a code, groups and a split K."""
+    """A code table (NF4's 16 values): one shared-memory lookup a code, groups and a split K."""
     gen = torch.Generator().manual_seed(13)
     m, n, k, g = 6, 20, 256, 64
     q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
