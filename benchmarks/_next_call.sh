@@ -6,7 +6,10 @@
 #    Inductor's CSE merge them (checked on the CPU in session 5), ~2 % of the step and ~3.6 GB of saved codes.
 # 2. The swapped kernel's zero points go through shared memory every K-step (ncu, session 10 call 2: 17.7 % of the
 #    stall samples on that STS.U8, waiting on the zero point's global load). Loading it a step ahead was slower.
-#    Count first on the CPU (benchmarks/sm90_asm.py: STS/BAR in the loop) for a load whose layout needs no conversion.
+#    Counted on the CPU after the call: only the 128-row tile (4 warps, taken for N ≥ 8192 at ≤ 16 tokens) converts
+#    the zero points through shared memory (STS in its loop); the 64-row tile loads them straight into their layout
+#    (no STS), but 128 rows were faster anyway (session 9: 19.3 against 22.1 µs on 4096→11008 at one token). Two 64-row
+#    halves a program (two dots sharing x's tile, each half's zero points loaded in its own layout) might keep both.
 # 3. NF4 b64 at 2-64 tokens (0.63-0.82x): group 64 makes the swapped kernel's K-steps 64 deep. Codes scaled before
 #    the MMA (the reference rounds the dequantized weight to x's dtype too) would allow 128-deep steps over 2 groups.
 # 4. A fused weight-only kernel past 128 tokens needs the dequantization overlapped with the MMA (session 10 call 1:
