@@ -204,6 +204,30 @@ def test_backward_gives_x_and_bias_their_gradients(storage):
     assert (bg.grad.cpu().double() - want_b).abs().max() <= 1e-5 * want_b.abs().max()
 
 
+@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values"])
+def test_backward_weight_equals_the_reference_dequantization(storage):
+    """The backward's weight (`weight_only_dequantize`: one kernel pass on the GPU and in the interpreter) is the
+    reference's to the last bit in every dtype it rounds to: both compute in fp32 and round once."""
+    gen = torch.Generator().manual_seed(sum(map(ord, storage)) + 1)
+    n, k = 24, 256
+    lut, bits, g = None, 4, 64
+    if storage == "int8-channel":
+        q, s, z, _, _ = random_storage(n, k, 8, k, True, gen)
+        bits, g = 8, k
+    elif storage == "nf4-table":
+        q, s, z, lut, _ = random_storage(n, k, 4, 64, False, gen, lut=True)
+    elif storage == "e4m3-values":
+        q, s, z, bits, g = torch.randn(n, k, generator=gen).to(torch.float8_e4m3fn), torch.rand(n, 1, generator=gen) + 0.5, None, 8, k
+    else:
+        q, s, z, _, _ = random_storage(n, k, 4, 64, False, gen)
+    q, s, z, lut = to_dev(q, s, z, lut)
+    dtypes = (torch.float32, torch.float16) + ((torch.bfloat16,) if DEVICE == "cuda" else ())  # the interpreter truncates to bf16
+    for dtype in dtypes:
+        got = ops.weight_only_dequantize(q, s, z, None, bits, g, k, lut, dtype)
+        want = ops.dequantize_reference(q, s, z, bits, g, k, lut, dtype)
+        assert got.dtype == dtype and torch.equal(got, want), (storage, dtype)
+
+
 def test_dispatch_limits_per_gpu(tmp_path, monkeypatch):
     """A GPU's measured entry overrides the default limits it names, and only those; a GPU without one
     takes the defaults; each storage finds its kind."""

@@ -911,6 +911,38 @@ def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
+def _dequantize(
+    qweight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, g_idx: torch.Tensor | None,
+    bits: int, group_size: int, k: int, lut: torch.Tensor | None, dtype: torch.dtype,
+) -> torch.Tensor:
+    """The float weight [N, K] in `dtype`: on CUDA (and in the interpreter, so that CI runs it) one pass of
+    `_dequant_kernel` where it takes the storage (FP8 values as their code table), else by torch ops
+    (`dequantize_reference`; act-order: `dequantize_w4`). Both give the same values: the kernel computes in fp32
+    as the reference does, then rounds once to `dtype`."""
+    if g_idx is not None:
+        return dequantize_w4(qweight, scale, zero, g_idx, group_size, k, dtype)
+    # (the interpreter rounds fp32 to bf16 by truncation, the GPU to nearest: bf16 takes the reference there)
+    interpreted = interpreting() and dtype != torch.bfloat16
+    if (qweight.is_cuda or interpreted) and triton is not None and dtype in KERNEL_DTYPES and qweight.dtype != torch.int8:
+        cfg = gemv_config(qweight.shape[0], k, bits, group_size)
+        if cfg is not None:
+            q, table = qweight, lut
+            if qweight.dtype in FP8_DTYPES:
+                q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
+            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"])
+    return dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
+
+
+# The weight for the backward: an opaque op, so that a compiled backward calls the one-pass kernel (AOTAutograd cannot
+# trace into a Triton launch) and an eager one launches it instead of the reference's unpack / lookup / scale ops.
+weight_only_dequantize = torch.library.custom_op("lowbit::weight_only_dequantize", mutates_args=())(_dequantize)
+
+
+@weight_only_dequantize.register_fake
+def _(qweight, scale, zero, g_idx, bits, group_size, k, lut, dtype):
+    return qweight.new_empty(qweight.shape[0], k, dtype=dtype)
+
+
 def _setup_backward(ctx, inputs, output) -> None:
     x, qweight, scale, zero, g_idx, bits, group_size, lut, bias = inputs
     ctx.save_for_backward(qweight, scale, zero, g_idx, lut)
@@ -919,16 +951,11 @@ def _setup_backward(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad: torch.Tensor):
     """The gradient of x (and of a bias that requires one) through the frozen weight: grad @ W, W dequantized
-    by torch ops (`dequantize_reference`; `dequantize_w4` with act-order), which AOTAutograd can trace. What
-    adapters trained on a 4- or 8-bit base (QLoRA) need; the storage itself gets no gradient."""
+    in grad's dtype by `weight_only_dequantize`. What adapters trained on a 4- or 8-bit base (QLoRA) need; the
+    storage itself gets no gradient."""
     qweight, scale, zero, g_idx, lut = ctx.saved_tensors
     bits, group_size, k, bias_dtype = ctx.meta
-    if not ctx.needs_input_grad[0]:
-        w = None
-    elif g_idx is not None:
-        w = dequantize_w4(qweight, scale, zero, g_idx, group_size, k, grad.dtype)
-    else:
-        w = dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, grad.dtype)
+    w = weight_only_dequantize(qweight, scale, zero, g_idx, bits, group_size, k, lut, grad.dtype) if ctx.needs_input_grad[0] else None
     grad_bias = None if bias_dtype is None else grad.sum(0).to(bias_dtype)
     return None if w is None else grad @ w, None, None, None, None, None, None, None, grad_bias
 
