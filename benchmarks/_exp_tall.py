@@ -1,4 +1,4 @@
-"""Session 10, call 1 (one-off): the swapped kernel on 128-token tiles at 64-4096 tokens, against bf16 cuBLAS and what
+"""Session 10, call 1 (one-off; a record: the kernel flags PACKED + X_PERMUTED at tall tiles were reverted after it): the swapped kernel on 128-token tiles at 64-4096 tokens, against bf16 cuBLAS and what
 `weight_only_matmul` dispatches now (dequantize + cuBLAS past 64-256 tokens). int4 g128 with zero points takes the
 packed codes with x permuted beforehand (X_PERMUTED; the permutation's copy is timed with the kernel); int8 per
 channel and FP8 values the one-code-at-a-time path. Weights read from memory; µs a shape and the 7B layer's sum."""

@@ -1,4 +1,4 @@
-"""Session 10, call 2 (one-off): the swapped kernel with the zero point loaded a step ahead (Z_AHEAD) against at once,
+"""Session 10, call 2 (one-off; a record: Z_AHEAD was reverted after it): the swapped kernel with the zero point loaded a step ahead (Z_AHEAD) against at once,
 int4 g128 with zero points, 1-64 tokens, weights read from memory, µs a shape and the 7B layer's sum."""
 import itertools, json, sys
 import torch

@@ -923,7 +923,8 @@ def _dequantize(
         return dequantize_w4(qweight, scale, zero, g_idx, group_size, k, dtype)
     # (the interpreter rounds fp32 to bf16 by truncation, the GPU to nearest: bf16 takes the reference there)
     interpreted = interpreting() and dtype != torch.bfloat16
-    if (qweight.is_cuda or interpreted) and triton is not None and dtype in KERNEL_DTYPES and qweight.dtype != torch.int8:
+    kernel_takes = dtype in KERNEL_DTYPES and qweight.dtype != torch.int8 and qweight.numel() < _INT32_MAX // 2  # 32-bit offsets
+    if (qweight.is_cuda or interpreted) and triton is not None and kernel_takes:
         cfg = gemv_config(qweight.shape[0], k, bits, group_size)
         if cfg is not None:
             q, table = qweight, lut
