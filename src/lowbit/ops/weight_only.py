@@ -867,6 +867,30 @@ def path_limits(x: torch.Tensor, qweight: torch.Tensor, bits: int, lut: torch.Te
     return dispatch_limits(gpu_of(x))[storage_kind(qweight, bits, lut)]
 
 
+def _dequantize(
+    qweight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, g_idx: torch.Tensor | None,
+    bits: int, group_size: int, k: int, lut: torch.Tensor | None, dtype: torch.dtype,
+) -> torch.Tensor:
+    """The float weight [N, K] in `dtype`, for dequantize + cuBLAS and for the backward: on CUDA (and in the
+    interpreter, so that CI runs it) one pass of
+    `_dequant_kernel` where it takes the storage (FP8 values as their code table), else by torch ops
+    (`dequantize_reference`; act-order: `dequantize_w4`). Both give the same values: the kernel computes in fp32
+    as the reference does, then rounds once to `dtype`."""
+    if g_idx is not None:
+        return dequantize_w4(qweight, scale, zero, g_idx, group_size, k, dtype)
+    # (the interpreter rounds fp32 to bf16 by truncation, the GPU to nearest: bf16 takes the reference there)
+    interpreted = interpreting() and dtype != torch.bfloat16
+    kernel_takes = dtype in KERNEL_DTYPES and qweight.dtype != torch.int8 and qweight.numel() < _INT32_MAX // 2  # 32-bit offsets
+    if (qweight.is_cuda or interpreted) and triton is not None and kernel_takes:
+        cfg = gemv_config(qweight.shape[0], k, bits, group_size)
+        if cfg is not None:
+            q, table = qweight, lut
+            if qweight.dtype in FP8_DTYPES:
+                q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
+            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"])
+    return dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
+
+
 def _weight_only_matmul(
     x: torch.Tensor,
     qweight: torch.Tensor,
@@ -893,13 +917,8 @@ def _weight_only_matmul(
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
     if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size)):
         return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
-    if qweight.dtype in _VALUES:  # int8 / FP8 values past the swapped kernel: FP8 as its code table, int8 by torch
-        if qweight.dtype == torch.int8:
-            return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-        qweight, lut = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], x.device)
-    if cfg is None:
-        return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    w = _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, x.dtype, cfg["TW"])
+    # beyond: the weight dequantized once (the kernel where it takes the storage), then cuBLAS
+    w = _dequantize(qweight, scale, zero, None, bits, group_size, k, lut, x.dtype)
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 
 
@@ -911,31 +930,9 @@ def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
-def _dequantize(
-    qweight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, g_idx: torch.Tensor | None,
-    bits: int, group_size: int, k: int, lut: torch.Tensor | None, dtype: torch.dtype,
-) -> torch.Tensor:
-    """The float weight [N, K] in `dtype`: on CUDA (and in the interpreter, so that CI runs it) one pass of
-    `_dequant_kernel` where it takes the storage (FP8 values as their code table), else by torch ops
-    (`dequantize_reference`; act-order: `dequantize_w4`). Both give the same values: the kernel computes in fp32
-    as the reference does, then rounds once to `dtype`."""
-    if g_idx is not None:
-        return dequantize_w4(qweight, scale, zero, g_idx, group_size, k, dtype)
-    # (the interpreter rounds fp32 to bf16 by truncation, the GPU to nearest: bf16 takes the reference there)
-    interpreted = interpreting() and dtype != torch.bfloat16
-    kernel_takes = dtype in KERNEL_DTYPES and qweight.dtype != torch.int8 and qweight.numel() < _INT32_MAX // 2  # 32-bit offsets
-    if (qweight.is_cuda or interpreted) and triton is not None and kernel_takes:
-        cfg = gemv_config(qweight.shape[0], k, bits, group_size)
-        if cfg is not None:
-            q, table = qweight, lut
-            if qweight.dtype in FP8_DTYPES:
-                q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
-            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"])
-    return dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
-
-
 # The weight for the backward: an opaque op, so that a compiled backward calls the one-pass kernel (AOTAutograd cannot
-# trace into a Triton launch) and an eager one launches it instead of the reference's unpack / lookup / scale ops.
+# trace into a Triton launch) and an eager one launches it instead of the reference's unpack / lookup / scale ops
+# (session 9's backward; not timed against it).
 weight_only_dequantize = torch.library.custom_op("lowbit::weight_only_dequantize", mutates_args=())(_dequantize)
 
 
