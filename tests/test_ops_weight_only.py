@@ -164,12 +164,8 @@ def _grads(layer_fn, x, bias, out_grad):
     return xg.grad, bg.grad
 
 
-@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values", "int4-act-order"])
-def test_backward_gives_x_and_bias_their_gradients(storage):
-    """Adapters on a frozen 4/8-bit base (QLoRA) need ∂L/∂x = g @ W and ∂L/∂bias = Σ g: against float64 from the
-    codes, eager and compiled (aot_eager)."""
-    gen = torch.Generator().manual_seed(sum(map(ord, storage)))  # str hashes differ run to run
-    n, k, m = 40, 256, 5
+def frozen_base(storage, n, k, gen):
+    """A base layer's storage as the adapter tests use it: (q, s, z, lut, g_idx, bits, group_size, w float64)."""
     g_idx, lut, bits, g = None, None, 4, 64
     if storage == "int8-channel":
         q, s, z, _, w = random_storage(n, k, 8, k, True, gen)
@@ -186,6 +182,16 @@ def test_backward_gives_x_and_bias_their_gradients(storage):
             g_idx = (torch.arange(k) // g)[torch.randperm(k, generator=gen)].to(torch.int32)
             codes = torch.stack((q & 0xF, q >> 4), dim=-1).reshape(n, k).double()
             w = (codes - z.double()[:, g_idx.long()]) * s.double()[:, g_idx.long()]
+    return q, s, z, lut, g_idx, bits, g, w
+
+
+@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values", "int4-act-order"])
+def test_backward_gives_x_and_bias_their_gradients(storage):
+    """Adapters on a frozen 4/8-bit base (QLoRA) need ∂L/∂x = g @ W and ∂L/∂bias = Σ g: against float64 from the
+    codes, eager and compiled (aot_eager)."""
+    gen = torch.Generator().manual_seed(sum(map(ord, storage)))  # str hashes differ run to run
+    n, k, m = 40, 256, 5
+    q, s, z, lut, g_idx, bits, g, w = frozen_base(storage, n, k, gen)
     x = torch.randn(m, k, generator=gen)
     bias, out_grad = torch.randn(n, generator=gen), torch.randn(m, n, generator=gen)
     q, s, z, lut, g_idx, x, bias, out_grad = to_dev(q, s, z, lut, g_idx, x, bias, out_grad)
@@ -210,16 +216,7 @@ def test_backward_weight_equals_the_reference_dequantization(storage):
     reference's to the last bit in every dtype it rounds to: both compute in fp32 and round once."""
     gen = torch.Generator().manual_seed(sum(map(ord, storage)) + 1)
     n, k = 24, 256
-    lut, bits, g = None, 4, 64
-    if storage == "int8-channel":
-        q, s, z, _, _ = random_storage(n, k, 8, k, True, gen)
-        bits, g = 8, k
-    elif storage == "nf4-table":
-        q, s, z, lut, _ = random_storage(n, k, 4, 64, False, gen, lut=True)
-    elif storage == "e4m3-values":
-        q, s, z, bits, g = torch.randn(n, k, generator=gen).to(torch.float8_e4m3fn), torch.rand(n, 1, generator=gen) + 0.5, None, 8, k
-    else:
-        q, s, z, _, _ = random_storage(n, k, 4, 64, False, gen)
+    q, s, z, lut, _, bits, g, _ = frozen_base(storage, n, k, gen)
     q, s, z, lut = to_dev(q, s, z, lut)
     dtypes = (torch.float32, torch.float16) + ((torch.bfloat16,) if DEVICE == "cuda" else ())  # the interpreter truncates to bf16
     for dtype in dtypes:
