@@ -179,7 +179,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10.5, 4.5))
     for scheme in dict.fromkeys(r["scheme"] for r in result["rows"]):
         pts = sorted((r["M"], r["speedup_vs_bf16"]) for r in result["rows"] if r["scheme"] == scheme and "speedup_vs_bf16" in r)
         peer = any(r.get("peer") for r in result["rows"] if r["scheme"] == scheme)
@@ -192,7 +192,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_xlabel("tokens (M)")
     ax.set_ylabel("speedup over bf16 (7 linears of a Llama-2-7B layer)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: inside it hid the large-M points
     ax.set_title(f"bench linear — {result['gpu']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
