@@ -112,6 +112,16 @@ if triton is not None:
         return tl.reshape(tl.gather(table, flat, 0), c.shape)
 
     @triton.jit
+    def _byte_values(c, table, VALUES: tl.constexpr):
+        """fp32 values of int32 codes c that are not integers: a code table's ("lut", `_table`) or the FP8 values
+        their bytes are ("e4m3", else e5m2)."""
+        if VALUES == "lut":
+            return _lookup(table, c)
+        if VALUES == "e4m3":
+            return c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
+        return c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+
+    @triton.jit
     def _value(c, table, z, USE_LUT: tl.constexpr):
         """fp32 weight value of int32 codes c before the scale: table[c] (`_table`) or c − z."""
         if USE_LUT:
@@ -187,13 +197,7 @@ if triton is not None:
             f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
             return tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
         c = (w[None, :, :] >> (BITS * i)[:, None, None]) & ((1 << BITS) - 1)
-        if VALUES == "lut":
-            v = _lookup(table, c)
-        elif VALUES == "e4m3":
-            v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
-        else:
-            v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
-        return tl.sum(v * x[:, None, :], axis=0)
+        return tl.sum(_byte_values(c, table, VALUES) * x[:, None, :], axis=0)
 
     @triton.jit
     def _gemv_words_kernel(
@@ -428,12 +432,8 @@ if triton is not None:
                     else:
                         zf = (1 << (BITS - 1)) * 1.0
                     v = _as_float(c, zf)
-                elif VALUES == "lut":
-                    v = _lookup(table, c)
-                elif VALUES == "e4m3":
-                    v = c.to(tl.uint8).to(tl.float8e4nv, bitcast=True).to(tl.float32)
                 else:
-                    v = c.to(tl.uint8).to(tl.float8e5, bitcast=True).to(tl.float32)
+                    v = _byte_values(c, table, VALUES)
                 v = v.to(x_ptr.dtype.element_ty)
             offs_k = k0 + cols
             x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
