@@ -63,7 +63,7 @@ def test_scaled_mm_tunes_once_for_prefill_lengths_in_one_power_of_two():
     """Lengths 600 and 1000 share one tuned tile (both key as 1024), 1500 gets its own: a new prefill length must
     not re-time six tiles. Each result is still right."""
     gen = torch.Generator().manual_seed(3)
-    k, n = 256, 136  # a shape no other test tunes for
+    k, n = 200, 136  # a shape no other test tunes for; rows of 200 bytes are not 16-byte aligned: no TMA kernel
     b = rand_int8(n, k, gen=gen).t()
     sb = (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
     before = len(ops._scaled_mm_tuned.cache)
@@ -74,6 +74,55 @@ def test_scaled_mm_tunes_once_for_prefill_lengths_in_one_power_of_two():
         ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
         assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-6
         assert len(ops._scaled_mm_tuned.cache) - before == tuned, (m, ops._scaled_mm_tuned.cache.keys())
+
+
+TMA_SMALL = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32, GROUP_M=4, num_warps=4, num_stages=1)  # interpreter-sized
+
+
+@pytest.mark.parametrize("m,n,k", [(37, 40, 80), (16, 64, 32), (70, 96, 48)])
+def test_scaled_mm_tma_matches_float64(m, n, k):
+    """The persistent TMA kernel (K-major operands): M, N and K off the tile (the copy engine zero-fills the
+    K tail and clips the stores), bias, every output dtype; outputs poisoned first, ones scales exact too.
+    Interpreter-sized tiles on the CPU, the kernel's own tile on the GPU (4 programs or one an SM)."""
+    gen = torch.Generator().manual_seed(m * n + k)
+    a, bt = rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen)
+    sa = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127
+    sb = (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    bias = torch.randn(n, generator=gen).to(DEVICE)
+    tile = None if DEVICE == "cuda" else TMA_SMALL
+    ref = reference(a.cpu(), bt.cpu().t(), sa.cpu(), sb.cpu(), bias.cpu())
+    for dtype, tol in [(torch.float32, 1e-6), (torch.bfloat16, 8e-3), (torch.float16, 1e-3)]:
+        torch.manual_seed(0)
+        out = ops.scaled_int8_mm_tma(a, bt, sa, sb, bias, dtype, tile)
+        assert out.dtype == dtype and out.shape == (m, n) and torch.isfinite(out).all()
+        err = ((out.cpu().double() - ref).norm() / ref.norm()).item()
+        assert err <= tol, (dtype, err)
+    ones_m, ones_n = torch.ones(m, device=DEVICE), torch.ones(n, device=DEVICE)
+    exact = ops.scaled_int8_mm_tma(a, bt, ones_m, ones_n, None, torch.float32, tile)
+    assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
+def test_scaled_mm_takes_the_tma_kernel_only_where_it_can():
+    """Large M with K-major, 16-byte-aligned operands goes through the TMA op (bit-equal to the pointer kernel's
+    tile, eager and compiled); a misaligned row, a transposed operand or an odd offset keep the pointer kernel."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the TMA kernel is taken on sm_90 only")
+    gen = torch.Generator().manual_seed(11)
+    m, n, k = 1000, 264, 208
+    a, bt = rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen)
+    sa, sb = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127, (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    assert ops.tma_takes(a, bt.t(), torch.bfloat16)
+    wide = rand_int8(m, k + 8, gen=gen)
+    assert not ops.tma_takes(wide[:, :k], bt.t(), torch.bfloat16)  # rows of 216 bytes
+    assert not ops.tma_takes(a.t().contiguous().t(), bt.t(), torch.bfloat16)  # a M-major
+    assert not ops.tma_takes(rand_int8(m * k + 8, gen=gen)[8:].view(m, k), bt.t(), torch.bfloat16)  # 8-byte offset
+    assert not ops.tma_takes(a, rand_int8(n + 1, k, gen=gen).t(), torch.bfloat16)  # output rows of 530 bytes
+    tiles = ops._mm_config(m, n, k)
+    pointer = ops.scaled_int8_mm_triton(a, bt.t(), sa, sb, config=tiles)
+    assert torch.equal(ops.scaled_int8_mm_triton(a, bt.t(), sa, sb), pointer)
+    compiled = torch.compile(lambda a, b: ops.scaled_int8_mm(a, b.t(), sa, sb, None, torch.bfloat16), fullgraph=True)
+    assert torch.equal(compiled(a, bt), pointer)
 
 
 def test_scaled_mm_writes_every_element():

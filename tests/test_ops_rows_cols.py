@@ -54,6 +54,42 @@ def test_quantize_rows_cols_equals_float64(path, m, n, layout):
     assert q.cpu()[0, :4].tolist() == [127, 0, 2, -2][: min(4, n)]  # the ties went to even
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_quantize_rows_cols_scales_carry_nan_and_inf_to_their_row_and_column(bad):
+    """A NaN or an Inf in x makes its row's and its column's scale NaN or Inf (as torch's amax does), so the
+    matmul's epilogue carries it into every output it touches: never a finite, silently wrong code set.
+    The other rows' and columns' scales stay the float64 ones; 70 rows make several absmax steps a strip."""
+    x = torch.randn(70, 45, generator=torch.Generator().manual_seed(7)).to(DEVICE)
+    x[41, 13] = bad
+    q, s, qt, st = rc.quantize_rows_cols_triton(x)
+    ref_s, ref_st = rows_float64(x)[1], rows_float64(x.t())[1]
+    for got, ref, i in [(s, ref_s, 41), (st, ref_st, 13)]:
+        got = got.cpu()
+        assert torch.equal(got[i].isnan(), torch.tensor(bad != bad)) and not got[i].isfinite()
+        keep = torch.arange(len(ref)) != i
+        assert torch.equal(got[keep], ref[keep])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("quantizer", ["one-pass rows", "tiles int8", "tiles e4m3"])
+def test_one_pass_quantizers_carry_nan_and_inf_to_their_scale(quantizer, bad):
+    """The one-pass quantizers (per token, per 1 × 128 tile) share the pass-1 rule above: the row (or tile)
+    holding a NaN or an Inf gets that scale, the others their finite absmax scale."""
+    from lowbit.ops import int8, tile_scaled
+
+    x = torch.randn(6, 256, generator=torch.Generator().manual_seed(8)).to(DEVICE)
+    x[2, 200] = bad
+    if quantizer == "one-pass rows":
+        scales = int8.quantize_rows_triton(x)[1].reshape(-1, 1)
+    else:
+        scales = tile_scaled.quantize_tiles_triton(x, quantizer.split()[1], 128)[1].reshape(6, -1)
+    scales = scales.cpu()
+    hit = torch.zeros_like(scales, dtype=torch.bool)
+    hit[2, -1] = True
+    assert torch.equal(scales[hit].isnan(), torch.tensor([bad != bad])) and not scales[hit].isfinite().any()
+    assert scales[~hit].isfinite().all() and (scales[~hit] > 0).all()
+
+
 def stochastic_draws(fn, x, seeds):
     """Per seed: x / scale and the codes, rows and columns (transposed back to [m, n]) stacked."""
     ys, qs = [], []

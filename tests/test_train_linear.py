@@ -172,6 +172,68 @@ def test_int8_linear_is_bit_identical_to_quantizing_per_matmul(precision, dtype)
     assert layer.weight.grad.dtype == torch.float32 and torch.equal(layer.weight.grad, ref_gw)
 
 
+def test_fp8_rowwise_linear_is_bit_identical_to_quantizing_per_matmul():
+    """FP8 row-wise takes the codes path (rows and columns from one op, column codes saved): outputs and
+    gradients equal quantizing each operand in each matmul (`quantized_matmul`) bit for bit."""
+    gen = make_gen("fp8-identical")
+    recipe = T.recipe_for("fp8-rowwise")
+    layer = T.QuantTrainLinear(48, 32, recipe=recipe)
+    x = (torch.randn(2, 9, 48, generator=gen) * torch.rand(2, 9, 1, generator=gen) * 4).bfloat16().requires_grad_()
+    g = torch.randn(2, 9, 32, generator=gen).bfloat16()
+    y = layer(x)
+    y.backward(g)
+    x2, w, g2 = x.detach().reshape(-1, 48), layer.weight.detach(), g.reshape(-1, 32)
+    ref_y = quantized_matmul(x2, w.t(), "fp8", recipe, False, x.dtype) + layer.bias.detach().to(x.dtype)
+    assert torch.equal(y.reshape(-1, 32), ref_y)
+    assert torch.equal(x.grad.reshape(-1, 48), quantized_matmul(g2, w, "fp8", recipe, True, x.dtype))
+    assert torch.equal(layer.weight.grad, quantized_matmul(g2.t(), x2, "fp8", recipe, True, x.dtype).float())
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8-rowwise"])
+def test_compiled_linears_sharing_an_input_quantize_it_once(precision):
+    """q/k/v-like linears on one input: Inductor's partitioner (min-cut) merges their opaque input-quantizing
+    calls into one in the forward graph (three without its common-subexpression pass), and the compiled
+    results equal eager's."""
+    from functorch.compile import make_boxed_func, min_cut_rematerialization_partition
+    from torch._dynamo.backends.common import aot_autograd
+
+    gen = make_gen("shared-input", precision)
+    layers = torch.nn.ModuleList(T.QuantTrainLinear(16, n, recipe=T.recipe_for(precision)) for n in (32, 24, 24))
+    x = torch.randn(10, 16, generator=gen, requires_grad=True)
+
+    def f(x):
+        return torch.cat([lin(x) for lin in layers], dim=-1)
+
+    def run(fn):
+        x.grad = None
+        for lin in layers:
+            lin.weight.grad = None
+        out = fn(x)
+        out.sum().backward()
+        return [out.detach(), x.grad.clone()] + [lin.weight.grad.clone() for lin in layers]
+
+    def input_quantizations(cse: bool) -> tuple[int, list]:
+        graphs = []
+
+        def forward_compiler(gm, _):
+            graphs.append(gm)
+            return make_boxed_func(gm.forward)
+
+        backend = aot_autograd(fw_compiler=forward_compiler, bw_compiler=lambda gm, _: make_boxed_func(gm.forward),
+                               partition_fn=min_cut_rematerialization_partition)
+        torch._dynamo.reset()
+        with torch._functorch.config.patch(cse=cse):
+            results = run(torch.compile(f, backend=backend, fullgraph=True))
+        op = torch.ops.lowbit.train_input_codes.default
+        return sum(n.target is op for g in graphs for n in g.graph.nodes), results
+
+    eager = run(f)
+    merged, compiled = input_quantizations(cse=True)
+    assert merged == 1 and input_quantizations(cse=False)[0] == 3
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b)
+
+
 def test_int8_forward_saves_int8_codes_not_the_activations():
     """With INT8 grad-weight and grad-input, the backward's operands are saved as int8 column codes
     (and float32 scales): no float copy of x or W is kept."""

@@ -14,18 +14,20 @@ torch.compile traces into them (see the note above the ops); CPU tensors take th
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
 from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
-from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2
+from .tiles import cdiv, cuda_index, grouped_tile, interpreting, next_power_of_2
 
 try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import absmax_scale, codes
+    from .rows_cols import abs_max, absmax_scale, codes
 except ImportError:  # lowbit runs without Triton; the ops then take the reference path
     triton = None
 
@@ -77,7 +79,7 @@ if triton is not None:
         mask = offs < N
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
         # IEEE-rounded division (plain / is approximate on the GPU): codes and scales equal formats.int's exactly
-        scale = absmax_scale(tl.max(tl.abs(x), axis=0), False)
+        scale = absmax_scale(abs_max(x, 0), False)
         u = 0.0
         if STOCHASTIC:
             u = tl.rand(tl.load(seed_ptr), row.to(tl.int64) * N + offs)
@@ -95,6 +97,31 @@ if triton is not None:
         ],
         key=["M_KEY", "N", "K"],
     )(_scaled_mm_kernel)
+
+    @triton.jit
+    def _scaled_mm_tma_kernel(
+        a_desc, b_desc, c_desc, sa_ptr, sb_ptr, bias_ptr, M, N, K, NUM_PROGRAMS,
+        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    ):
+        """The scaled matmul of K-major operands, a [M, K] and bt [N, K], through TMA descriptors (the copy
+        engine's bounds checks stand in for masks), persistent: each program walks output tiles NUM_PROGRAMS
+        apart, and the flattened loop lets the next tile's loads overlap this tile's epilogue."""
+        num_pid_m = tl.cdiv(M, BLOCK_M)
+        num_pid_n = tl.cdiv(N, BLOCK_N)
+        for tile in tl.range(tl.program_id(0), num_pid_m * num_pid_n, NUM_PROGRAMS, flatten=True):
+            pid_m, pid_n = grouped_tile(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+            om, on = pid_m * BLOCK_M, pid_n * BLOCK_N
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+            for k in range(0, tl.cdiv(K, BLOCK_K)):
+                acc = tl.dot(a_desc.load([om, k * BLOCK_K]), b_desc.load([on, k * BLOCK_K]).T, acc, out_dtype=tl.int32)
+            offs_m = om + tl.arange(0, BLOCK_M)
+            offs_n = on + tl.arange(0, BLOCK_N)
+            sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
+            sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
+            out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
+            if HAS_BIAS:
+                out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+            c_desc.store([om, on], out.to(c_desc.dtype))
 
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
 
@@ -136,6 +163,10 @@ def scaled_int8_mm_triton(
             m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
             next_power_of_2(m) if isinstance(m, int) else m)  # (a traced, symbolic M keys as itself)
     if m > TUNED_MIN_M and not interpreting() and config is None:
+        if tma_takes(a, b, out_dtype):
+            bias_ = bias.float().contiguous() if bias is not None else None
+            return _scaled_mm_tma_op(a, b.t(), scale_a.float().contiguous(), scale_b.float().contiguous(), bias_, out_dtype)
+
         def grid(meta):
             return (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]),)
         wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)
@@ -144,6 +175,64 @@ def scaled_int8_mm_triton(
     grid = (cdiv(m, cfg["BLOCK_M"]) * cdiv(n, cfg["BLOCK_N"]),)
     wrap_triton(_scaled_mm_kernel)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, **cfg)
     return out
+
+
+TMA_TILE = dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def tma_takes(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
+    """Whether the TMA kernel takes a @ b: a Hopper GPU, both operands K-major (a row-major, b a transposed
+    row-major [N, K]) with rows and starts 16-byte aligned, as the copy engine requires, and output rows too.
+    Alignment is read from strides and storage offsets (the allocator's blocks are 512-byte aligned), so the
+    check also holds on the fake tensors of a traced graph."""
+    es = torch.empty((), dtype=out_dtype).element_size()
+    return (
+        a.is_cuda and torch.cuda.get_device_capability(a.device)[0] == 9
+        and a.stride(1) == 1 and b.stride(0) == 1 and a.stride(0) % 16 == 0 and b.stride(1) % 16 == 0
+        and a.storage_offset() % 16 == 0 and b.storage_offset() % 16 == 0 and (b.shape[1] * es) % 16 == 0
+    )
+
+
+def scaled_int8_mm_tma(
+    a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+    bias: torch.Tensor | None, out_dtype: torch.dtype, tile: dict | None = None,
+) -> torch.Tensor:
+    """a [M, K] @ bt [N, K]ᵀ (both K-major int8, aligned: `tma_takes`) · scales (+ bias), fp32 scales and bias.
+    On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) take 170 ms on this
+    tile, within 2 % of the best of 7 TMA tiles shape by shape; the compiled step's pointer-kernel matmuls
+    took 185 ms (session 11, calls 1-2)."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    tile = tile or TMA_TILE
+    m, n = a.shape[0], bt.shape[0]
+    out = torch.empty(m, n, device=a.device, dtype=out_dtype)
+    bm, bn, bk = tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"]
+    programs = min(_sm_count(cuda_index(a.device)) if a.is_cuda else 4, cdiv(m, bm) * cdiv(n, bn))
+    _scaled_mm_tma_kernel[(max(1, programs),)](
+        TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk]),
+        TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias if bias is not None else scale_b,
+        m, n, a.shape[1], max(1, programs), HAS_BIAS=bias is not None, **tile)
+    return out
+
+
+# Opaque to torch.compile: its tracing of triton ops does not carry TMA descriptors (torch 2.11); Inductor
+# calls it as it is, one launch.
+@torch.library.custom_op("lowbit::scaled_int8_mm_tma", mutates_args=())
+def _scaled_mm_tma_op(
+    a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+    bias: torch.Tensor | None, out_dtype: torch.dtype,
+) -> torch.Tensor:
+    return scaled_int8_mm_tma(a, bt, scale_a, scale_b, bias, out_dtype)
+
+
+@_scaled_mm_tma_op.register_fake
+def _(a, bt, scale_a, scale_b, bias, out_dtype):
+    return a.new_empty(a.shape[0], bt.shape[0], dtype=out_dtype)
 
 
 def scaled_int8_mm_reference(

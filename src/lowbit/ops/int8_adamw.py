@@ -21,7 +21,7 @@ try:
     import triton
     import triton.language as tl
 
-    from .rows_cols import absmax_scale, codes
+    from .rows_cols import abs_max, absmax_scale, codes
 except ImportError:  # lowbit runs without Triton; the step then takes the reference path
     triton = None
 
@@ -48,7 +48,7 @@ if triton is not None:
         w = tl.load(q_ptr + base + offs, mask=mask, other=0).to(tl.float32) * tl.load(s_ptr + row)
         w = w * decay - lr * tl.math.div_rn(tl.math.div_rn(m, bc1), tl.sqrt_rn(tl.math.div_rn(v, bc2)) + eps)
         w = tl.where(mask, w, 0.0)
-        scale = absmax_scale(tl.max(tl.abs(w), axis=0), False)
+        scale = absmax_scale(abs_max(w, 0), False)
         u = 0.0
         if STOCHASTIC:
             u = tl.rand(seed, base + offs)

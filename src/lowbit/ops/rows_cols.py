@@ -3,7 +3,7 @@
 Training quantizes each operand of a linear along its non-reduction dim, and every operand enters
 one matmul by rows and another by columns (x: forward by tokens, grad-weight by features). Both
 code sets come from two passes over the tensor, in place whatever its strides, never a transposed copy:
-    pass 1  the absmax of every row and every column (tile maxima merged by integer atomics)
+    pass 1  the absmax of every row and every column (strips of tiles, maxima merged by integer atomics)
     pass 2  codes with the rows' scales, row-major, and codes with the columns' scales, written transposed
 Formats: "int8" (`lowbit.formats.int`: symmetric ±127, round half to even, or seeded stochastic
 rounding) and "e4m3" (`lowbit.formats.fp`: scale absmax / 448, round to nearest even). Codes and
@@ -79,6 +79,17 @@ if triton is not None:
         return out.to(tl.float32, bitcast=True)
 
     @triton.jit
+    def abs_bits(x):
+        """|x| of fp32 x as int32 bits: non-negative floats order as their bits, and a NaN above every number,
+        so an integer max (or atomic max) of these is the absmax, NaN wherever a NaN is (tl.max drops NaNs)."""
+        return x.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+
+    @triton.jit
+    def abs_max(x, axis):
+        """max |x| along axis of fp32 x, NaN if any element is NaN (see `abs_bits`)."""
+        return tl.max(abs_bits(x), axis=axis).to(tl.float32, bitcast=True)
+
+    @triton.jit
     def absmax_scale(amax, FP8: tl.constexpr):
         """`formats.int.absmax_scale` in a kernel: amax / 127 (int8) or / 448 (E4M3), IEEE-rounded, at least
         the smallest normal float (an all-zero row)."""
@@ -101,20 +112,27 @@ if triton is not None:
 
     @triton.jit
     def _absmax_tiles_kernel(
-        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn,
+        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn, ROWS,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr,
     ):
-        """Pass 1: each [BLOCK_M, BLOCK_N] tile's row maxima of |x| (and, with COLS, its column maxima),
-        merged by an integer atomic max into amax [M] (and col_amax [N]), zeros first: non-negative
-        floats order as their bit patterns."""
-        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
-        a = tl.abs(x)
-        tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1).to(tl.int32, bitcast=True), mask=offs_m < M)
+        """Pass 1: a strip of BLOCK_N columns and ROWS rows, BLOCK_M rows a step. Each step's row maxima of
+        |x| are merged by an integer atomic max into amax [M]; with COLS the strip's column maxima are kept
+        in registers and merged into col_amax [N] once (zeros first: non-negative floats, NaN included,
+        order as their bit patterns). One program a tile made 512 column atomics an address on a
+        32768-row tensor, and this pass read at 1.8 TB/s where the codes pass moves 3.3 (H200, session 11)."""
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row0 = tl.program_id(1) * ROWS
+        col_bits = tl.zeros((BLOCK_N,), dtype=tl.int32)
+        for r in range(row0, tl.minimum(row0 + ROWS, M), BLOCK_M):
+            offs_m = r + tl.arange(0, BLOCK_M)
+            mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+            x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+            a = abs_bits(x)
+            tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1), mask=offs_m < M, sem="relaxed")
+            if COLS:
+                col_bits = tl.maximum(col_bits, tl.max(a, axis=0))
         if COLS:
-            tl.atomic_max(col_amax_ptr + offs_n, tl.max(a, axis=0).to(tl.int32, bitcast=True), mask=offs_n < N)
+            tl.atomic_max(col_amax_ptr + offs_n, col_bits, mask=offs_n < N, sem="relaxed")
 
     @triton.jit
     def _quantize_tiles_kernel(
@@ -162,6 +180,13 @@ def _check_format(fmt: str, stochastic: bool) -> None:
         raise ValueError("stochastic rounding is for int8 codes only")
 
 
+def _strip_rows(x: torch.Tensor, bm: int, bn: int) -> int:
+    """Rows of one absmax strip: whole steps of bm, as many as leave ~8 programs an SM (4 in the interpreter)."""
+    m, n = x.shape
+    programs = 4 if interpreting() else 8 * torch.cuda.get_device_properties(x.device).multi_processor_count
+    return max(1, cdiv(cdiv(m, bm) * cdiv(n, bn), programs)) * bm
+
+
 def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True) -> tuple[torch.Tensor, ...]:
     """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with
     `cols`, (column codes transposed [N, M], column scales [N])."""
@@ -175,8 +200,10 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     col_amax = torch.zeros(n, device=x.device, dtype=torch.int32) if cols else amax
     # tiles long along x's contiguous dim, so both passes read it coalesced
     bm, bn = (16, 32) if interpreting() else ((64, 128) if x.stride(1) == 1 else (128, 64))
+    rows = _strip_rows(x, bm, bn)
+    wrap_triton(_absmax_tiles_kernel)[(cdiv(n, bn), cdiv(m, rows))](
+        x, amax, col_amax, m, n, x.stride(0), x.stride(1), rows, BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
     grid = (cdiv(m, bm), cdiv(n, bn))
-    wrap_triton(_absmax_tiles_kernel)[grid](x, amax, col_amax, m, n, x.stride(0), x.stride(1), BLOCK_M=bm, BLOCK_N=bn, COLS=cols)
     scale = intfmt.absmax_scale(amax.view(torch.float32), fmax)  # the formats' own scale
     col_scale = intfmt.absmax_scale(col_amax.view(torch.float32), fmax) if cols else scale
     wrap_triton(_quantize_tiles_kernel)[grid](

@@ -10,12 +10,15 @@ INT8 uses `lowbit.formats.int` (absmax, optionally stochastic rounding for the g
 scaled INT8 matmul op; FP8 uses `lowbit.formats.fp` (E4M3 forward, E4M3 or E5M2 gradients,
 row-wise or tensor-wise scales) and `torch._scaled_mm`.
 
-Each operand thus enters one matmul per row and one per column. In INT8 both code sets come from one
-`ops.quantize_rows_cols` (two passes over the tensor, where quantizing it and its transpose apart
-takes four), and the forward saves int8 for the backward where that matmul is INT8 too: x's column
-codes in place of x (half the bytes of bf16) when grad-weight is INT8, W's column codes when
-grad-input is INT8. With both INT8 the backward quantizes dy once, rows and columns. The codes and
-scales, hence the results, are those of quantizing each operand in each matmul.
+Each operand thus enters one matmul per row and one per column. In INT8, and in FP8 row-wise with E4M3
+gradients, both code sets come from one `ops.quantize_rows_cols` (two passes over the tensor, where
+quantizing it and its transpose apart takes four), and the forward saves codes for the backward where
+that matmul takes the same format: x's column codes in place of x (half the bytes of bf16) for
+grad-weight, W's column codes for grad-input; the backward then quantizes dy once, rows and columns.
+A linear's input goes through an opaque op, so that under torch.compile the linears that share one
+input (q/k/v, gate/up) quantize it once. FP8 tensor-wise (and E5M2 gradients) quantize in torch ops,
+which Inductor fuses. The codes and scales, hence the results, are those of quantizing each operand
+in each matmul.
 """
 
 from __future__ import annotations
@@ -73,16 +76,60 @@ def _int8_rows(t: torch.Tensor, rounding: str) -> tuple[torch.Tensor, torch.Tens
     return ops.quantize_rows(t, rounding == "stochastic", -1)  # fused on CUDA; -1: a fresh seed each call
 
 
-def _int8_mm(a_rows: tuple, b_cols: tuple, out_dtype: torch.dtype) -> torch.Tensor:
-    """a @ b from a's row codes [M, K] and b's column codes, transposed ([N, K], so `.t()` is K-major), with their scales."""
+def _codes_mm(a_rows: tuple, b_cols: tuple, fmt: str, out_dtype: torch.dtype, fast_accum: bool = False) -> torch.Tensor:
+    """a @ b from a's row codes [M, K] and b's column codes, transposed ([N, K], so `.t()` is K-major), with their
+    scales: the scaled INT8 matmul, or for E4M3 `torch._scaled_mm` (row-wise scales) where cuBLAS takes the
+    shapes, exact FP8 products summed in fp32 elsewhere."""
     (qa, sa), (qbt, sb) = a_rows, b_cols
-    return ops.scaled_int8_mm(qa, qbt.t(), sa, sb, None, out_dtype)
+    if fmt == "int8":
+        return ops.scaled_int8_mm(qa, qbt.t(), sa, sb, None, out_dtype)
+    if qa.is_cuda and qa.shape[0] > 16 and qa.shape[1] % 16 == 0 and qbt.shape[0] % 16 == 0:
+        return torch._scaled_mm(qa, qbt.t(), scale_a=sa.reshape(-1, 1), scale_b=sb.reshape(1, -1), out_dtype=out_dtype,
+                                use_fast_accum=fast_accum)
+    return ((qa.float() * sa.reshape(-1, 1)) @ (qbt.float() * sb.reshape(-1, 1)).t()).to(out_dtype)
 
 
-def _rows_and_cols(t: torch.Tensor, stochastic: bool = False) -> tuple[tuple, tuple]:
+def _rows_and_cols(t: torch.Tensor, fmt: str = "int8", stochastic: bool = False) -> tuple[tuple, tuple]:
     """((row codes, scales), (column codes transposed, scales)) of t, from one `quantize_rows_cols`."""
-    q, s, qt, st = ops.quantize_rows_cols(t, stochastic, -1)  # -1: a fresh seed each call, as torch.rand draws
+    q, s, qt, st = ops.quantize_rows_cols(t, stochastic, -1, fmt)  # -1: a fresh seed each call, as torch.rand draws
     return (q, s), (qt, st)
+
+
+@torch.library.custom_op("lowbit::train_input_codes", mutates_args=())
+def _input_codes(x: torch.Tensor, fmt: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`quantize_rows_cols` of a linear's input, opaque to torch.compile: q/k/v (and gate/up) take one input, and
+    Inductor's common-subexpression pass merges identical opaque calls, so the compiled graph quantizes it
+    once and saves one copy of its column codes. Traced into (the triton op), each linear made its own."""
+    return ops.quantize_rows_cols(x, False, -1, fmt)
+
+
+@_input_codes.register_fake
+def _(x, fmt):
+    m, n = x.shape
+    dtype = torch.int8 if fmt == "int8" else torch.float8_e4m3fn
+    return x.new_empty(m, n, dtype=dtype), x.new_empty(m, dtype=torch.float32), x.new_empty(n, m, dtype=dtype), x.new_empty(n, dtype=torch.float32)
+
+
+def _input_rows_and_cols(x: torch.Tensor, fmt: str) -> tuple[tuple, tuple]:
+    q, s, qt, st = _input_codes(x, fmt)
+    return (q, s), (qt, st)
+
+
+def _rows(t: torch.Tensor, fmt: str, rounding: str = "nearest") -> tuple[torch.Tensor, torch.Tensor]:
+    """Row codes only, in one pass where the format has one: for an operand whose columns no matmul takes."""
+    return _int8_rows(t, rounding) if fmt == "int8" else ops.quantize_rows_fp8(t)
+
+
+def codes_format(recipe: Recipe, which: str) -> str | None:
+    """The codes format of one matmul (`which`: "forward", "grad_input" or "grad_weight") where it runs on
+    row and column codes: "int8", or "e4m3" for FP8 row-wise with E4M3 operands; None where it does not
+    (bf16, and FP8 tensor-wise or E5M2 gradients, which quantize in torch ops)."""
+    kind = getattr(recipe, which)
+    if kind == "int8":
+        return "int8"
+    if kind == "fp8" and recipe.fp8_scaling == "row" and (which == "forward" or recipe.fp8_grad_format == "e4m3"):
+        return "e4m3"
+    return None
 
 
 def _fp8_rows(t: torch.Tensor, fmt: str, scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +146,7 @@ def quantized_matmul(a: torch.Tensor, b: torch.Tensor, kind: str, recipe: Recipe
     bt = b.t()  # [N, K]: its rows are b's columns
     if kind == "int8":
         rounding = "stochastic" if (a_is_grad and recipe.stochastic_rounding) else "nearest"
-        return _int8_mm(_int8_rows(a, rounding), _int8_rows(bt, "nearest"), out_dtype)
+        return _codes_mm(_int8_rows(a, rounding), _int8_rows(bt, "nearest"), "int8", out_dtype)
     a_fmt = recipe.fp8_grad_format if a_is_grad else "e4m3"
     a_q, sa = _fp8_rows(a, a_fmt, recipe.fp8_scaling)
     b_q, sb = _fp8_rows(bt, "e4m3", recipe.fp8_scaling)
@@ -130,19 +177,21 @@ class _QuantLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recipe: Recipe) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
+        fwd, gi, gw = (codes_format(recipe, w) for w in ("forward", "grad_input", "grad_weight"))
         x_cols = w_cols = None  # column codes for the backward, when the forward made them
-        if recipe.forward == "int8":
-            x_rows, x_cols = _rows_and_cols(x2) if recipe.grad_weight == "int8" else (_int8_rows(x2, "nearest"), None)
-            w_rows, w_cols = _rows_and_cols(weight) if recipe.grad_input == "int8" else (_int8_rows(weight, "nearest"), None)
-            y = _int8_mm(x_rows, w_rows, x.dtype)  # W's rows are Wᵀ's columns
+        if fwd is not None:  # the forward on codes; the backward's matmuls in the same format reuse their columns
+            x_rows, x_cols = _input_rows_and_cols(x2, fwd) if gw == fwd else (_rows(x2, fwd), None)
+            w_rows, w_cols = _rows_and_cols(weight, fwd) if gi == fwd else (_rows(weight, fwd), None)
+            y = _codes_mm(x_rows, w_rows, fwd, x.dtype, fast_accum=True)  # W's rows are Wᵀ's columns
         else:
             y = quantized_matmul(x2, weight.t(), recipe.forward, recipe, False, x.dtype)
         if bias is not None:
             y = y + bias.to(y.dtype)
-        # int8 column codes and their scales in place of the float tensor where the backward has them
+        # column codes and their scales in place of the float tensor where the backward has them
         ctx.save_for_backward(*(x_cols or (x2, None)), *(w_cols or (weight, None)))
         ctx.recipe, ctx.has_bias, ctx.x_shape = recipe, bias is not None, x.shape
         ctx.dtypes = x.dtype, weight.dtype
+        ctx.formats = gi, gw
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -150,22 +199,27 @@ class _QuantLinearFn(torch.autograd.Function):
         x_saved, x_scale, w_saved, w_scale = ctx.saved_tensors
         x_cols = (x_saved, x_scale) if x_scale is not None else None
         w_cols = (w_saved, w_scale) if w_scale is not None else None
-        recipe, (dtype, w_dtype) = ctx.recipe, ctx.dtypes
-        rounding = "stochastic" if recipe.stochastic_rounding else "nearest"
+        recipe, (dtype, w_dtype), (gi, gw) = ctx.recipe, ctx.dtypes, ctx.formats
+        stochastic = recipe.stochastic_rounding
+        rounding = "stochastic" if stochastic else "nearest"
         g2 = grad_out.reshape(-1, grad_out.shape[-1])
         grad_x = grad_w = grad_b = None
         g_rows = g_cols = None  # dy per token for grad-input, per output channel for grad-weight
-        if x_cols is not None and w_cols is not None and all(ctx.needs_input_grad[:2]):
-            g_rows, g_cols = _rows_and_cols(g2, recipe.stochastic_rounding)  # one read of dy for both
+        if x_cols is not None and w_cols is not None and gi == gw and all(ctx.needs_input_grad[:2]):
+            g_rows, g_cols = _rows_and_cols(g2, gi, stochastic and gi == "int8")  # one read of dy for both
         if ctx.needs_input_grad[0]:
-            if w_cols is not None:  # grad-input is int8, W already quantized
-                grad_x = _int8_mm(g_rows if g_rows is not None else _int8_rows(g2, rounding), w_cols, dtype)
+            if w_cols is not None:  # grad-input on codes, W already quantized
+                if g_rows is None:
+                    g_rows = _rows(g2, gi, rounding)
+                grad_x = _codes_mm(g_rows, w_cols, gi, dtype)
             else:
                 grad_x = quantized_matmul(g2, w_saved, recipe.grad_input, recipe, True, dtype)
             grad_x = grad_x.reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:  # computed in the activations' dtype, accumulated into the weight's
-            if x_cols is not None:  # grad-weight is int8, x already quantized
-                grad_w = _int8_mm(g_cols if g_cols is not None else _int8_rows(g2.t(), rounding), x_cols, dtype)
+            if x_cols is not None:  # grad-weight on codes, x already quantized
+                if g_cols is None:
+                    g_cols = _rows(g2.t(), gw, rounding)
+                grad_w = _codes_mm(g_cols, x_cols, gw, dtype)
             else:
                 grad_w = quantized_matmul(g2.t(), x_saved, recipe.grad_weight, recipe, True, dtype)
             grad_w = grad_w.to(w_dtype)
