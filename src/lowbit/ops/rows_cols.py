@@ -92,8 +92,8 @@ if triton is not None:
     @triton.jit
     def absmax_scale(amax, FP8: tl.constexpr):
         """`formats.int.absmax_scale` in a kernel: amax / 127 (int8) or / 448 (E4M3), IEEE-rounded, at least
-        the smallest normal float (an all-zero row)."""
-        return tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38)
+        the smallest normal float (an all-zero row); a NaN stays NaN (the GPU's max drops it by default)."""
+        return tl.maximum(tl.math.div_rn(amax, 448.0 if FP8 else 127.0), 1.1754943508222875e-38, propagate_nan=tl.PropagateNan.ALL)
 
     @triton.jit
     def codes(x, s, u, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, EMULATE_FP8: tl.constexpr):
