@@ -30,6 +30,7 @@ from torch import nn
 
 from .. import ops
 from ..formats import fp
+from ..ops.rows_cols import FORMATS
 
 KINDS = ("bf16", "int8", "fp8")
 
@@ -106,7 +107,7 @@ def _input_codes(x: torch.Tensor, fmt: str) -> tuple[torch.Tensor, torch.Tensor,
 @_input_codes.register_fake
 def _(x, fmt):
     m, n = x.shape
-    dtype = torch.int8 if fmt == "int8" else torch.float8_e4m3fn
+    dtype = FORMATS[fmt][0]
     return x.new_empty(m, n, dtype=dtype), x.new_empty(m, dtype=torch.float32), x.new_empty(n, m, dtype=dtype), x.new_empty(n, dtype=torch.float32)
 
 
