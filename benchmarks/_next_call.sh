@@ -1,20 +1,19 @@
-# Prepared in session 10, NOT yet run: what the next device call could do first.
-# Session 10 ran everything it changed on the GPU (calls 1-9, docs/benchmarks/README.md "Session 10"). Open questions:
-# 1. Issue 5 has no H200 profile: where a step's GPU time goes at the issue's 16 × 2048 (session 5's profile was an
-#    H100 at 8 × 2048). The first command below. Then the cheapest measured cut: q/k/v (and gate/up) quantize one
-#    shared input three (two) times a layer; an opaque custom op for the forward's rows-and-columns codes would let
-#    Inductor's CSE merge them (checked on the CPU in session 5), ~2 % of the step and ~3.6 GB of saved codes.
-# 2. The swapped kernel's zero points go through shared memory every K-step (ncu, session 10 call 2: 17.7 % of the
-#    stall samples on that STS.U8, waiting on the zero point's global load). Loading it a step ahead was slower.
-#    Counted on the CPU after the call: only the 128-row tile (4 warps, taken for N ≥ 8192 at ≤ 16 tokens) converts
-#    the zero points through shared memory (STS in its loop); the 64-row tile loads them straight into their layout
-#    (no STS), but 128 rows were faster anyway (session 9: 19.3 against 22.1 µs on 4096→11008 at one token). Two 64-row
-#    halves a program (two dots sharing x's tile, each half's zero points loaded in its own layout) might keep both.
-# 3. NF4 b64 at 2-64 tokens (0.63-0.82x): group 64 makes the swapped kernel's K-steps 64 deep. Codes scaled before
-#    the MMA (the reference rounds the dequantized weight to x's dtype too) would allow 128-deep steps over 2 groups.
-# 4. A fused weight-only kernel past 128 tokens needs the dequantization overlapped with the MMA (session 10 call 1:
-#    tall tiles at half of cuBLAS): try `tl.range(..., warp_specialize=True)` on sm_90 with Triton 3.6, or Gluon.
+# Prepared in session 11, NOT yet run: what the next device call could do first.
+# Session 11 ran everything it changed on the GPU (calls 1-5, docs/benchmarks/README.md "Session 11") except:
+#   - E4M3 codes without the clamp before the GPU's cast (rows_cols.codes; sm_90 SASS of the codes pass 865 -> 737
+#     instructions a 32 x 128 tile): bit-exactness on the GPU (test_ops_rows_cols, test_ops_tiles, test_ops_fp8) and
+#     its speed (the codes pass ran E4M3 at 2663-2857 GB/s against int8's 3215-3518, call 4).
+# Open questions, from call 5's profiles (int8 step 364.6 ms, bf16 404.9; 1.3x needs 311):
+# 1. INT8 matmuls 165.9 ms against cuBLAS FP8 fast accumulation's 142.9 on the same shapes (call 2): a tile per shape
+#    (256 x 128 for N = 1536 with K = 1536 or 6144; 128 x 128 on 4 warps for the K = 32768 grad-weight shapes: -2.5 ms
+#    counted from call 2), then warp specialization (Gluon on sm_90) for the rest.
+# 2. Quantization 45.6 ms (int8) / 57.6 (e4m3): the absmax pass (16.5 ms) fused into its producers.
+# 3. "other" 76.3 ms against bf16's 72.8: the SiLU backward kernel takes 16.2 ms in int8's step, 11.2 in bf16's.
 export PYTHONPATH=$PWD/src
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-timeout 500 python3 benchmarks/profile_train.py --precisions bf16 int8 fp8-rowwise --batch-size 16 --out $OUT/profile > /tmp/p.log 2>&1
-tail -30 /tmp/p.log
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/tests.txt
+timeout 150 python3 -m pytest -q --tb=short -rf tests/test_ops_rows_cols.py tests/test_ops_tiles.py tests/test_ops_fp8.py \
+  tests/test_train_linear.py -p no:logging >> $OUT/tests.txt 2>&1; tail -3 $OUT/tests.txt
+timeout 200 python3 benchmarks/_exp_quant_passes.py --out $OUT/quant-passes.json 2>&1 | grep -v Warn | tail -4
+timeout $((560 - SECONDS)) python3 -m lowbit.cli bench train --preset llama2-1b --batch-size 16 --steps 6 \
+  --precisions bf16 int8 fp8-rowwise --out $OUT/train > /tmp/train.log 2>&1
+echo "rc=$? s=$SECONDS"; tr '\r' '\n' < /tmp/train.log | grep -a "|\|Error" | tail -5
