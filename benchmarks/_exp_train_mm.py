@@ -6,6 +6,9 @@ every tile of a sweep), and two candidates: a persistent TMA kernel (host tensor
 flattened so the next tile's loads overlap this one's epilogue) and split-K (int32 atomics: exact, so the sum is
 deterministic) for the grad-weight shapes, whose 1536 x 1536 output makes 72-144 tiles for 132 SMs.
 Every candidate is checked against the autotuned kernel's output (integer sums: equal to the bit).
+Caveat, found in call 2's numbers: the pointer kernel's rows ("int8_tuned", "ptr …") are launched through
+`wrap_triton` and the autotuner eagerly, whose host time (~0.45-1.2 ms a call) exceeds most of these kernels: those
+rows time the host, not the GPU. The TMA and split-K rows launch the kernels directly.
 
     python3 benchmarks/_exp_train_mm.py --out $OUT/train-mm.json
 """
