@@ -227,6 +227,7 @@ def test_compiled_linears_sharing_an_input_quantize_it_once(precision):
         op = torch.ops.lowbit.train_input_codes.default
         return sum(n.target is op for g in graphs for n in g.graph.nodes), results
 
+    torch.library.opcheck(torch.ops.lowbit.train_input_codes.default, (x.detach(), "int8" if precision == "int8" else "e4m3"))
     eager = run(f)
     merged, compiled = input_quantizations(cse=True)
     assert merged == 1 and input_quantizations(cse=False)[0] == 3
