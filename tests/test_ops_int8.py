@@ -123,6 +123,10 @@ def test_scaled_mm_takes_the_tma_kernel_only_where_it_can():
     assert torch.equal(ops.scaled_int8_mm_triton(a, bt.t(), sa, sb), pointer)
     compiled = torch.compile(lambda a, b: ops.scaled_int8_mm(a, b.t(), sa, sb, None, torch.bfloat16), fullgraph=True)
     assert torch.equal(compiled(a, bt), pointer)
+    # called with memory the copy engine cannot take (an 8-byte-aligned start), the op itself falls back
+    odd = torch.empty(m * k + 8, device=DEVICE, dtype=torch.int8)[8:].view(m, k)
+    odd.copy_(a)
+    assert torch.equal(ops._scaled_mm_tma_op(odd, bt, sa, sb, None, torch.bfloat16), pointer)
 
 
 def test_scaled_mm_writes_every_element():

@@ -229,6 +229,9 @@ def _scaled_mm_tma_op(
     a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
     bias: torch.Tensor | None, out_dtype: torch.dtype,
 ) -> torch.Tensor:
+    if a.data_ptr() % 16 or bt.data_ptr() % 16:  # memory the caching allocator did not hand out (from_blob, say)
+        m, k = a.shape
+        return scaled_int8_mm_triton(a, bt.t(), scale_a, scale_b, bias, out_dtype, config=_mm_config(m, bt.shape[0], k, True))
     return scaled_int8_mm_tma(a, bt, scale_a, scale_b, bias, out_dtype)
 
 
