@@ -10,7 +10,7 @@ import torch
 from lowbit.data.prepare import tokenize_corpus
 from lowbit.data.shards import write_shards
 from lowbit.train import PRECISION_NAMES
-from lowbit.train import loop
+from lowbit.train import QuantTrainLinear, loop
 from lowbit.train.loop import TrainConfig, lr_at, read_checkpoint, train
 
 VOCAB = 64
@@ -267,3 +267,15 @@ def test_training_peers_are_validated_before_anything_runs(monkeypatch, tmp_path
         bench_train.run(preset="tiny", precisions=["bf16"], peer_names=["torchao-int8-mp"], device="cpu", out=tmp_path)
     with pytest.raises(ValueError, match="unknown training peer"):
         peers.convert_for_training(torch.nn.Linear(4, 4), "torchao-int4")
+
+
+@pytest.mark.parametrize("precision", ["fp8-rowwise", "fp8-tensorwise"])
+def test_fp8_is_refused_on_a_gpu_without_fp8_matmuls(monkeypatch, precision):
+    """An A100 (compute capability 8.0) has no FP8 matmuls: the layers would emulate them in fp32, so the loop
+    refuses, naming the precision and what to use instead, before it converts or moves anything."""
+    monkeypatch.setattr(loop, "fp8_gpu", lambda device: False)
+    cfg = TrainConfig(data="", out="unused", preset="tiny", precision=precision)
+    model = loop.build_model(cfg, 64)
+    with pytest.raises(ValueError, match=rf"{precision}.*FP8 matmuls.*int8 or bf16"):
+        loop.prepare_model(model, cfg, torch.device("cuda"))
+    assert all(type(m) is not QuantTrainLinear for m in model.modules())  # nothing converted

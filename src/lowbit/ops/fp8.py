@@ -37,6 +37,11 @@ def _fp8_gpu(index: int) -> bool:
     return torch.cuda.get_device_capability(index) >= (8, 9)
 
 
+def fp8_gpu(device: torch.device) -> bool:
+    """Whether `device` is a GPU with FP8 matmuls (compute capability 8.9 or newer: Ada, Hopper, Blackwell)."""
+    return device.type == "cuda" and _fp8_gpu(cuda_index(device))
+
+
 def _check_mm(a, b, scale_a, scale_b, bias) -> None:
     if a.dtype not in FP8_DTYPES or b.dtype not in FP8_DTYPES:
         raise ValueError(f"a and b must be float8 (e4m3fn or e5m2), got {a.dtype} and {b.dtype}")
@@ -53,7 +58,7 @@ def _check_mm(a, b, scale_a, scale_b, bias) -> None:
 def scaled_mm_takes(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether `torch._scaled_mm` accepts these operands (the GPU's rules, which CPU torch does not check)."""
     return (
-        a.is_cuda and b.is_cuda and _fp8_gpu(cuda_index(a.device))
+        a.is_cuda and b.is_cuda and fp8_gpu(a.device)
         and a.dtype == b.dtype == torch.float8_e4m3fn and a.shape[1] % 16 == 0 and b.shape[0] % 16 == 0
     )
 

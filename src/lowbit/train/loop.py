@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..data.shards import TokenShards, read_meta
 from ..models.hf import repeated_blocks
+from ..ops.fp8 import fp8_gpu
 from .convert import PRECISION_NAMES, convert
 from .int8_weight import Int8WeightAdamW, Int8WeightLinear
 
@@ -148,7 +149,11 @@ def build_model(cfg: TrainConfig, vocab_size: int, eos_token_id: int | None = No
 
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """Apply the precision (bf16: the model's own layers, the baseline), move, enable checkpointing."""
+    """Apply the precision (bf16: the model's own layers, the baseline), move, enable checkpointing. FP8 on a GPU
+    without FP8 matmuls is refused: the layers would emulate them in fp32, far slower than bf16."""
+    if cfg.precision.startswith("fp8") and device.type == "cuda" and not fp8_gpu(device):
+        raise ValueError(f"precision {cfg.precision!r} needs a GPU with FP8 matmuls (compute capability 8.9 or newer: "
+                         "Ada, Hopper, Blackwell), and this one has none: use int8 or bf16")
     if cfg.precision != "bf16":
         convert(model, cfg.precision, cfg.select, stochastic_rounding=cfg.stochastic_rounding)
     model.to(device).train()
