@@ -271,8 +271,8 @@ def test_training_peers_are_validated_before_anything_runs(monkeypatch, tmp_path
 
 @pytest.mark.parametrize("precision", ["fp8-rowwise", "fp8-tensorwise"])
 def test_fp8_is_refused_on_a_gpu_without_fp8_matmuls(monkeypatch, precision):
-    """An A100 (compute capability 8.0) has no FP8 matmuls: the layers would emulate them in fp32, so the loop
-    refuses, naming the precision and what to use instead, before it converts or moves anything."""
+    """An A100 (compute capability 8.0) has no FP8 matmuls (cuBLAS failed at the first step): the loop refuses,
+    naming the precision and what to use instead, before it converts or moves anything."""
     monkeypatch.setattr(loop, "fp8_gpu", lambda device: False)
     cfg = TrainConfig(data="", out="unused", preset="tiny", precision=precision)
     model = loop.build_model(cfg, 64)

@@ -30,7 +30,6 @@ from torch import nn
 
 from .. import ops
 from ..formats import fp
-from ..ops.fp8 import fp8_gpu, scaled_mm_takes
 from ..ops.rows_cols import FORMATS
 
 KINDS = ("bf16", "int8", "fp8")
@@ -80,12 +79,13 @@ def _int8_rows(t: torch.Tensor, rounding: str) -> tuple[torch.Tensor, torch.Tens
 
 def _codes_mm(a_rows: tuple, b_cols: tuple, fmt: str, out_dtype: torch.dtype, fast_accum: bool = False) -> torch.Tensor:
     """a @ b from a's row codes [M, K] and b's column codes, transposed ([N, K], so `.t()` is K-major), with their
-    scales: the scaled INT8 matmul, or for E4M3 `torch._scaled_mm` (row-wise scales) where the GPU and cuBLAS take
-    them, exact FP8 products summed in fp32 elsewhere (the CPU, GPUs without FP8 matmuls: the same numbers, slowly)."""
+    scales: the scaled INT8 matmul, or for E4M3 `torch._scaled_mm` (row-wise scales) where cuBLAS takes the
+    shapes, exact FP8 products summed in fp32 elsewhere. (A GPU without FP8 matmuls is not checked for here: the
+    check would run inside compiled graphs; `lowbit train` refuses FP8 on such a GPU.)"""
     (qa, sa), (qbt, sb) = a_rows, b_cols
     if fmt == "int8":
         return ops.scaled_int8_mm(qa, qbt.t(), sa, sb, None, out_dtype)
-    if qa.shape[0] > 16 and scaled_mm_takes(qa, qbt):
+    if qa.is_cuda and qa.shape[0] > 16 and qa.shape[1] % 16 == 0 and qbt.shape[0] % 16 == 0:
         return torch._scaled_mm(qa, qbt.t(), scale_a=sa.reshape(-1, 1), scale_b=sb.reshape(1, -1), out_dtype=out_dtype,
                                 use_fast_accum=fast_accum)
     return ((qa.float() * sa.reshape(-1, 1)) @ (qbt.float() * sb.reshape(-1, 1)).t()).to(out_dtype)
@@ -154,7 +154,7 @@ def quantized_matmul(a: torch.Tensor, b: torch.Tensor, kind: str, recipe: Recipe
     b_q, sb = _fp8_rows(bt, "e4m3", recipe.fp8_scaling)
     m, k = a.shape
     # cuBLAS: E4M3 x E4M3 with either scaling; E5M2 x E4M3 with tensor-wise scales only
-    if fp8_gpu(a.device) and (a_fmt == "e4m3" or recipe.fp8_scaling == "tensor") and m > 16 and k % 16 == 0 and b.shape[1] % 16 == 0:
+    if a.is_cuda and (a_fmt == "e4m3" or recipe.fp8_scaling == "tensor") and m > 16 and k % 16 == 0 and b.shape[1] % 16 == 0:
         if recipe.fp8_scaling == "tensor":  # _scaled_mm's tensor-wise mode takes one scalar scale each
             sa, sb = sa.reshape(-1)[0].float(), sb.reshape(-1)[0].float()
         else:

@@ -150,7 +150,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, eos_token_id: int | None = No
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
     """Apply the precision (bf16: the model's own layers, the baseline), move, enable checkpointing. FP8 on a GPU
-    without FP8 matmuls is refused: the layers would emulate them in fp32, far slower than bf16."""
+    without FP8 matmuls is refused before anything is converted (cuBLAS would fail at the first step)."""
     if cfg.precision.startswith("fp8") and device.type == "cuda" and not fp8_gpu(device):
         raise ValueError(f"precision {cfg.precision!r} needs a GPU with FP8 matmuls (compute capability 8.9 or newer: "
                          "Ada, Hopper, Blackwell), and this one has none: use int8 or bf16")
