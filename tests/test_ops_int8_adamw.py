@@ -58,6 +58,22 @@ def test_fused_step_nearest_matches_float64(n, k):
     assert q.cpu().abs().amax(dim=1).eq(127).all()  # each row's absmax lands on the top code
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_fused_step_carries_a_nan_or_inf_gradient_into_its_row_scale(bad):
+    """A NaN or an Inf in one row's gradient makes that row's new scale non-finite (a NaN: the update is
+    m / sqrt(v) with both infinite or NaN), so the next forward's loss is non-finite and the loop stops; the
+    other rows step as the float64 reference does."""
+    gen = torch.Generator().manual_seed(17)
+    q, s, g, m, v = state(6, 64, gen)
+    g[3, 10] = bad
+    ref_s = adamw_float64(q, s, g, m, v, 2, **HP)[2]
+    A.adamw_int8_step_triton(q, s, g, m, v, step=2, rounding="nearest", generator=None, **HP)
+    s = s.cpu().double()
+    assert not s[3].isfinite().any()
+    keep = torch.arange(6) != 3
+    assert s[keep].isfinite().all() and torch.allclose(s[keep], ref_s[keep], rtol=1e-5)
+
+
 def test_fused_step_stochastic_is_unbiased_and_floor_or_ceil():
     """R runs from the same state with different seeds: each code is floor or ceil of w / s, and the mean
     code is w / s within 5 standard errors sqrt((p(1−p) + 1/R) / R), p = frac(w / s)."""
