@@ -14,14 +14,12 @@ torch.compile traces into them (see the note above the ops); CPU tensors take th
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
 from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
-from .tiles import cdiv, cuda_index, grouped_tile, interpreting, next_power_of_2
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, sm_count
 
 try:
     import triton
@@ -157,16 +155,16 @@ def scaled_int8_mm_triton(
     _check_mm(a, b, scale_a, scale_b)
     m, k = a.shape
     n = b.shape[1]
+    tuned = m > TUNED_MIN_M and not interpreting() and config is None
+    scale_a, scale_b = scale_a.float().contiguous(), scale_b.float().contiguous()
+    bias = bias.float().contiguous() if bias is not None else None
+    if tuned and tma_takes(a, b, out_dtype):
+        return _scaled_mm_tma_op(a, b.t(), scale_a, scale_b, bias, out_dtype)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
-    args = (a, b, out, scale_a.float().contiguous(), scale_b.float().contiguous(),
-            bias.float().contiguous() if bias is not None else scale_b,
+    args = (a, b, out, scale_a, scale_b, bias if bias is not None else scale_b,
             m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
             next_power_of_2(m) if isinstance(m, int) else m)  # (a traced, symbolic M keys as itself)
-    if m > TUNED_MIN_M and not interpreting() and config is None:
-        if tma_takes(a, b, out_dtype):
-            bias_ = bias.float().contiguous() if bias is not None else None
-            return _scaled_mm_tma_op(a, b.t(), scale_a.float().contiguous(), scale_b.float().contiguous(), bias_, out_dtype)
-
+    if tuned:
         def grid(meta):
             return (cdiv(m, meta["BLOCK_M"]) * cdiv(n, meta["BLOCK_N"]),)
         wrap_triton(_scaled_mm_tuned)[grid](*args, HAS_BIAS=bias is not None, EVEN_K=k % 128 == 0)
@@ -181,21 +179,15 @@ TMA_TILE = dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, GROUP_M=8, num_warps=8, n
 TMA_TILE_FP32_OUT = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=4)
 
 
-@functools.cache
-def _sm_count(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
 def tma_takes(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
     """Whether the TMA kernel takes a @ b: a Hopper GPU, both operands K-major (a row-major, b a transposed
     row-major [N, K]) with rows and starts 16-byte aligned, as the copy engine requires, and output rows too.
     Alignment is read from strides and storage offsets (the allocator's blocks are 512-byte aligned), so the
     check also holds on the fake tensors of a traced graph."""
-    es = torch.empty((), dtype=out_dtype).element_size()
     return (
         a.is_cuda and torch.cuda.get_device_capability(a.device)[0] == 9
         and a.stride(1) == 1 and b.stride(0) == 1 and a.stride(0) % 16 == 0 and b.stride(1) % 16 == 0
-        and a.storage_offset() % 16 == 0 and b.storage_offset() % 16 == 0 and (b.shape[1] * es) % 16 == 0
+        and a.storage_offset() % 16 == 0 and b.storage_offset() % 16 == 0 and (b.shape[1] * out_dtype.itemsize) % 16 == 0
     )
 
 
@@ -210,11 +202,11 @@ def scaled_int8_mm_tma(
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)
-    tile = tile or (TMA_TILE if torch.empty((), dtype=out_dtype).element_size() <= 2 else TMA_TILE_FP32_OUT)
+    tile = tile or (TMA_TILE if out_dtype.itemsize <= 2 else TMA_TILE_FP32_OUT)
     m, n = a.shape[0], bt.shape[0]
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     bm, bn, bk = tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"]
-    programs = min(_sm_count(cuda_index(a.device)) if a.is_cuda else 4, cdiv(m, bm) * cdiv(n, bn))
+    programs = min(sm_count(a.device) if a.is_cuda else 4, cdiv(m, bm) * cdiv(n, bn))
     _scaled_mm_tma_kernel[(max(1, programs),)](
         TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk]),
         TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias if bias is not None else scale_b,

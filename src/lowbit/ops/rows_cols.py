@@ -21,7 +21,7 @@ from torch.library import triton_op, wrap_triton
 
 from ..formats import fp
 from ..formats import int as intfmt
-from .tiles import cdiv, interpreting
+from .tiles import cdiv, interpreting, sm_count
 
 try:
     import triton
@@ -196,7 +196,7 @@ def _strip_rows(x: torch.Tensor, bm: int, bn: int, per_sm: int) -> int:
     """Rows of one absmax strip: whole steps of bm, as many as leave ~per_sm programs an SM (4 in all in the
     interpreter)."""
     m, n = x.shape
-    programs = 4 if interpreting() else per_sm * torch.cuda.get_device_properties(x.device).multi_processor_count
+    programs = 4 if interpreting() else per_sm * sm_count(x.device)
     return max(1, cdiv(cdiv(m, bm) * cdiv(n, bn), programs)) * bm
 
 

@@ -3,6 +3,7 @@ visit output tiles, and split-K."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -29,6 +30,16 @@ def next_power_of_2(n: int) -> int:
 def cuda_index(device: torch.device) -> int:
     """The index of a CUDA device, the current one where the device names none ("cuda")."""
     return device.index if device.index is not None else torch.cuda.current_device()
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def sm_count(device: torch.device) -> int:
+    """The streaming multiprocessors of a CUDA device, for grids sized to the GPU (queried once a device)."""
+    return _sm_count(cuda_index(device))
 
 
 def interpreting() -> bool:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..formats import int as intfmt
 from ..formats.packing import packed_length
-from .tiles import cdiv, cuda_index, grouped_tile, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, sm_count, split_k_partials, split_k_plan, sum_split_k
 
 try:
     import triton
@@ -188,16 +188,8 @@ def w4a16_matmul_reference(x2d, qweight, scale, zero, g_idx, group_size: int, bi
 # ----------------------------------------------------------------------------------------------
 # Triton launcher
 
-_SM_COUNT: dict[int, int] = {}
-
-
 def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 132
-    idx = cuda_index(device)
-    if idx not in _SM_COUNT:
-        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
-    return _SM_COUNT[idx]
+    return sm_count(device) if device.type == "cuda" else 132
 
 
 def _pow2_floor(v: int) -> int:
