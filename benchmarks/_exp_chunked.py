@@ -1,0 +1,105 @@
+"""Session 12 (one-off): weight-only layers past the swapped kernel's tokens, W dequantized in slabs of rows into one
+reused buffer that stays in the L2 (`weight_only._chunked_linear`), against dequantizing the whole weight to memory
+then cuBLAS (what the layers do past the swapped kernel) and bf16. One stream, and a two-stream variant in which the
+next slab's dequantization runs beside this slab's matmul. The seven 7B linears as one CUDA graph, as bench linear
+times them. Usage: python3 benchmarks/_exp_chunked.py OUT.json"""
+import json
+import sys
+
+import torch
+import triton
+import triton.testing
+
+from lowbit.bench.linear import LLAMA2_7B_LINEARS, SCHEMES, build_layers
+from lowbit.ops import weight_only as wo
+
+MS = [int(a) for a in sys.argv[2:]] or [32, 64, 128, 256, 1024, 4096]
+ROWS = [512, 1024, 2048]
+NAMES = ["W4A16 g128 (Triton)", "W8A16 per-channel (Triton)", "NF4 b64 (Triton)", "FP8 e4m3 weight-only (Triton)"]
+SIDE = torch.cuda.Stream()
+
+
+def chunked_two_streams(x, qweight, scale, zero, bits, group_size, k, lut, bias, rows):
+    """`_chunked_linear` with slab i + 1 dequantized on a side stream while slab i's matmul runs (two buffers)."""
+    n = qweight.shape[0]
+    out = torch.empty(x.shape[0], n, device=x.device, dtype=x.dtype)
+    bufs = [torch.empty(min(rows, n), k, device=x.device, dtype=x.dtype) for _ in range(2)]
+    main = torch.cuda.current_stream()
+    starts = list(range(0, n, rows))
+    ready = [torch.cuda.Event() for _ in starts]
+    done = [torch.cuda.Event() for _ in starts]
+    SIDE.wait_stream(main)
+
+    def dequant(i):
+        n0, n1 = starts[i], min(n, starts[i] + rows)
+        with torch.cuda.stream(SIDE):
+            if i >= 2:
+                SIDE.wait_event(done[i - 2])
+            z = None if zero is None else zero[n0:n1]
+            wo._dequantize_into(qweight[n0:n1], scale[n0:n1], z, None, bits, group_size, k, lut, x.dtype, bufs[i % 2][: n1 - n0])
+            ready[i].record(SIDE)
+
+    dequant(0)
+    for i, n0 in enumerate(starts):
+        n1 = min(n, n0 + rows)
+        if i + 1 < len(starts):
+            dequant(i + 1)
+        main.wait_event(ready[i])
+        torch.mm(x, bufs[i % 2][: n1 - n0].t(), out=out[:, n0:n1])
+        done[i].record(main)
+    main.wait_stream(SIDE)
+    return out if bias is None else out.add_(bias.to(x.dtype))
+
+
+def time_run(layers, xs) -> tuple[float, list]:
+    def run():
+        return [layer(x) for layer, x in zip(layers, xs)]
+
+    with torch.no_grad():
+        outs = run()
+        torch.cuda.synchronize()
+        return triton.testing.do_bench_cudagraph(run, rep=50) * 1e3, outs
+
+
+def main():
+    gpu = torch.cuda.get_device_name()
+    rows_out = []
+    bf16 = build_layers(None)
+    plain = wo._chunked_linear
+    for name in NAMES:
+        layers = build_layers(SCHEMES[name])
+        refs_w = [layer.dequantize_weight(torch.float64) for layer in layers]
+        for m in MS:
+            gen = torch.Generator(device="cuda").manual_seed(m)
+            xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen) for _, k, _ in LLAMA2_7B_LINEARS]
+            refs = [x.double() @ w.t() for x, w in zip(xs, refs_w)]
+            row = dict(scheme=name, m=m, bf16_us=round(time_run(bf16, xs)[0], 1))
+            limits = wo.dispatch_limits(gpu)
+            saved = {kind: dict(v) for kind, v in limits.items()}
+            variants = [("now", None, None), ("dequant+cublas", 0, None)]
+            variants += [(f"chunked{r}", r, plain) for r in ROWS] + [(f"chunked2s{r}", r, chunked_two_streams) for r in ROWS]
+            for label, rows, fn in variants:
+                if rows is not None:
+                    for v in limits.values():
+                        v.update(words=0, gemv=0, swapped=0, chunked=10**9 if rows else 0)
+                    wo.CHUNK_ROWS = rows
+                    wo._chunked_linear = fn or plain
+                try:
+                    us, outs = time_run(layers, xs)
+                    err = max(((o.double() - r).norm() / r.norm()).item() for o, r in zip(outs, refs))
+                    row[label] = [round(us, 1), f"{err:.1e}"]
+                except Exception as exc:  # noqa: BLE001 - a one-off sweep records what failed
+                    row[label] = f"failed: {type(exc).__name__}: {str(exc)[:120]}"
+                finally:
+                    for kind, v in saved.items():
+                        limits[kind].clear()
+                        limits[kind].update(v)
+                    wo.CHUNK_ROWS, wo._chunked_linear = 0, plain
+            print(json.dumps(row), flush=True)
+            rows_out.append(row)
+            with open(sys.argv[1], "w") as f:
+                json.dump(dict(gpu=gpu, torch=torch.__version__, triton=triton.__version__, rows=rows_out), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
