@@ -85,10 +85,16 @@ def ws_mm(kind, a, bt, sa, sb, tile, programs=None):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
+    p.add_argument("--kinds", nargs="+", default=["persistent", "inner"])
+    p.add_argument("--tiles", type=int, nargs="+", default=None, help="indices into TILES")
+    p.add_argument("--shapes", type=int, nargs="+", default=None, help="indices into SHAPES")
     args = p.parse_args()
+    tiles = [TILES[i] for i in args.tiles] if args.tiles is not None else TILES
+    shapes = list(SHAPES.items())
+    shapes = [shapes[i] for i in args.shapes] if args.shapes is not None else shapes
     rows = []
     gen = torch.Generator(device="cuda").manual_seed(0)
-    for (m, n, k), count in SHAPES.items():
+    for (m, n, k), count in shapes:
         a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
         bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
         sa = torch.rand(m, device="cuda", generator=gen) * 1e-3
@@ -108,8 +114,8 @@ def main():
         ha, hb = a.to(torch.bfloat16), bt.to(torch.bfloat16)
         row["bf16"] = tf(lambda: ha @ hb.t())
         del fa, fb, ha, hb
-        for kind in ("persistent", "inner"):
-            for tile in TILES:
+        for kind in args.kinds:
+            for tile in tiles:
                 name = f"ws_{kind}_{tile[0]}x{tile[1]}x{tile[2]}s{tile[3]}"
                 try:
                     out = ws_mm(kind, a, bt, sa, sb, tile)
@@ -118,6 +124,7 @@ def main():
                     row[name] = [tf(lambda: ws_mm(kind, a, bt, sa, sb, tile)), "equal" if same else f"DIFFERS max {(out.float() - ref.float()).abs().max().item():.3g}"]
                 except Exception as exc:  # noqa: BLE001 - a sweep records what failed
                     row[name] = f"failed: {type(exc).__name__}: {str(exc)[:160]}"
+                print(name, row[name], flush=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
         with open(args.out, "w") as f:
