@@ -1,14 +1,21 @@
-"""Session 12 (one-off): weight-only layers past the swapped kernel's tokens, W dequantized in slabs of rows into one
-reused buffer that stays in the L2 (`weight_only._chunked_linear`), against dequantizing the whole weight to memory
-then cuBLAS (what the layers do past the swapped kernel) and bf16. One stream, and a two-stream variant in which the
-next slab's dequantization runs beside this slab's matmul. The seven 7B linears as one CUDA graph, as bench linear
-times them. Usage: python3 benchmarks/_exp_chunked.py OUT.json"""
+"""Session 12 (one-off, call 1): weight-only layers past the swapped kernel's tokens, W dequantized in slabs of rows
+into one reused buffer that should stay in the L2 between the dequantize kernel that writes it and the cuBLAS call
+that reads it (`chunked_linear`), against dequantizing the whole weight to memory then cuBLAS (what the layers do past
+the swapped kernel) and bf16. One stream, and a two-stream variant in which the next slab's dequantization runs beside
+this slab's matmul. The seven 7B linears as one CUDA graph, as bench linear times them; the layers' op is replaced
+for the run (`weight_only._weight_only_matmul`, which their eager no-grad calls take). It lost everywhere but at
+4096 tokens (docs/benchmarks/README.md, session 12): the library keeps no slab path.
+
+    python3 benchmarks/_exp_chunked.py OUT.json [M ...]
+
+(Call 1 ran it through hooks in `weight_only`, removed after; this is the same computation standing alone.)"""
 import json
 import sys
 
 import torch
 import triton
 import triton.testing
+import torch.nn.functional as F
 
 from lowbit.bench.linear import LLAMA2_7B_LINEARS, SCHEMES, build_layers
 from lowbit.ops import weight_only as wo
@@ -17,6 +24,36 @@ MS = [int(a) for a in sys.argv[2:]] or [32, 64, 128, 256, 1024, 4096]
 ROWS = [512, 1024, 2048]
 NAMES = ["W4A16 g128 (Triton)", "W8A16 per-channel (Triton)", "NF4 b64 (Triton)", "FP8 e4m3 weight-only (Triton)"]
 SIDE = torch.cuda.Stream()
+
+
+def dequantize_into(qweight, scale, zero, bits, group_size, k, lut, out):
+    """`weight_only._dequantize`'s kernel path, written into `out` (FP8 values as their code table)."""
+    cfg = wo.gemv_config(qweight.shape[0], k, bits, group_size)
+    q, table = qweight, lut
+    if qweight.dtype in wo.FP8_DTYPES:
+        q, table = qweight.view(torch.uint8), wo.code_table(wo._VALUES[qweight.dtype], qweight.device)
+    q, scale, zero = wo._unit_stride(q, scale, zero)
+    scale = scale if scale.dtype == torch.float32 else scale.float()
+    n, bn = q.shape[0], 32
+    wo._dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, cfg["TW"]))](
+        q, scale, zero if zero is not None else q, table if table is not None else scale, out,
+        n, k, group_size, q.stride(0), scale.stride(0), zero.stride(0) if zero is not None else 0, out.stride(0),
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=table is not None, BLOCK_N=bn, TW=cfg["TW"])
+    return out
+
+
+def chunked_linear(x, qweight, scale, zero, bits, group_size, k, lut, bias, rows):
+    """x @ Wᵀ with W dequantized `rows` output rows at a time into one reused buffer, each slab's product written
+    into its columns of the output."""
+    n = qweight.shape[0]
+    out = torch.empty(x.shape[0], n, device=x.device, dtype=x.dtype)
+    buf = torch.empty(min(rows, n), k, device=x.device, dtype=x.dtype)
+    for n0 in range(0, n, rows):
+        n1 = min(n, n0 + rows)
+        z = None if zero is None else zero[n0:n1]
+        w = dequantize_into(qweight[n0:n1], scale[n0:n1], z, bits, group_size, k, lut, buf[: n1 - n0])
+        torch.mm(x, w.t(), out=out[:, n0:n1])
+    return out if bias is None else out.add_(bias.to(x.dtype))
 
 
 def chunked_two_streams(x, qweight, scale, zero, bits, group_size, k, lut, bias, rows):
@@ -36,7 +73,7 @@ def chunked_two_streams(x, qweight, scale, zero, bits, group_size, k, lut, bias,
             if i >= 2:
                 SIDE.wait_event(done[i - 2])
             z = None if zero is None else zero[n0:n1]
-            wo._dequantize_into(qweight[n0:n1], scale[n0:n1], z, None, bits, group_size, k, lut, x.dtype, bufs[i % 2][: n1 - n0])
+            dequantize_into(qweight[n0:n1], scale[n0:n1], z, bits, group_size, k, lut, bufs[i % 2][: n1 - n0])
             ready[i].record(SIDE)
 
     dequant(0)
@@ -65,7 +102,7 @@ def main():
     gpu = torch.cuda.get_device_name()
     rows_out = []
     bf16 = build_layers(None)
-    plain = wo._chunked_linear
+    now = wo._weight_only_matmul
     for name in NAMES:
         layers = build_layers(SCHEMES[name])
         refs_w = [layer.dequantize_weight(torch.float64) for layer in layers]
@@ -74,16 +111,13 @@ def main():
             xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen) for _, k, _ in LLAMA2_7B_LINEARS]
             refs = [x.double() @ w.t() for x, w in zip(xs, refs_w)]
             row = dict(scheme=name, m=m, bf16_us=round(time_run(bf16, xs)[0], 1))
-            limits = wo.dispatch_limits(gpu)
-            saved = {kind: dict(v) for kind, v in limits.items()}
-            variants = [("now", None, None), ("dequant+cublas", 0, None)]
-            variants += [(f"chunked{r}", r, plain) for r in ROWS] + [(f"chunked2s{r}", r, chunked_two_streams) for r in ROWS]
-            for label, rows, fn in variants:
-                if rows is not None:
-                    for v in limits.values():
-                        v.update(words=0, gemv=0, swapped=0, chunked=10**9 if rows else 0)
-                    wo.CHUNK_ROWS = rows
-                    wo._chunked_linear = fn or plain
+            variants = [("now", now), ("dequant+cublas", lambda x, q, s, z, g, bits, gs, lut, bias: F.linear(
+                x, wo._dequantize(q, s, z, g, bits, gs, x.shape[1], lut, x.dtype), bias))]
+            for fn, tag in ((chunked_linear, "chunked"), (chunked_two_streams, "chunked2s")):
+                variants += [(f"{tag}{r}", lambda x, q, s, z, g, bits, gs, lut, bias, r=r, fn=fn: fn(x, q, s, z, bits, gs, x.shape[1], lut, bias, r))
+                             for r in ROWS]
+            for label, fn in variants:
+                wo._weight_only_matmul = fn
                 try:
                     us, outs = time_run(layers, xs)
                     err = max(((o.double() - r).norm() / r.norm()).item() for o, r in zip(outs, refs))
@@ -91,10 +125,7 @@ def main():
                 except Exception as exc:  # noqa: BLE001 - a one-off sweep records what failed
                     row[label] = f"failed: {type(exc).__name__}: {str(exc)[:120]}"
                 finally:
-                    for kind, v in saved.items():
-                        limits[kind].clear()
-                        limits[kind].update(v)
-                    wo.CHUNK_ROWS, wo._chunked_linear = 0, plain
+                    wo._weight_only_matmul = now
             print(json.dumps(row), flush=True)
             rows_out.append(row)
             with open(sys.argv[1], "w") as f:

@@ -83,7 +83,6 @@ DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # weight-only kernels still win (int8 0.116 against 0.125 quantized with the narrower INT8 tiles, FP8 0.107
 # against 0.133), at 64 they lose (int8 0.149 against 0.127, FP8 0.145 against 0.135).
 VALUES_MAX_M = 32
-CHUNK_ROWS = 0  # session 12's experiment: rows a slab of `_chunked_linear` (0: off)
 _INT32_MAX = 2**31 - 1
 
 
@@ -813,11 +812,10 @@ def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, 
     return _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, cfg["TW"])
 
 
-def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    """The dequantize kernel on arguments already checked, in tiles of `tw` columns inside one group; into `out`
-    (rows of unit column stride) where given."""
+def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: int) -> torch.Tensor:
+    """The dequantize kernel on arguments already checked, in tiles of `tw` columns inside one group."""
     n = qweight.shape[0]
-    w = torch.empty(n, k, device=qweight.device, dtype=dtype) if out is None else out
+    w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     qweight, scale, zero = _unit_stride(qweight, scale, zero)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bn = 16 if interpreting() else 32
@@ -873,11 +871,6 @@ def _dequantize(
     qweight: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, g_idx: torch.Tensor | None,
     bits: int, group_size: int, k: int, lut: torch.Tensor | None, dtype: torch.dtype,
 ) -> torch.Tensor:
-    return _dequantize_into(qweight, scale, zero, g_idx, bits, group_size, k, lut, dtype, None)
-
-
-def _dequantize_into(qweight, scale, zero, g_idx, bits: int, group_size: int, k: int, lut, dtype: torch.dtype,
-                     out: torch.Tensor | None) -> torch.Tensor:
     """The float weight [N, K] in `dtype`, for dequantize + cuBLAS and for the backward: on CUDA (and in the
     interpreter, so that CI runs it) one pass of
     `_dequant_kernel` where it takes the storage (FP8 values as their code table), else by torch ops
@@ -894,25 +887,8 @@ def _dequantize_into(qweight, scale, zero, g_idx, bits: int, group_size: int, k:
             q, table = qweight, lut
             if qweight.dtype in FP8_DTYPES:
                 q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
-            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"], out)
-    w = dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
-    return w if out is None else out.copy_(w)
-
-
-def _chunked_linear(x, qweight, scale, zero, bits: int, group_size: int, k: int, lut, bias, rows: int) -> torch.Tensor:
-    """x @ Wᵀ (+ bias) with W dequantized `rows` output rows at a time into one reused buffer, each slab's
-    product written into its columns of the output. A slab of a few MB stays in the L2 between the dequantize
-    kernel that writes it and the cuBLAS call that reads it, and is overwritten there by the next: the bf16
-    weight never goes to memory (the whole one would be 2-4x the L2 of an H200)."""
-    n = qweight.shape[0]
-    out = torch.empty(x.shape[0], n, device=x.device, dtype=x.dtype)
-    buf = torch.empty(min(rows, n), k, device=x.device, dtype=x.dtype)
-    for n0 in range(0, n, rows):
-        n1 = min(n, n0 + rows)
-        z = None if zero is None else zero[n0:n1]
-        w = _dequantize_into(qweight[n0:n1], scale[n0:n1], z, None, bits, group_size, k, lut, x.dtype, buf[: n1 - n0])
-        torch.mm(x, w.t(), out=out[:, n0:n1])
-    return out if bias is None else out.add_(bias.to(x.dtype))
+            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"])
+    return dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
 
 
 def _weight_only_matmul(
@@ -941,8 +917,6 @@ def _weight_only_matmul(
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
     if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size)):
         return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
-    if CHUNK_ROWS and m <= limits.get("chunked", 0):
-        return _chunked_linear(x, qweight, scale, zero, bits, group_size, k, lut, bias, CHUNK_ROWS)
     # beyond: the weight dequantized once (the kernel where it takes the storage), then cuBLAS
     w = _dequantize(qweight, scale, zero, None, bits, group_size, k, lut, x.dtype)
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
