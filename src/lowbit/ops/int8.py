@@ -247,17 +247,18 @@ def scaled_int8_mm_tma(
     bias: torch.Tensor | None, out_dtype: torch.dtype, tile: dict | None = None, stream_k: bool | None = None,
 ) -> torch.Tensor:
     """a [M, K] @ bt [N, K]ᵀ (both K-major int8, aligned: `tma_takes`) · scales (+ bias), fp32 scales and bias.
-    `stream_k` (None: `stream_k_pays`) splits K-steps across programs instead of tiles.
+    `stream_k` (None: where `STREAM_K` and `stream_k_pays`) splits K-steps across programs instead of tiles.
     On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) take 170 ms on this
     tile, within 2 % of the best of 7 TMA tiles shape by shape; the compiled step's pointer-kernel matmuls
     took 185 ms (session 11, calls 1-2)."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
-    # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)
     m, n, k = a.shape[0], bt.shape[0], a.shape[1]
     slots = sm_count(a.device) if a.is_cuda else 4
     if stream_k is None:
-        stream_k = stream_k_pays(m, n, k, slots)
+        stream_k = STREAM_K and stream_k_pays(m, n, k, slots)
+    # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90);
+    # stream-K stores from registers (147 KB for any output, sm_90 compiled on the CPU)
     tile = tile or (TMA_TILE if out_dtype.itemsize <= 2 or stream_k else TMA_TILE_FP32_OUT)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     bm, bn, bk = tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"]
@@ -276,6 +277,12 @@ def scaled_int8_mm_tma(
         a_desc, b_desc, TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias_arg,
         m, n, k, max(1, programs), HAS_BIAS=bias is not None, **tile)
     return out
+
+
+# Stream-K is built and checked to the bit in the interpreter (session 12) but was never run on a GPU: the device
+# was not lent again after it was written. Off until `benchmarks/_exp_stream_k.py` times it against the tile kernel
+# (`benchmarks/_next_call.sh`); then the training step's weight gradients take it where `stream_k_pays`.
+STREAM_K = False
 
 
 def stream_k_pays(m: int, n: int, k: int, slots: int) -> bool:
