@@ -1,9 +1,9 @@
 """Experiment (session 12, not yet run: the device was not lent again): stream-K for the INT8 TMA matmul
 (`ops.int8._scaled_mm_stream_k_kernel`) on the shapes whose tiles leave SMs idle in their last wave: the weight
-gradients of a llama2-1b training step over 32768 tokens (1536 x 1536: 144 tiles of 128 x 128 for 132 SMs, two
-waves, the second 9 % full; 6144 x 1536: 288 tiles of 128 x 256, three waves at 73 %). TFLOP/s (do_bench, L2
-flushed, direct launches) of the TMA kernel as the step runs it (128 x 128 tiles for fp32 gradients, 128 x 256 for
-bf16) and of stream-K on 128 x 256, each checked equal to the bit; a forward shape too, where stream_k_pays says no.
+gradients of a llama2-1b training step over 32768 tokens, which it computes in bf16 (1536 x 1536: 72 tiles of
+128 x 256 for 132 SMs, one wave at 55 %; 6144 x 1536: 288 tiles, three waves at 73 %). TFLOP/s (do_bench, L2
+flushed, direct launches) of the TMA kernel on its tiles (128 x 256 for bf16 outputs, 128 x 128 for fp32) and of
+stream-K on 128 x 256, each checked equal to the bit; a forward shape too, where stream_k_pays says no.
 
     python3 benchmarks/_exp_stream_k.py --out $OUT/stream-k.json
 """

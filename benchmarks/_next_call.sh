@@ -2,8 +2,8 @@
 # Session 12 ran its GPU calls 1-4 (docs/benchmarks/README.md "Session 12"); then the device was not lent again. Built after:
 #   - stream-K for the INT8 TMA matmul (`ops.int8._scaled_mm_stream_k_kernel`, off: `ops.int8.STREAM_K = False`),
 #     checked to the bit against the tile kernel in the interpreter only. Its GPU tests and its speed on the weight
-#     gradients of a llama2-1b step (1536 x 1536 x 32768: 747 TFLOP/s in session 11's call 2 against ~1100 on the
-#     forward shapes, 72-144 tiles for 132 SMs) are below. If it wins, set STREAM_K = True, re-run the GPU tests of
+#     gradients of a llama2-1b step (1536 x 1536 x 32768, bf16 out: 747 TFLOP/s in session 11's call 2 against ~1100 on the
+#     forward shapes: 72 tiles of 128 x 256 for 132 SMs) are below. If it wins, set STREAM_K = True, re-run the GPU tests of
 #     test_ops_int8.py and test_train_linear.py, and `lowbit bench train --precisions bf16 int8`.
 export PYTHONPATH=$PWD/src
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
