@@ -5,6 +5,10 @@
 #     gradients of a llama2-1b step (1536 x 1536 x 32768, bf16 out: 747 TFLOP/s in session 11's call 2 against ~1100 on the
 #     forward shapes: 72 tiles of 128 x 256 for 132 SMs) are below. If it wins, set STREAM_K = True, re-run the GPU tests of
 #     test_ops_int8.py and test_train_linear.py, and `lowbit bench train --precisions bf16 int8`.
+# Then, to settle why the INT8 matmul stops near 1100 TOP/s (docs/benchmarks/README.md, session 12: 6.4 TB/s of
+# operand traffic from the L2 counted): ncu's L2 throughput (lts__t_bytes.sum.per_second, and the % of peak in its
+# "Memory Workload Analysis") on one 32768 x 1536 x 1536 call of ops.int8.scaled_int8_mm_tma, as ncu_gemv.py does for
+# the GEMV. Near peak, the next kernel is a 2-CTA cluster with TMA multicast (Gluon).
 export PYTHONPATH=$PWD/src
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 90 python3 -m pytest -q --tb=short -rf tests/test_ops_int8.py -k "tma or stream_k" -p no:logging 2>&1 | tail -3
