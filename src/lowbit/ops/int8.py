@@ -33,6 +33,17 @@ except ImportError:  # lowbit runs without Triton; the ops then take the referen
 if triton is not None:
 
     @triton.jit
+    def _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS: tl.constexpr):
+        """The int32 sums of an output tile times their row and column scales (+ bias), in fp32: every matmul's
+        epilogue."""
+        sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
+        sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
+        out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+        return out
+
+    @triton.jit
     def _scaled_mm_kernel(
         a_ptr, b_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr,
         M, N, K,
@@ -62,11 +73,7 @@ if triton is not None:
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
 
-        sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
-        sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
-        out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
-        if HAS_BIAS:
-            out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+        out = _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS)
         c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
         tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
@@ -114,21 +121,12 @@ if triton is not None:
                 acc = tl.dot(a_desc.load([om, k * BLOCK_K]), b_desc.load([on, k * BLOCK_K]).T, acc, out_dtype=tl.int32)
             offs_m = om + tl.arange(0, BLOCK_M)
             offs_n = on + tl.arange(0, BLOCK_N)
-            sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
-            sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
-            out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
-            if HAS_BIAS:
-                out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
-            c_desc.store([om, on], out.to(c_desc.dtype))
+            c_desc.store([om, on], _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS).to(c_desc.dtype))
 
     @triton.jit
     def _scaled_epilogue(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, c_ptr, M, N, HAS_BIAS: tl.constexpr):
-        """acc · sa · sb (+ bias) stored into the rows and columns of c [M, N] (contiguous) that exist."""
-        sa = tl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
-        sb = tl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
-        out = acc.to(tl.float32) * sa[:, None] * sb[None, :]
-        if HAS_BIAS:
-            out += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
+        """`_scaled` stored into the rows and columns of c [M, N] (contiguous) that exist."""
+        out = _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS)
         mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
         tl.store(c_ptr + offs_m[:, None] * N + offs_n[None, :], out.to(c_ptr.dtype.element_ty), mask=mask)
 
