@@ -8,7 +8,8 @@
 # Then, to settle why the INT8 matmul stops near 1100 TOP/s (docs/benchmarks/README.md, session 12: 6.4 TB/s of
 # operand traffic from the L2 counted): ncu's L2 throughput (lts__t_bytes.sum.per_second, and the % of peak in its
 # "Memory Workload Analysis") on one 32768 x 1536 x 1536 call of ops.int8.scaled_int8_mm_tma, as ncu_gemv.py does for
-# the GEMV. Near peak, the next kernel is a 2-CTA cluster with TMA multicast (Gluon).
+# the GEMV. Near peak, the next kernel is a 2-CTA cluster with TMA multicast, which Triton 3.6 (Gluon included)
+# cannot express.
 export PYTHONPATH=$PWD/src
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 90 python3 -m pytest -q --tb=short -rf tests/test_ops_int8.py -k "tma or stream_k" -p no:logging 2>&1 | tail -3
