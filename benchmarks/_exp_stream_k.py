@@ -18,6 +18,7 @@ import triton
 import triton.testing
 
 from lowbit.ops import int8 as int8_ops
+from sweep import write
 
 TOKENS = 16 * 2048
 SHAPES = [(1536, 1536, TOKENS, 4), (6144, 1536, TOKENS, 2), (1536, 6144, TOKENS, 1), (TOKENS, 1536, 1536, 8)]
@@ -45,8 +46,7 @@ def main():
             row[f"equal_{str(dtype)[6:]}"] = same
         print(json.dumps(row), flush=True)
         rows.append(row)
-        with open(args.out, "w") as f:
-            json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+        write(args.out, rows)
 
 
 if __name__ == "__main__":

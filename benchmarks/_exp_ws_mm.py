@@ -22,6 +22,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 from lowbit.ops import int8 as int8_ops
 from lowbit.ops.tiles import grouped_tile
+from sweep import write
 
 TOKENS = 16 * 2048
 SHAPES = {  # (M, N, K): count a llama2-1b layer (training), or the 7B linears at 4096 tokens (inference)
@@ -127,8 +128,7 @@ def main():
                 print(name, row[name], flush=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
-        with open(args.out, "w") as f:
-            json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, rows=rows), f, indent=1)
+        write(args.out, rows)
 
 
 if __name__ == "__main__":
