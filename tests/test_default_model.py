@@ -142,8 +142,10 @@ def test_unigram_baseline_by_hand():
 
 
 def test_bad_model_names_are_value_errors(tmp_path):
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(ValueError, match="no such directory"):  # a path, not a bad hub repo id
         load_causal_lm(str(tmp_path / "missing-model"))
+    with pytest.raises(ValueError, match="no such directory"):
+        load_causal_lm("./runs/missing-model")
     with pytest.raises(ValueError, match="--model"):
         load_causal_lm("no-such-org/no-such-model-xyz")  # hub name, offline
 

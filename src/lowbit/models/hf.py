@@ -34,6 +34,11 @@ def model_slug(name_or_path: str) -> str:
     return slug or "model"
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """Absolute, relative to '.' or '~', or deeper than a hub name's one 'org/name' slash."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def load_causal_lm(
     name_or_path: str | None,
     *,
@@ -51,6 +56,9 @@ def load_causal_lm(
         slug = DEFAULT_NAME
     else:
         local = Path(name_or_path).expanduser()
+        if not local.exists() and _looks_like_a_path(name_or_path):  # the hub would only complain of a bad repo id
+            raise ValueError(f"--model/model {name_or_path!r}: no such directory (a local model folder, or a hub "
+                             "name such as 'gpt2' or 'org/name')")
         path = str(local) if local.exists() else name_or_path  # else a hub name
         slug = model_slug(name_or_path)
     try:
