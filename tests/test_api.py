@@ -201,6 +201,8 @@ def test_save_load_of_partly_quantized_tied_gpt2(tmp_path):
 
 
 def test_load_errors(tmp_path):
+    with pytest.raises(ValueError, match="not a directory"):
+        lowbit.load(tmp_path / "missing")
     with pytest.raises(ValueError, match="lowbit.json"):
         lowbit.load(tmp_path)
     model = lowbit.quantize(tiny_llama(), lowbit.RTN(8), select="qkv")

@@ -125,6 +125,8 @@ def load(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module
 
     directory = Path(directory)
     path = directory / DESCRIPTION
+    if not directory.is_dir():
+        raise ValueError(f"{str(directory)!r} is not a directory (lowbit.load takes the folder lowbit.save wrote)")
     if not path.is_file():
         raise ValueError(f"directory {str(directory)!r} holds no {DESCRIPTION}; was it written by lowbit.save?")
     description = json.loads(path.read_text())
