@@ -14,4 +14,7 @@ export PYTHONPATH=$PWD/src
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 90 python3 -m pytest -q --tb=short -rf tests/test_ops_int8.py -k "tma or stream_k" -p no:logging 2>&1 | tail -3
 timeout 150 python3 benchmarks/_exp_stream_k.py --out $OUT/stream-k.json 2>&1 | grep -v Warn | tail -6
+# Explicit warp specialization in Gluon (benchmarks/_exp_gluon_ws_mm.py, compiled for sm_90 on the CPU only): does it
+# run where tl.range(warp_specialize=True)'s matmuls hung? A hang shows as rc=124 with no row printed.
+timeout 60 python3 benchmarks/_exp_gluon_ws_mm.py --out $OUT/gluon-ws.json 2>&1 | grep -v Warn | tail -5; echo "gluon rc=${PIPESTATUS[0]}"
 echo "s=$SECONDS"
