@@ -264,10 +264,11 @@ def scaled_int8_mm_tma(
     a_desc, b_desc = TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk])
     bias_arg = bias if bias is not None else scale_b
     if stream_k:
-        iters = cdiv(tiles * cdiv(k, bk), slots)
+        steps = tiles * cdiv(k, bk)  # every tile's K-steps, end to end
+        iters = cdiv(steps, slots)
         sums = torch.zeros(m, n, device=a.device, dtype=torch.int32)
         counts = torch.zeros(tiles, device=a.device, dtype=torch.int32)
-        _scaled_mm_stream_k_kernel[(cdiv(tiles * cdiv(k, bk), iters),)](
+        _scaled_mm_stream_k_kernel[(cdiv(steps, iters),)](
             a_desc, b_desc, out, sums, counts, scale_a, scale_b, bias_arg, m, n, k, iters, HAS_BIAS=bias is not None, **tile)
         return out
     programs = min(slots, tiles)
