@@ -18,3 +18,9 @@ timeout 150 python3 benchmarks/_exp_stream_k.py --out $OUT/stream-k.json 2>&1 | 
 # run where tl.range(warp_specialize=True)'s matmuls hung? A hang shows as rc=124 with no row printed.
 timeout 60 python3 benchmarks/_exp_gluon_ws_mm.py --out $OUT/gluon-ws.json 2>&1 | grep -v Warn | tail -5; echo "gluon rc=${PIPESTATUS[0]}"
 echo "s=$SECONDS"
+# ncu: L2 and DRAM throughput of the INT8 TMA matmul on a forward shape, and of cuBLAS INT8 on the same operands
+NCU="ncu --clock-control none --launch-skip 2 --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --metrics lts__t_bytes.sum.per_second,lts__t_sectors_srcunit_tex.sum,sm__inst_executed_pipe_tensor.sum"
+timeout 90 $NCU --kernel-name regex:scaled_mm python3 benchmarks/ncu_int8_mm.py > $OUT/ncu-tma.txt 2>&1; echo "ncu rc=$?"
+timeout 60 $NCU python3 benchmarks/ncu_int8_mm.py --cublas > $OUT/ncu-cublas.txt 2>&1; echo "ncu rc=$?"
+grep -a "Kernel\|_kernel\|Duration\|Throughput\|lts__\|Hit Rate\|Busy" $OUT/ncu-tma.txt $OUT/ncu-cublas.txt | head -50
+echo "s=$SECONDS"
