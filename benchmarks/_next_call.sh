@@ -21,6 +21,6 @@ echo "s=$SECONDS"
 # ncu: L2 and DRAM throughput of the INT8 TMA matmul on a forward shape, and of cuBLAS INT8 on the same operands
 NCU="ncu --clock-control none --launch-skip 2 --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --metrics lts__t_bytes.sum.per_second,lts__t_sectors_srcunit_tex.sum,sm__inst_executed_pipe_tensor.sum"
 timeout 90 $NCU --kernel-name regex:scaled_mm python3 benchmarks/ncu_int8_mm.py > $OUT/ncu-tma.txt 2>&1; echo "ncu rc=$?"
-timeout 60 $NCU python3 benchmarks/ncu_int8_mm.py --cublas > $OUT/ncu-cublas.txt 2>&1; echo "ncu rc=$?"
+timeout 60 $NCU --kernel-name regex:"gemm|cutlass|xmma" python3 benchmarks/ncu_int8_mm.py --cublas > $OUT/ncu-cublas.txt 2>&1; echo "ncu rc=$?"
 grep -a "Kernel\|_kernel\|Duration\|Throughput\|lts__\|Hit Rate\|Busy" $OUT/ncu-tma.txt $OUT/ncu-cublas.txt | head -50
 echo "s=$SECONDS"
