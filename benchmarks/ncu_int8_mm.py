@@ -17,7 +17,6 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--m", type=int, default=32768)
 ap.add_argument("--n", type=int, default=1536)
 ap.add_argument("--k", type=int, default=1536)
-ap.add_argument("--stream-k", action="store_true")
 ap.add_argument("--cublas", action="store_true", help="torch._int_mm (cuBLAS INT8) on the same operands instead")
 args = ap.parse_args()
 gen = torch.Generator(device="cuda").manual_seed(0)
@@ -28,5 +27,5 @@ for _ in range(3):
     if args.cublas:
         torch._int_mm(a, bt.t())
         continue
-    int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16, stream_k=args.stream_k)
+    int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16)
 torch.cuda.synchronize()

@@ -102,39 +102,6 @@ def test_scaled_mm_tma_matches_float64(m, n, k):
     assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
 
 
-# on the GPU the kernel's own 128 × 256 × 128 tile: the small shapes make one or two runs, the last one ~11 runs a tile
-STREAM_K_SHAPES = [(37, 40, 208), (32, 64, 64), (70, 96, 112)] + ([(300, 520, 4096)] if DEVICE == "cuda" else [])
-
-
-@pytest.mark.parametrize("m,n,k", STREAM_K_SHAPES)
-def test_scaled_mm_stream_k_equals_the_tile_kernel(m, n, k):
-    """Stream-K (K-steps split across programs, int32 partial sums added in any order, the last run of a tile
-    applying the scales) gives the tile kernel's outputs to the bit: the shapes make runs that end inside a
-    tile, runs that cover a whole tile, and tiles with ragged M, N and K (interpreter tiles: 16 × 32 × 32 on
-    4 programs). Exact integer sums with unit scales."""
-    gen = torch.Generator().manual_seed(m + n * k)
-    a, bt = rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen)
-    sa = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127
-    sb = (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
-    bias = torch.randn(n, generator=gen).to(DEVICE)
-    tile = None if DEVICE == "cuda" else TMA_SMALL
-    for dtype in (torch.float32, torch.bfloat16):
-        whole = ops.scaled_int8_mm_tma(a, bt, sa, sb, bias, dtype, tile, stream_k=False)
-        split = ops.scaled_int8_mm_tma(a, bt, sa, sb, bias, dtype, tile, stream_k=True)
-        assert torch.equal(split, whole), dtype
-    ones_m, ones_n = torch.ones(m, device=DEVICE), torch.ones(n, device=DEVICE)
-    exact = ops.scaled_int8_mm_tma(a, bt, ones_m, ones_n, None, torch.float32, tile, stream_k=True)
-    assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
-
-
-def test_stream_k_takes_the_grids_that_leave_sms_idle():
-    """The 132-SM H200 at 32768 training tokens: the weight gradients split K, the forward shapes do not."""
-    assert ops.stream_k_pays(1536, 1536, 32768, 132) and ops.stream_k_pays(6144, 1536, 32768, 132)
-    assert ops.stream_k_pays(1536, 6144, 32768, 132)
-    assert not ops.stream_k_pays(32768, 1536, 1536, 132) and not ops.stream_k_pays(32768, 6144, 1536, 132)
-    assert not ops.stream_k_pays(1536, 1536, 2048, 132)  # 16 K-steps a tile: too few to share
-
-
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
 def test_scaled_mm_takes_the_tma_kernel_only_where_it_can():
     """Large M with K-major, 16-byte-aligned operands goes through the TMA op (bit-equal to the pointer kernel's

@@ -123,52 +123,6 @@ if triton is not None:
             offs_n = on + tl.arange(0, BLOCK_N)
             c_desc.store([om, on], _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS).to(c_desc.dtype))
 
-    @triton.jit
-    def _scaled_epilogue(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, c_ptr, M, N, HAS_BIAS: tl.constexpr):
-        """`_scaled` stored into the rows and columns of c [M, N] (contiguous) that exist."""
-        out = _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS)
-        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-        tl.store(c_ptr + offs_m[:, None] * N + offs_n[None, :], out.to(c_ptr.dtype.element_ty), mask=mask)
-
-    @triton.jit
-    def _scaled_mm_stream_k_kernel(
-        a_desc, b_desc, c_ptr, sum_ptr, count_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K, ITERS,
-        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    ):
-        """The TMA matmul of `_scaled_mm_tma_kernel` split by K-steps instead of tiles (stream-K): the tiles' K-steps,
-        laid end to end, are cut into runs of ITERS, one a program. A run that covers a whole tile stores it; the
-        part of a tile that a run covers is added into the int32 sums `sum_ptr` [M, N] (zero before: integer adds,
-        so the order does not change them), and the last of the tile's runs to finish (a counter a tile, zero
-        before) applies the scales. For grids that leave SMs idle in their last wave of tiles (the 1536 × 1536
-        gradients of a training step over 32768 tokens: 72 tiles for 132 SMs)."""
-        num_pid_m = tl.cdiv(M, BLOCK_M)
-        num_pid_n = tl.cdiv(N, BLOCK_N)
-        k_tiles = tl.cdiv(K, BLOCK_K)
-        it = tl.program_id(0) * ITERS
-        end = tl.minimum(it + ITERS, num_pid_m * num_pid_n * k_tiles)
-        while it < end:
-            tile = it // k_tiles
-            k0 = it - tile * k_tiles
-            k1 = tl.minimum(k_tiles, k0 + end - it)
-            pid_m, pid_n = grouped_tile(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
-            om, on = pid_m * BLOCK_M, pid_n * BLOCK_N
-            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-            for k in range(k0, k1):
-                acc = tl.dot(a_desc.load([om, k * BLOCK_K]), b_desc.load([on, k * BLOCK_K]).T, acc, out_dtype=tl.int32)
-            offs_m = om + tl.arange(0, BLOCK_M)
-            offs_n = on + tl.arange(0, BLOCK_N)
-            if k1 - k0 == k_tiles:
-                _scaled_epilogue(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, c_ptr, M, N, HAS_BIAS)
-            else:
-                sums = sum_ptr + offs_m[:, None] * N + offs_n[None, :]
-                mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-                tl.atomic_add(sums, acc, mask=mask, sem="relaxed", scope="gpu")
-                tl.debug_barrier()  # every thread's adds are done before the count says so
-                runs = (tile * k_tiles + k_tiles - 1) // ITERS - (tile * k_tiles) // ITERS + 1
-                if tl.atomic_add(count_ptr + tile, 1, sem="acq_rel", scope="gpu") == runs - 1:
-                    total = tl.load(sums, mask=mask, other=0, cache_modifier=".cg")
-                    _scaled_epilogue(total, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, c_ptr, M, N, HAS_BIAS)
-            it += k1 - k0
 
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
 
@@ -242,10 +196,9 @@ def tma_takes(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
 
 def scaled_int8_mm_tma(
     a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-    bias: torch.Tensor | None, out_dtype: torch.dtype, tile: dict | None = None, stream_k: bool | None = None,
+    bias: torch.Tensor | None, out_dtype: torch.dtype, tile: dict | None = None,
 ) -> torch.Tensor:
     """a [M, K] @ bt [N, K]ᵀ (both K-major int8, aligned: `tma_takes`) · scales (+ bias), fp32 scales and bias.
-    `stream_k` (None: where `STREAM_K` and `stream_k_pays`) splits K-steps across programs instead of tiles.
     On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) take 170 ms on this
     tile, within 2 % of the best of 7 TMA tiles shape by shape; the compiled step's pointer-kernel matmuls
     took 185 ms (session 11, calls 1-2)."""
@@ -253,46 +206,18 @@ def scaled_int8_mm_tma(
 
     m, n, k = a.shape[0], bt.shape[0], a.shape[1]
     slots = sm_count(a.device) if a.is_cuda else 4
-    if stream_k is None:
-        stream_k = STREAM_K and stream_k_pays(m, n, k, slots)
-    # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90);
-    # stream-K stores from registers (147 KB for any output, sm_90 compiled on the CPU)
-    tile = tile or (TMA_TILE if out_dtype.itemsize <= 2 or stream_k else TMA_TILE_FP32_OUT)
+    # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)
+    tile = tile or (TMA_TILE if out_dtype.itemsize <= 2 else TMA_TILE_FP32_OUT)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     bm, bn, bk = tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"]
     tiles = cdiv(m, bm) * cdiv(n, bn)
     a_desc, b_desc = TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk])
     bias_arg = bias if bias is not None else scale_b
-    if stream_k:
-        steps = tiles * cdiv(k, bk)  # every tile's K-steps, end to end
-        iters = cdiv(steps, slots)
-        sums = torch.zeros(m, n, device=a.device, dtype=torch.int32)
-        counts = torch.zeros(tiles, device=a.device, dtype=torch.int32)
-        _scaled_mm_stream_k_kernel[(cdiv(steps, iters),)](
-            a_desc, b_desc, out, sums, counts, scale_a, scale_b, bias_arg, m, n, k, iters, HAS_BIAS=bias is not None, **tile)
-        return out
     programs = min(slots, tiles)
     _scaled_mm_tma_kernel[(max(1, programs),)](
         a_desc, b_desc, TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias_arg,
         m, n, k, max(1, programs), HAS_BIAS=bias is not None, **tile)
     return out
-
-
-# Stream-K is built and checked to the bit in the interpreter (session 12) but was never run on a GPU: the device
-# was not lent again after it was written. Off until `benchmarks/_exp_stream_k.py` times it against the tile kernel
-# (`benchmarks/_next_call.sh`); then the training step's weight gradients take it where `stream_k_pays`.
-STREAM_K = False
-
-
-def stream_k_pays(m: int, n: int, k: int, slots: int) -> bool:
-    """Whether the TMA matmul splits K-steps across programs (`_scaled_mm_stream_k_kernel`) rather than tiles:
-    when whole 128 × 256 tiles would fill less than 80 % of the grid's waves and each tile has at least 32 K-steps
-    to share (the gradients of a weight over many tokens). Training llama2-1b at 32768 tokens: 1536 × 1536 × 32768
-    (72 tiles for 132 SMs) and the 6144 × 1536 ones (288 tiles, three waves at 73 %) split; the forward shapes
-    (1536+ tiles) do not."""
-    tiles = cdiv(m, TMA_TILE["BLOCK_M"]) * cdiv(n, TMA_TILE["BLOCK_N"])
-    waves = cdiv(tiles, slots)
-    return tiles < 0.8 * waves * slots and cdiv(k, TMA_TILE["BLOCK_K"]) >= 32
 
 
 # Opaque to torch.compile: its tracing of triton ops does not carry TMA descriptors (torch 2.11); Inductor
