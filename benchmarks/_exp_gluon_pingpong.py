@@ -60,9 +60,10 @@ def _loader(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS,
 
 
 @gluon.jit
-def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
-              WHICH: gl.constexpr, GROUP_M: gl.constexpr, STAGES: gl.constexpr):
-    """The local tiles WHICH, WHICH + 2, ...: MMAs over the ring's slots of that tile, then its epilogue."""
+def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
+              WHICH: gl.constexpr, CONSUMERS: gl.constexpr, TMA_STORE: gl.constexpr, GROUP_M: gl.constexpr,
+              STAGES: gl.constexpr):
+    """The local tiles WHICH, WHICH + CONSUMERS, ...: MMAs over the ring's slots of that tile, then its epilogue."""
     BLOCK_M: gl.constexpr = c_desc.block_type.shape[0]
     BLOCK_N: gl.constexpr = c_desc.block_type.shape[1]
     BLOCK_K: gl.constexpr = a_bufs.type.shape[2]
@@ -70,7 +71,7 @@ def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, sa_ptr, sb_ptr, M, N,
     n_k = gl.cdiv(K, BLOCK_K)
     tiles = gl.cdiv(M, BLOCK_M) * gl.cdiv(N, BLOCK_N)
     j = WHICH
-    for tile in range(gl.program_id(0) + WHICH * PROGRAMS, tiles, 2 * PROGRAMS):
+    for tile in range(gl.program_id(0) + WHICH * PROGRAMS, tiles, CONSUMERS * PROGRAMS):
         om, on = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = gl.zeros((BLOCK_M, BLOCK_N), dtype=gl.int32, layout=layout)
         g = j * n_k
@@ -88,17 +89,23 @@ def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, sa_ptr, sb_ptr, M, N,
         sa = gl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
         sb = gl.load(sb_ptr + offs_n, mask=offs_n < N, other=0.0)
         out = (acc.to(gl.float32) * sa[:, None] * sb[None, :]).to(c_desc.dtype)
-        tma.store_wait(0)  # this consumer's previous tile has left its buffer
-        c_buf.store(out)
-        fence_async_shared()
-        tma.async_copy_shared_to_global(c_desc, [om, on], c_buf)
-        j += 2
-    tma.store_wait(0)
+        if TMA_STORE:
+            tma.store_wait(0)  # this consumer's previous tile has left its buffer
+            c_buf.store(out)
+            fence_async_shared()
+            tma.async_copy_shared_to_global(c_desc, [om, on], c_buf)
+        else:
+            mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+            gl.store(c_ptr + offs_m[:, None] * N + offs_n[None, :], out, mask=mask)
+        j += CONSUMERS
+    if TMA_STORE:
+        tma.store_wait(0)
 
 
 @gluon.jit
-def pingpong_mm_kernel(a_desc, b_desc, c_desc, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
-                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMER_REGS: gl.constexpr):
+def pingpong_mm_kernel(a_desc, b_desc, c_desc, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
+                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+                       CONSUMERS: gl.constexpr, TMA_STORE: gl.constexpr):
     BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
     BLOCK_K: gl.constexpr = a_desc.block_type.shape[1]
     BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
@@ -111,11 +118,20 @@ def pingpong_mm_kernel(a_desc, b_desc, c_desc, sa_ptr, sb_ptr, M, N, K, PROGRAMS
     for s in gl.static_range(STAGES):
         mbarrier.init(ready.index(s), count=1)
         mbarrier.init(empty.index(s), count=1)
-    gl.warp_specialize([
-        (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c0, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, GROUP_M, STAGES)),
-        (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c1, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 1, GROUP_M, STAGES)),
-        (_loader, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP_M, STAGES)),
-    ], [4, 1], [CONSUMER_REGS, 40])
+    if CONSUMERS == 2:
+        gl.warp_specialize([
+            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
+                         TMA_STORE, GROUP_M, STAGES)),
+            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c1, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 1, CONSUMERS,
+                         TMA_STORE, GROUP_M, STAGES)),
+            (_loader, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP_M, STAGES)),
+        ], [4, 1], [CONSUMER_REGS, 40])
+    else:
+        gl.warp_specialize([
+            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
+                         TMA_STORE, GROUP_M, STAGES)),
+            (_loader, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP_M, STAGES)),
+        ], [1], [40])
 
 
 def _desc(t, block, dtype):
@@ -124,7 +140,8 @@ def _desc(t, block, dtype):
     return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, dtype))
 
 
-def pingpong_mm(a, bt, sa, sb, out_dtype=torch.bfloat16, tile=(128, 128, 128, 4), group_m=8, regs=232, programs=None):
+def pingpong_mm(a, bt, sa, sb, out_dtype=torch.bfloat16, tile=(128, 128, 128, 4), group_m=8, regs=232, programs=None,
+                consumers=2, tma_store=True):
     """a [M, K] @ bt [N, K]ᵀ (int8, K-major) · sa[:, None] · sb[None, :] → out_dtype."""
     bm, bn, bk, stages = tile
     m, k = a.shape
@@ -134,8 +151,8 @@ def pingpong_mm(a, bt, sa, sb, out_dtype=torch.bfloat16, tile=(128, 128, 128, 4)
     programs = programs or min(torch.cuda.get_device_properties(a.device).multi_processor_count,
                                triton.cdiv(m, bm) * triton.cdiv(n, bn))
     pingpong_mm_kernel[(programs,)](
-        _desc(a, [bm, bk], gl.int8), _desc(bt, [bn, bk], gl.int8), _desc(c, [bm, bn], gl_out), sa, sb, m, n, k, programs,
-        GROUP_M=group_m, STAGES=stages, CONSUMER_REGS=regs, num_warps=4)
+        _desc(a, [bm, bk], gl.int8), _desc(bt, [bn, bk], gl.int8), _desc(c, [bm, bn], gl_out), c, sa, sb, m, n, k, programs,
+        GROUP_M=group_m, STAGES=stages, CONSUMER_REGS=regs, CONSUMERS=consumers, TMA_STORE=tma_store, num_warps=4)
     return c
 
 
@@ -151,23 +168,25 @@ def compile_only():
     sys.path.insert(0, str(Path(__file__).parent))
     from sm90_asm import registers, sass
 
-    for bm, bn, bk, stages, regs in [(128, 128, 128, 4, 232), (128, 128, 128, 5, 232), (128, 128, 64, 8, 232)]:
+    for bm, bn, bk, stages, regs, consumers, store in [(128, 128, 128, 4, 232, 2, True), (128, 128, 128, 4, 232, 1, True),
+                                                       (128, 128, 128, 4, 232, 2, False), (128, 128, 128, 4, 232, 1, False)]:
         def desc(rows, cols, ty="i8", dtype=gl.int8):  # a Gluon descriptor's type names its shared-memory layout
             return f"tensordesc<{ty}[{rows},{cols}],{gl.NVMMASharedLayout.get_default_for([rows, cols], dtype)!r}>"
 
         try:
             src = GluonASTSource(fn=pingpong_mm_kernel, signature={
-                "a_desc": desc(bm, bk), "b_desc": desc(bn, bk), "c_desc": desc(bm, bn, "bf16", gl.bfloat16),
+                "a_desc": desc(bm, bk), "b_desc": desc(bn, bk), "c_desc": desc(bm, bn, "bf16", gl.bfloat16), "c_ptr": "*bf16",
                 "sa_ptr": "*fp32", "sb_ptr": "*fp32", "M": "i32", "N": "i32", "K": "i32", "PROGRAMS": "i32",
-                "GROUP_M": "constexpr", "STAGES": "constexpr", "CONSUMER_REGS": "constexpr"},
-                constexprs={"GROUP_M": 8, "STAGES": stages, "CONSUMER_REGS": regs})
+                "GROUP_M": "constexpr", "STAGES": "constexpr", "CONSUMER_REGS": "constexpr",
+                "CONSUMERS": "constexpr", "TMA_STORE": "constexpr"},
+                constexprs={"GROUP_M": 8, "STAGES": stages, "CONSUMER_REGS": regs, "CONSUMERS": consumers, "TMA_STORE": store})
             c = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
             s = sass(c)
-            print((bm, bn, bk, stages, regs), "warps", c.metadata.num_warps, "regs", registers(c), "smem", c.metadata.shared,
+            print((bm, bn, bk, stages, regs, consumers, store), "warps", c.metadata.num_warps, "regs", registers(c), "smem", c.metadata.shared,
                   "IGMMA", len(re.findall("IGMMA", s)), "SETMAXREG", re.findall(r"USETMAXREG[^;]*", s), "spills", "STL" in s,
                   flush=True)
         except Exception as exc:  # noqa: BLE001 - a probe prints what failed
-            print((bm, bn, bk, stages, regs), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
+            print((bm, bn, bk, stages, regs, consumers, store), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
 
 
 SHAPES = [(32768, 1536, 1536), (32768, 6144, 1536), (32768, 1536, 6144), (1536, 1536, 32768), (6144, 1536, 32768),
@@ -178,8 +197,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--compile-only", action="store_true")
-    p.add_argument("--variants", nargs="+", default=["128x4x8x232"], help="BLOCK_K x STAGES x GROUP_M x consumer registers")
-    p.add_argument("--probe", action="store_true", help="one 4096^3 shape only: does each variant finish?")
+    p.add_argument("--variants", nargs="+", default=["128x4x8x232x2x1"],
+                   help="BLOCK_K x STAGES x GROUP_M x consumer registers x consumers x TMA store (0/1)")
+    p.add_argument("--probe", action="store_true", help="one 1024^3 shape only: does each variant finish?")
     args = p.parse_args()
     if args.compile_only:
         compile_only()
@@ -189,7 +209,7 @@ def main():
 
     rows = []
     gen = torch.Generator(device="cuda").manual_seed(0)
-    for m, n, k in [(4096, 4096, 4096)] if args.probe else SHAPES:
+    for m, n, k in [(1024, 1024, 1024)] if args.probe else SHAPES:
         a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
         bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
         sa = torch.rand(m, device="cuda", generator=gen) * 1e-3
@@ -200,10 +220,11 @@ def main():
         row["tma_now"] = round(flops / (triton.testing.do_bench(
             lambda: int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16), rep=60) * 1e-3) / 1e12, 1)
         for name in args.variants:
-            bk, stages, group_m, regs = (int(v) for v in name.split("x"))
+            bk, stages, group_m, regs, consumers, store = (int(v) for v in name.split("x"))
 
             def run():
-                return pingpong_mm(a, bt, sa, sb, tile=(128, 128, bk, stages), group_m=group_m, regs=regs)
+                return pingpong_mm(a, bt, sa, sb, tile=(128, 128, bk, stages), group_m=group_m, regs=regs,
+                                   consumers=consumers, tma_store=bool(store))
             try:
                 out = run()
                 torch.cuda.synchronize()
