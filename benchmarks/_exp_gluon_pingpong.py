@@ -60,10 +60,12 @@ def _loader(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS,
 
 
 @gluon.jit
-def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
+def _consumer(a_bufs, b_bufs, ready, empty, order, c_desc, c_buf, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS,
               WHICH: gl.constexpr, CONSUMERS: gl.constexpr, TMA_STORE: gl.constexpr, GROUP_M: gl.constexpr,
               STAGES: gl.constexpr):
-    """The local tiles WHICH, WHICH + CONSUMERS, ...: MMAs over the ring's slots of that tile, then its epilogue."""
+    """The local tiles WHICH, WHICH + CONSUMERS, ...: MMAs over the ring's slots of that tile, then its epilogue.
+    Two consumers take turns at the MMAs (`order`: a barrier each, arrived when its MMAs of a tile are done): a
+    consumer waiting on a slot more than one lap of the ring ahead would read a parity left by an older phase."""
     BLOCK_M: gl.constexpr = c_desc.block_type.shape[0]
     BLOCK_N: gl.constexpr = c_desc.block_type.shape[1]
     BLOCK_K: gl.constexpr = a_bufs.type.shape[2]
@@ -75,6 +77,8 @@ def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, c_ptr, sa_ptr, sb_ptr
         om, on = _tile_coords(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = gl.zeros((BLOCK_M, BLOCK_N), dtype=gl.int32, layout=layout)
         g = j * n_k
+        if CONSUMERS == 2 and j > 0:  # the other consumer's MMAs of the tile before this one are done
+            mbarrier.wait(order.index(1 - WHICH), ((j - 2 + WHICH) // 2) & 1)
         for i in range(n_k):
             s = g % STAGES
             mbarrier.wait(ready.index(s), (g // STAGES) & 1)
@@ -84,6 +88,8 @@ def _consumer(a_bufs, b_bufs, ready, empty, c_desc, c_buf, c_ptr, sa_ptr, sb_ptr
             g += 1
         acc = warpgroup_mma_wait(0, deps=(acc,))
         mbarrier.arrive(empty.index((g + STAGES - 1) % STAGES))
+        if CONSUMERS == 2:
+            mbarrier.arrive(order.index(WHICH))
         offs_m = om + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, layout))
         offs_n = on + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, layout))
         sa = gl.load(sa_ptr + offs_m, mask=offs_m < M, other=0.0)
@@ -115,20 +121,23 @@ def pingpong_mm_kernel(a_desc, b_desc, c_desc, c_ptr, sa_ptr, sb_ptr, M, N, K, P
     c1 = gl.allocate_shared_memory(c_desc.dtype, [BLOCK_M, BLOCK_N], c_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for s in gl.static_range(STAGES):
         mbarrier.init(ready.index(s), count=1)
         mbarrier.init(empty.index(s), count=1)
+    for c in gl.static_range(2):
+        mbarrier.init(order.index(c), count=1)
     if CONSUMERS == 2:
         gl.warp_specialize([
-            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
+            (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
                          TMA_STORE, GROUP_M, STAGES)),
-            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c1, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 1, CONSUMERS,
+            (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c1, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 1, CONSUMERS,
                          TMA_STORE, GROUP_M, STAGES)),
             (_loader, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP_M, STAGES)),
         ], [4, 1], [CONSUMER_REGS, 40])
     else:
         gl.warp_specialize([
-            (_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
+            (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c0, c_ptr, sa_ptr, sb_ptr, M, N, K, PROGRAMS, 0, CONSUMERS,
                          TMA_STORE, GROUP_M, STAGES)),
             (_loader, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP_M, STAGES)),
         ], [1], [40])
@@ -199,7 +208,7 @@ def main():
     p.add_argument("--compile-only", action="store_true")
     p.add_argument("--variants", nargs="+", default=["128x4x8x232x2x1"],
                    help="BLOCK_K x STAGES x GROUP_M x consumer registers x consumers x TMA store (0/1)")
-    p.add_argument("--probe", action="store_true", help="one 1024^3 shape only: does each variant finish?")
+    p.add_argument("--probe", action="store_true", help="one 4096^3 shape only (several tiles a program): does each variant finish?")
     args = p.parse_args()
     if args.compile_only:
         compile_only()
@@ -209,7 +218,7 @@ def main():
 
     rows = []
     gen = torch.Generator(device="cuda").manual_seed(0)
-    for m, n, k in [(1024, 1024, 1024)] if args.probe else SHAPES:
+    for m, n, k in [(4096, 4096, 4096)] if args.probe else SHAPES:
         a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
         bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
         sa = torch.rand(m, device="cuda", generator=gen) * 1e-3
