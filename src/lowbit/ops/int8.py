@@ -18,6 +18,7 @@ import torch
 from torch.library import triton_op, wrap_triton
 
 from ..formats import int as intfmt
+from . import int8_hopper
 from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
 from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, sm_count
 
@@ -199,11 +200,14 @@ def scaled_int8_mm_tma(
     bias: torch.Tensor | None, out_dtype: torch.dtype, tile: dict | None = None,
 ) -> torch.Tensor:
     """a [M, K] @ bt [N, K]ᵀ (both K-major int8, aligned: `tma_takes`) · scales (+ bias), fp32 scales and bias.
-    On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) take 170 ms on this
-    tile, within 2 % of the best of 7 TMA tiles shape by shape; the compiled step's pointer-kernel matmuls
-    took 185 ms (session 11, calls 1-2)."""
+    On a GPU, the warp-specialized Gluon kernel of `int8_hopper` (bit-equal, 10-35 % faster on the H200, session
+    13); given a `tile`, in the interpreter, or without Gluon, the persistent Triton kernel `_scaled_mm_tma_kernel`.
+    On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) took 170 ms on the latter's
+    tile, within 2 % of the best of 7 TMA tiles shape by shape (session 11, calls 1-2)."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
+    if tile is None and a.is_cuda and int8_hopper.gluon is not None:
+        return int8_hopper.scaled_int8_mm_pingpong(a, bt, scale_a, scale_b, bias, out_dtype)
     m, n, k = a.shape[0], bt.shape[0], a.shape[1]
     slots = sm_count(a.device) if a.is_cuda else 4
     # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)
