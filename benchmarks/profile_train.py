@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, prepare_model
 
 GROUPS = [  # first match wins: (group, substrings of the kernel name)
-    ("int8 matmul (lowbit)", ["_scaled_mm_kernel", "_scaled_mm_tma_kernel"]),
+    ("int8 matmul (lowbit)", ["_scaled_mm_kernel", "_scaled_mm_tma_kernel", "_pingpong_mm_kernel"]),
     ("quantize (lowbit: int8, e4m3)", ["_absmax_tiles", "_quantize_tiles", "_quantize_rows"]),
     ("cuBLAS / cutlass gemm", ["gemm", "cutlass", "sm90_xmma", "nvjet", "ampere", "sm80"]),
     ("attention", ["flash", "attention", "fmha"]),
