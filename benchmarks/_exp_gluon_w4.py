@@ -28,6 +28,21 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
 
+def _pairs_asm(magic: str, sub: str, mul: str) -> str:
+    """`weight_only._nibble_pairs_asm` (PRMT a byte and the word shifted by 4 into two halves, LOP3 a nibble into
+    each half's mantissa under the exponent of 128 (bf16) or 1024 (fp16), a packed subtraction of 128 + z), then a
+    packed multiply by the scale pair: four bytes in, four pairs (c − z)·s out."""
+    pairs = "\n".join(f"prmt.b32 t{i}, $4, w4, 0x{4 + i}{4 + i}{i}{i};" for i in range(4))
+    masks = "\n".join(f"lop3.b32 t{i}, t{i}, 0x000F000F, {magic}, 0xEA;" for i in range(4))
+    subs = "\n".join(f"{sub} t{i}, t{i}, ${5 + i};\n{mul} ${i}, t{i}, ${9 + i};" for i in range(4))
+    return f"{{\n.reg .b32 w4, t0, t1, t2, t3;\nshr.b32 w4, $4, 4;\n{pairs}\n{masks}\n{subs}\n}}"
+
+
+_ASM_BF16 = gl.constexpr(_pairs_asm("0x43004300", "sub.rn.bf16x2", "mul.rn.bf16x2"))
+_ASM_FP16 = gl.constexpr(_pairs_asm("0x64006400", "sub.rn.f16x2", "mul.rn.f16x2"))
+_CONSTRAINTS = gl.constexpr("=r,=r,=r,=r,r,r,r,r,r,r,r,r,r")  # 4 pairs out; 4 bytes (one register), 4 zz, 4 ss in
+
+
 @gluon.jit
 def _origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP: gl.constexpr):
     per_group = GROUP * gl.cdiv(N, BN)
@@ -56,7 +71,7 @@ def _loads(x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROU
 @gluon.jit
 def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, M, N, K, PROGRAMS,
                 BM: gl.constexpr, GROUP_SIZE: gl.constexpr, HAS_ZERO: gl.constexpr, GROUP: gl.constexpr,
-                STAGES: gl.constexpr):
+                STAGES: gl.constexpr, FAST: gl.constexpr):
     BN: gl.constexpr = q_bufs.type.shape[1]
     BK: gl.constexpr = w_bufs.type.shape[2]
     # a thread takes 8 bytes (16 codes) of a row at a time: 8-byte shared-memory reads
@@ -75,13 +90,27 @@ def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, 
             grp = (i * BK) // GROUP_SIZE  # BK divides the group: one scale a row a step
             sc = gl.load(scale_ptr + offs_n * groups + grp, mask=n_mask & (grp < groups), other=0.0)
             if HAS_ZERO:
-                zp = gl.load(zero_ptr + offs_n * groups + grp, mask=n_mask & (grp < groups), other=0).to(gl.float32)
+                zp = gl.load(zero_ptr + offs_n * groups + grp, mask=n_mask & (grp < groups), other=0).to(gl.int32)
             else:
-                zp = gl.full([BN], 8.0, gl.float32, layout=gl.SliceLayout(1, layout))
-            c = q_bufs.index(s).load(layout)
-            lo = ((c & 15).to(gl.float32) - zp[:, None]) * sc[:, None]
-            hi = ((c >> 4).to(gl.float32) - zp[:, None]) * sc[:, None]
-            w = gl.reshape(gl.join(lo.to(w_bufs.dtype), hi.to(w_bufs.dtype)), [BN, BK])
+                zp = gl.full([BN], 8, gl.int32, layout=gl.SliceLayout(1, layout))
+            if FAST:  # weight_only._nibble_pairs' PTX, then a packed multiply by the scale in x's dtype
+                FP16: gl.constexpr = w_bufs.dtype == gl.float16
+                zz = (zp | (0x6400 if FP16 else 0x4300)) * 65537
+                sbits = sc.to(w_bufs.dtype).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF
+                ss = sbits * 65537
+                c = q_bufs.index(s).load(layout)
+                if FP16:
+                    pair = gl.inline_asm_elementwise(_ASM_FP16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
+                else:
+                    pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
+                lo = pair.to(gl.int16).to(w_bufs.dtype, bitcast=True)
+                hi = (pair >> 16).to(gl.int16).to(w_bufs.dtype, bitcast=True)
+                w = gl.reshape(gl.join(lo, hi), [BN, BK])
+            else:
+                c = q_bufs.index(s).load(layout)
+                lo = ((c & 15).to(gl.float32) - zp.to(gl.float32)[:, None]) * sc[:, None]
+                hi = ((c >> 4).to(gl.float32) - zp.to(gl.float32)[:, None]) * sc[:, None]
+                w = gl.reshape(gl.join(lo.to(w_bufs.dtype), hi.to(w_bufs.dtype)), [BN, BK])
             w_bufs.index(s).store(w)
             fence_async_shared()
             gl.thread_barrier()  # every warp's part of the tile is written before the MMA hears of it
@@ -123,7 +152,7 @@ def _mma(x_bufs, w_bufs, dequantized, empty, c_desc, c_buf, bias_ptr, M, N, K, P
 @gluon.jit
 def w4_kernel(x_desc, q_desc, c_desc, scale_ptr, zero_ptr, bias_ptr, M, N, K, PROGRAMS,
               GROUP_SIZE: gl.constexpr, HAS_ZERO: gl.constexpr, HAS_BIAS: gl.constexpr, GROUP: gl.constexpr,
-              STAGES: gl.constexpr, DQ_REGS: gl.constexpr):
+              STAGES: gl.constexpr, DQ_REGS: gl.constexpr, FAST: gl.constexpr):
     BM: gl.constexpr = x_desc.block_type.shape[0]
     BK: gl.constexpr = x_desc.block_type.shape[1]
     BN: gl.constexpr = q_desc.block_type.shape[0]
@@ -142,7 +171,7 @@ def w4_kernel(x_desc, q_desc, c_desc, scale_ptr, zero_ptr, bias_ptr, M, N, K, PR
     gl.warp_specialize([
         (_mma, (x_bufs, w_bufs, dequantized, empty, c_desc, c_buf, bias_ptr, M, N, K, PROGRAMS, HAS_BIAS, GROUP, STAGES)),
         (_dequantize, (q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, M, N, K, PROGRAMS, BM,
-                       GROUP_SIZE, HAS_ZERO, GROUP, STAGES)),
+                       GROUP_SIZE, HAS_ZERO, GROUP, STAGES, FAST)),
         (_loads, (x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROUP, STAGES)),
     ], [4, 1], [DQ_REGS, 40])
 
@@ -157,7 +186,7 @@ def _desc(t, block):
     return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, _gl_dtype(t.dtype)))
 
 
-def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128, 128, 4), regs=160, group=8):
+def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128, 128, 4), regs=160, group=8, fast=True):
     bm, bn, bk, stages = tile
     m, k = x.shape
     n = qweight.shape[0]
@@ -167,7 +196,7 @@ def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128,
         _desc(x, [bm, bk]), _desc(qweight, [bn, bk // 2]), _desc(out, [bm, bn]), scale,
         zero if zero is not None else scale, bias if bias is not None else scale, m, n, k, programs,
         GROUP_SIZE=group_size, HAS_ZERO=zero is not None, HAS_BIAS=bias is not None, GROUP=group, STAGES=stages,
-        DQ_REGS=regs, num_warps=4)
+        DQ_REGS=regs, FAST=fast, num_warps=4)
     return out
 
 
@@ -185,20 +214,23 @@ def compile_only():
     def desc(rows, cols, ty, dtype):
         return f"tensordesc<{ty}[{rows},{cols}],{gl.NVMMASharedLayout.get_default_for([rows, cols], dtype)!r}>"
 
-    for bm, bn, bk, stages in [(128, 128, 64, 5), (128, 64, 128, 4), (64, 128, 64, 6), (128, 64, 64, 6)]:
+    for bm, bn, bk, stages, fast in [(128, 64, 64, 6, False), (128, 64, 64, 6, True), (128, 128, 64, 5, True),
+                                     (256, 64, 64, 4, True), (128, 64, 128, 4, True)]:
         try:
             src = GluonASTSource(fn=w4_kernel, signature={
                 "x_desc": desc(bm, bk, "bf16", gl.bfloat16), "q_desc": desc(bn, bk // 2, "u8", gl.uint8),
                 "c_desc": desc(bm, bn, "bf16", gl.bfloat16), "scale_ptr": "*fp32", "zero_ptr": "*u8", "bias_ptr": "*fp32",
                 "M": "i32", "N": "i32", "K": "i32", "PROGRAMS": "i32", "GROUP_SIZE": "constexpr", "HAS_ZERO": "constexpr",
-                "HAS_BIAS": "constexpr", "GROUP": "constexpr", "STAGES": "constexpr", "DQ_REGS": "constexpr"},
-                constexprs={"GROUP_SIZE": 128, "HAS_ZERO": True, "HAS_BIAS": False, "GROUP": 8, "STAGES": stages, "DQ_REGS": 160})
+                "HAS_BIAS": "constexpr", "GROUP": "constexpr", "STAGES": "constexpr", "DQ_REGS": "constexpr",
+                "FAST": "constexpr"},
+                constexprs={"GROUP_SIZE": 128, "HAS_ZERO": True, "HAS_BIAS": False, "GROUP": 8, "STAGES": stages, "DQ_REGS": 160,
+                            "FAST": fast})
             c = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
             s = sass(c)
-            print((bm, bn, bk, stages), "warps", c.metadata.num_warps, "smem", c.metadata.shared, "HGMMA",
+            print((bm, bn, bk, stages, fast), "warps", c.metadata.num_warps, "smem", c.metadata.shared, "HGMMA",
                   len(re.findall(r"\bHGMMA\.", s)), "spills", bool(re.search(r"\bSTL\b", s)), flush=True)
         except Exception as exc:  # noqa: BLE001 - a probe prints what failed
-            print((bm, bn, bk, stages), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
+            print((bm, bn, bk, stages, fast), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
 
 
 def graph_us(fn, reps=20):
