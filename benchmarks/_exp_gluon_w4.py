@@ -27,6 +27,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
+from lowbit.ops.int8_hopper import _tile_origin
+
 
 def _pairs_asm(magic: str, sub: str, mul: str) -> str:
     """`weight_only._nibble_pairs_asm` (PRMT a byte and the word shifted by 4 into two halves, LOP3 a nibble into
@@ -44,21 +46,13 @@ _CONSTRAINTS = gl.constexpr("=r,=r,=r,=r,r,r,r,r,r,r,r,r,r")  # 4 pairs out; 4 b
 
 
 @gluon.jit
-def _origin(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP: gl.constexpr):
-    per_group = GROUP * gl.cdiv(N, BN)
-    first_m = (tile // per_group) * GROUP
-    group_rows = gl.minimum(gl.cdiv(M, BM) - first_m, GROUP)
-    return (first_m + (tile % per_group) % group_rows) * BM, ((tile % per_group) // group_rows) * BN
-
-
-@gluon.jit
 def _loads(x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROUP: gl.constexpr, STAGES: gl.constexpr):
     BM: gl.constexpr = x_desc.block_type.shape[0]
     BK: gl.constexpr = x_desc.block_type.shape[1]
     BN: gl.constexpr = q_desc.block_type.shape[0]
     g = 0
     for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), PROGRAMS):
-        om, on = _origin(tile, M, N, BM, BN, GROUP)
+        om, on = _tile_origin(tile, M, N, BM, BN, GROUP)
         for i in range(gl.cdiv(K, BK)):
             s = g % STAGES
             mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)
@@ -80,7 +74,7 @@ def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, 
     groups = K // GROUP_SIZE
     g = 0
     for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), PROGRAMS):
-        _, on = _origin(tile, M, N, BM, BN, GROUP)
+        _, on = _tile_origin(tile, M, N, BM, BN, GROUP)
         offs_n = on + gl.arange(0, BN, layout=gl.SliceLayout(1, layout))
         n_mask = offs_n < N
         for i in range(gl.cdiv(K, BK)):
@@ -128,7 +122,7 @@ def _mma(x_bufs, w_bufs, dequantized, empty, c_desc, c_buf, bias_ptr, M, N, K, P
     n_k = gl.cdiv(K, BK)
     g = 0
     for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), PROGRAMS):
-        om, on = _origin(tile, M, N, BM, BN, GROUP)
+        om, on = _tile_origin(tile, M, N, BM, BN, GROUP)
         acc = gl.zeros((BM, BN), dtype=gl.float32, layout=layout)
         for i in range(n_k):
             s = g % STAGES
@@ -233,36 +227,30 @@ def compile_only():
             print((bm, bn, bk, stages, fast), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
 
 
-def graph_us(fn, reps=20):
-    stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=stream):
-        for _ in range(reps):
-            fn()
-    g.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(10):
-        g.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / 10 / reps * 1e3
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--compile-only", action="store_true")
     p.add_argument("--tiles", nargs="+", default=["128x128x64x5", "128x64x128x4", "64x128x64x6", "128x64x64x6"])
     p.add_argument("--m", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 4096])
+    p.add_argument("--ncu", action="store_true", help="three calls of the first tile at the first M on 4096 -> 11008, for ncu")
     args = p.parse_args()
     if args.compile_only:
         compile_only()
         return
+    if args.ncu:
+        from lowbit.formats.packing import pack
+
+        bm, bn, bk, st = (int(v) for v in args.tiles[0].split("x"))
+        q = pack(torch.randint(0, 16, (11008, 4096), device="cuda", dtype=torch.uint8), 4)
+        s = torch.rand(11008, 32, device="cuda") * 0.01
+        z = torch.randint(0, 16, s.shape, device="cuda", dtype=torch.uint8)
+        x = torch.randn(args.m[0], 4096, device="cuda", dtype=torch.bfloat16)
+        for _ in range(3):
+            w4_gluon(x, q, s, z, tile=(bm, bn, bk, st))
+        torch.cuda.synchronize()
+        return
+    from _exp_launch_cost import graph_us
     from lowbit.formats.packing import pack
     from lowbit.ops import weight_only as wo
     from sweep import write

@@ -15,7 +15,7 @@ import torch
 
 from lowbit.ops import int8 as int8_ops
 from lowbit.ops import int8_hopper
-from sweep import write
+from sweep import int8_operands, write
 
 
 def host_us(fn, calls=200) -> float:
@@ -57,10 +57,7 @@ def main():
     rows = []
     for m, n, k in [(640, 256, 256), (1024, 4096, 4096), (2048, 2048, 2048), (1024, 11008, 4096), (4096, 4096, 4096),
                     (2048, 4096, 4096), (4096, 11008, 4096)]:
-        a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
-        bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
-        sa = torch.rand(m, device="cuda", generator=gen) * 1e-3
-        sb = torch.rand(n, device="cuda", generator=gen) * 1e-3
+        a, bt, sa, sb = int8_operands(m, n, k, gen)
         runs = {"triton": lambda: int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16, int8_ops.TMA_TILE),
                 "gluon": lambda: int8_hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
         row = dict(m=m, n=n, k=k)

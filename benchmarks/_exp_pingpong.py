@@ -17,7 +17,7 @@ import triton.testing
 
 from lowbit.ops import int8 as int8_ops
 from lowbit.ops import int8_hopper
-from sweep import write
+from sweep import int8_operands, write
 
 TOKENS = 16 * 2048
 STEP = [(TOKENS, 1536, 1536, 8), (TOKENS, 6144, 1536, 3), (TOKENS, 1536, 6144, 3),
@@ -32,10 +32,7 @@ def main():
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows, step_ms = [], {"triton": 0.0, "gluon": 0.0}
     for m, n, k, calls in STEP + SQUARES:
-        a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
-        bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
-        sa = torch.rand(m, device="cuda", generator=gen) * 1e-3
-        sb = torch.rand(n, device="cuda", generator=gen) * 1e-3
+        a, bt, sa, sb = int8_operands(m, n, k, gen)
         runs = {"triton": lambda: int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16, int8_ops.TMA_TILE),
                 "gluon": lambda: int8_hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
         row = dict(m=m, n=n, k=k, calls_a_layer=calls, equal=torch.equal(runs["triton"](), runs["gluon"]()))

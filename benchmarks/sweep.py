@@ -31,6 +31,13 @@ def storage(k: int, n: int, bits: int, group: int, zero: bool, dtype: torch.dtyp
     return q, s, z
 
 
+def int8_operands(m: int, n: int, k: int, gen: torch.Generator):
+    """Random K-major int8 operands a [M, K] and bt [N, K] and float32 scales for the INT8 matmuls."""
+    a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8, generator=gen)
+    bt = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8, generator=gen)
+    return a, bt, torch.rand(m, device="cuda", generator=gen) * 1e-3, torch.rand(n, device="cuda", generator=gen) * 1e-3
+
+
 def cold_copies(nbytes: int) -> int:
     """How many copies of `nbytes` of data to cycle through so that one pass reads 3x the L2. Repeated runs
     over one buffer that fits in the L2 time the cache, not the memory: the 7B shapes' int4 weights are
