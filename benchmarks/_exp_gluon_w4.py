@@ -65,46 +65,47 @@ def _loads(x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROU
 @gluon.jit
 def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, M, N, K, PROGRAMS,
                 BM: gl.constexpr, GROUP_SIZE: gl.constexpr, HAS_ZERO: gl.constexpr, GROUP: gl.constexpr,
-                STAGES: gl.constexpr, FAST: gl.constexpr):
+                STAGES: gl.constexpr, VEC: gl.constexpr):
     BN: gl.constexpr = q_bufs.type.shape[1]
     BK: gl.constexpr = w_bufs.type.shape[2]
-    # a thread takes 8 bytes (16 codes) of a row at a time: 8-byte shared-memory reads
-    TPW_K: gl.constexpr = (BK // 2) // 8
-    layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPW_K, TPW_K], [4, 1], [1, 0])
+    # a thread takes VEC bytes (2 VEC codes) of a row at a time
+    TPW_K: gl.constexpr = (BK // 2) // VEC
+    layout: gl.constexpr = gl.BlockedLayout([1, VEC], [32 // TPW_K, TPW_K], [4, 1], [1, 0])
+    FP16: gl.constexpr = w_bufs.dtype == gl.float16
     groups = K // GROUP_SIZE
+    n_k = gl.cdiv(K, BK)
     g = 0
     for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), PROGRAMS):
         _, on = _tile_origin(tile, M, N, BM, BN, GROUP)
         offs_n = on + gl.arange(0, BN, layout=gl.SliceLayout(1, layout))
         n_mask = offs_n < N
-        for i in range(gl.cdiv(K, BK)):
+        # a step's scales and zero points are loaded one step ahead (call 9's ncu: 40 % of the stalls waited on them)
+        sc_next = gl.load(scale_ptr + offs_n * groups, mask=n_mask, other=0.0)
+        if HAS_ZERO:
+            zp_next = gl.load(zero_ptr + offs_n * groups, mask=n_mask, other=0).to(gl.int32)
+        else:
+            zp_next = gl.full([BN], 8, gl.int32, layout=gl.SliceLayout(1, layout))
+        for i in range(n_k):
+            sc = sc_next
+            zp = zp_next
+            nxt = ((i + 1) * BK) // GROUP_SIZE  # BK divides the group: one scale a row a step
+            sc_next = gl.load(scale_ptr + offs_n * groups + nxt, mask=n_mask & (nxt < groups), other=0.0)
+            if HAS_ZERO:
+                zp_next = gl.load(zero_ptr + offs_n * groups + nxt, mask=n_mask & (nxt < groups), other=0).to(gl.int32)
             s = g % STAGES
             mbarrier.wait(ready.index(s), (g // STAGES) & 1)
             mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)  # the MMA has let go of this slot's weight tile
-            grp = (i * BK) // GROUP_SIZE  # BK divides the group: one scale a row a step
-            sc = gl.load(scale_ptr + offs_n * groups + grp, mask=n_mask & (grp < groups), other=0.0)
-            if HAS_ZERO:
-                zp = gl.load(zero_ptr + offs_n * groups + grp, mask=n_mask & (grp < groups), other=0).to(gl.int32)
+            # weight_only._nibble_pairs' PTX, then a packed multiply by the scale in x's dtype
+            zz = (zp | (0x6400 if FP16 else 0x4300)) * 65537
+            ss = (sc.to(w_bufs.dtype).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF) * 65537
+            c = q_bufs.index(s).load(layout)
+            if FP16:
+                pair = gl.inline_asm_elementwise(_ASM_FP16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
             else:
-                zp = gl.full([BN], 8, gl.int32, layout=gl.SliceLayout(1, layout))
-            if FAST:  # weight_only._nibble_pairs' PTX, then a packed multiply by the scale in x's dtype
-                FP16: gl.constexpr = w_bufs.dtype == gl.float16
-                zz = (zp | (0x6400 if FP16 else 0x4300)) * 65537
-                sbits = sc.to(w_bufs.dtype).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF
-                ss = sbits * 65537
-                c = q_bufs.index(s).load(layout)
-                if FP16:
-                    pair = gl.inline_asm_elementwise(_ASM_FP16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
-                else:
-                    pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
-                lo = pair.to(gl.int16).to(w_bufs.dtype, bitcast=True)
-                hi = (pair >> 16).to(gl.int16).to(w_bufs.dtype, bitcast=True)
-                w = gl.reshape(gl.join(lo, hi), [BN, BK])
-            else:
-                c = q_bufs.index(s).load(layout)
-                lo = ((c & 15).to(gl.float32) - zp.to(gl.float32)[:, None]) * sc[:, None]
-                hi = ((c >> 4).to(gl.float32) - zp.to(gl.float32)[:, None]) * sc[:, None]
-                w = gl.reshape(gl.join(lo.to(w_bufs.dtype), hi.to(w_bufs.dtype)), [BN, BK])
+                pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
+            lo = pair.to(gl.int16).to(w_bufs.dtype, bitcast=True)
+            hi = (pair >> 16).to(gl.int16).to(w_bufs.dtype, bitcast=True)
+            w = gl.reshape(gl.join(lo, hi), [BN, BK])
             w_bufs.index(s).store(w)
             fence_async_shared()
             gl.thread_barrier()  # every warp's part of the tile is written before the MMA hears of it
@@ -146,7 +147,7 @@ def _mma(x_bufs, w_bufs, dequantized, empty, c_desc, c_buf, bias_ptr, M, N, K, P
 @gluon.jit
 def w4_kernel(x_desc, q_desc, c_desc, scale_ptr, zero_ptr, bias_ptr, M, N, K, PROGRAMS,
               GROUP_SIZE: gl.constexpr, HAS_ZERO: gl.constexpr, HAS_BIAS: gl.constexpr, GROUP: gl.constexpr,
-              STAGES: gl.constexpr, DQ_REGS: gl.constexpr, FAST: gl.constexpr):
+              STAGES: gl.constexpr, DQ_REGS: gl.constexpr, VEC: gl.constexpr):
     BM: gl.constexpr = x_desc.block_type.shape[0]
     BK: gl.constexpr = x_desc.block_type.shape[1]
     BN: gl.constexpr = q_desc.block_type.shape[0]
@@ -165,7 +166,7 @@ def w4_kernel(x_desc, q_desc, c_desc, scale_ptr, zero_ptr, bias_ptr, M, N, K, PR
     gl.warp_specialize([
         (_mma, (x_bufs, w_bufs, dequantized, empty, c_desc, c_buf, bias_ptr, M, N, K, PROGRAMS, HAS_BIAS, GROUP, STAGES)),
         (_dequantize, (q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, M, N, K, PROGRAMS, BM,
-                       GROUP_SIZE, HAS_ZERO, GROUP, STAGES, FAST)),
+                       GROUP_SIZE, HAS_ZERO, GROUP, STAGES, VEC)),
         (_loads, (x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROUP, STAGES)),
     ], [4, 1], [DQ_REGS, 40])
 
@@ -180,7 +181,7 @@ def _desc(t, block):
     return TensorDescriptor.from_tensor(t, block, gl.NVMMASharedLayout.get_default_for(block, _gl_dtype(t.dtype)))
 
 
-def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128, 128, 4), regs=160, group=8, fast=True):
+def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128, 128, 4), regs=160, group=8, vec=8):
     bm, bn, bk, stages = tile
     m, k = x.shape
     n = qweight.shape[0]
@@ -190,7 +191,7 @@ def w4_gluon(x, qweight, scale, zero, group_size=128, bias=None, tile=(128, 128,
         _desc(x, [bm, bk]), _desc(qweight, [bn, bk // 2]), _desc(out, [bm, bn]), scale,
         zero if zero is not None else scale, bias if bias is not None else scale, m, n, k, programs,
         GROUP_SIZE=group_size, HAS_ZERO=zero is not None, HAS_BIAS=bias is not None, GROUP=group, STAGES=stages,
-        DQ_REGS=regs, FAST=fast, num_warps=4)
+        DQ_REGS=regs, VEC=vec, num_warps=4)
     return out
 
 
@@ -208,30 +209,29 @@ def compile_only():
     def desc(rows, cols, ty, dtype):
         return f"tensordesc<{ty}[{rows},{cols}],{gl.NVMMASharedLayout.get_default_for([rows, cols], dtype)!r}>"
 
-    for bm, bn, bk, stages, fast in [(128, 64, 64, 6, False), (128, 64, 64, 6, True), (128, 128, 64, 5, True),
-                                     (256, 64, 64, 4, True), (128, 64, 128, 4, True)]:
+    for bm, bn, bk, stages, vec in [(128, 64, 128, 4, 8), (128, 64, 128, 4, 4), (256, 64, 64, 4, 8), (256, 64, 64, 4, 4)]:
         try:
             src = GluonASTSource(fn=w4_kernel, signature={
                 "x_desc": desc(bm, bk, "bf16", gl.bfloat16), "q_desc": desc(bn, bk // 2, "u8", gl.uint8),
                 "c_desc": desc(bm, bn, "bf16", gl.bfloat16), "scale_ptr": "*fp32", "zero_ptr": "*u8", "bias_ptr": "*fp32",
                 "M": "i32", "N": "i32", "K": "i32", "PROGRAMS": "i32", "GROUP_SIZE": "constexpr", "HAS_ZERO": "constexpr",
                 "HAS_BIAS": "constexpr", "GROUP": "constexpr", "STAGES": "constexpr", "DQ_REGS": "constexpr",
-                "FAST": "constexpr"},
+                "VEC": "constexpr"},
                 constexprs={"GROUP_SIZE": 128, "HAS_ZERO": True, "HAS_BIAS": False, "GROUP": 8, "STAGES": stages, "DQ_REGS": 160,
-                            "FAST": fast})
+                            "VEC": vec})
             c = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
             s = sass(c)
-            print((bm, bn, bk, stages, fast), "warps", c.metadata.num_warps, "smem", c.metadata.shared, "HGMMA",
+            print((bm, bn, bk, stages, vec), "warps", c.metadata.num_warps, "smem", c.metadata.shared, "HGMMA",
                   len(re.findall(r"\bHGMMA\.", s)), "spills", bool(re.search(r"\bSTL\b", s)), flush=True)
         except Exception as exc:  # noqa: BLE001 - a probe prints what failed
-            print((bm, bn, bk, stages, fast), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
+            print((bm, bn, bk, stages, vec), "FAILED", str(exc).strip().splitlines()[-1][:400], flush=True)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--compile-only", action="store_true")
-    p.add_argument("--tiles", nargs="+", default=["128x128x64x5", "128x64x128x4", "64x128x64x6", "128x64x64x6"])
+    p.add_argument("--tiles", nargs="+", default=["128x64x128x4x8", "128x64x128x4x4", "256x64x64x4x8", "256x64x64x4x4"], help="BM x BN x BK x STAGES x VEC")
     p.add_argument("--m", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 4096])
     p.add_argument("--ncu", action="store_true", help="three calls of the first tile at the first M on 4096 -> 11008, for ncu")
     args = p.parse_args()
@@ -241,13 +241,13 @@ def main():
     if args.ncu:
         from lowbit.formats.packing import pack
 
-        bm, bn, bk, st = (int(v) for v in args.tiles[0].split("x"))
+        bm, bn, bk, st, vec = (int(v) for v in args.tiles[0].split("x"))
         q = pack(torch.randint(0, 16, (11008, 4096), device="cuda", dtype=torch.uint8), 4)
         s = torch.rand(11008, 32, device="cuda") * 0.01
         z = torch.randint(0, 16, s.shape, device="cuda", dtype=torch.uint8)
         x = torch.randn(args.m[0], 4096, device="cuda", dtype=torch.bfloat16)
         for _ in range(3):
-            w4_gluon(x, q, s, z, tile=(bm, bn, bk, st))
+            w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec)
         torch.cuda.synchronize()
         return
     from _exp_launch_cost import graph_us
@@ -273,14 +273,14 @@ def main():
             row["bf16"] += count * graph_us(lambda: torch.nn.functional.linear(x, w))
             row["lowbit_now"] += count * graph_us(lambda: wo._weight_only_matmul(x, q, s, z, None, 4, 128, None, None))
             for tile in args.tiles:
-                bm, bn, bk, st = (int(v) for v in tile.split("x"))
+                bm, bn, bk, st, vec = (int(v) for v in tile.split("x"))
                 key = f"gluon_{tile}"
                 try:
-                    out = w4_gluon(x, q, s, z, tile=(bm, bn, bk, st))
+                    out = w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec)
                     torch.cuda.synchronize()
                     err = ((out.float() - ref).norm() / ref.norm()).item()
                     row[f"{key}_err"] = max(row.get(f"{key}_err", 0.0), round(err, 5))
-                    row[key] = row.get(key, 0.0) + count * graph_us(lambda: w4_gluon(x, q, s, z, tile=(bm, bn, bk, st)))
+                    row[key] = row.get(key, 0.0) + count * graph_us(lambda: w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec))
                 except Exception as exc:  # noqa: BLE001 - a sweep records what failed
                     row[key] = f"FAILED {str(exc).strip().splitlines()[-1][:200]}"
         for key in list(row):
