@@ -3,7 +3,8 @@ of training (forward A@Bᵀ, grad-input A@B, grad-weight Aᵀ@B; a transposed op
 row-major storage, never a copy), for cuBLAS and lowbit's kernels:
 
     cuBLAS BF16 (torch.matmul), cuBLAS INT8 (torch._int_mm, int32 out, no scales),
-    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit Triton INT8 row/column-scaled,
+    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit INT8 row/column-scaled (Triton; on Hopper, K-major operands
+    above 512 rows take the warp-specialized Gluon kernel of `ops.int8_hopper`),
     lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only);
     and, where they import, torchao's INT8 int_scaled_matmul and bitsandbytes' int8_linear_matmul.
 
@@ -25,7 +26,7 @@ from . import peers, report
 
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
-    "cuBLAS BF16", "cuBLAS INT8 (_int_mm)", "cuBLAS FP8 row-wise (_scaled_mm)", "lowbit INT8 scaled (Triton)",
+    "cuBLAS BF16", "cuBLAS INT8 (_int_mm)", "cuBLAS FP8 row-wise (_scaled_mm)", "lowbit INT8 scaled (Triton; Gluon on Hopper)",
     "lowbit tile-scaled INT8 (Triton)", "lowbit tile-scaled FP8 (Triton)", "lowbit W4A16 g128 (Triton)",
 )
 # Peers' INT8 matmuls (`bench.peers`'s libraries), added where the library imports.
@@ -84,11 +85,11 @@ def prepare(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor):
     if kernel == "cuBLAS BF16":
         av, bv = arrange(layout, a, b_nk)
         return (lambda: torch.matmul(av, bv)), (lambda out: out.float())
-    if kernel in ("cuBLAS INT8 (_int_mm)", "lowbit INT8 scaled (Triton)"):
+    if kernel in ("cuBLAS INT8 (_int_mm)", "lowbit INT8 scaled (Triton; Gluon on Hopper)"):
         qa, sa = i8.quantize_rows(a)
         qb, sb = i8.quantize_rows(b_nk)
         av, bv = arrange(layout, qa, qb)
-        if kernel == "lowbit INT8 scaled (Triton)":
+        if kernel == "lowbit INT8 scaled (Triton; Gluon on Hopper)":
             return (lambda: i8.scaled_int8_mm_triton(av, bv, sa, sb)), (lambda out: out.float())
         return (lambda: torch._int_mm(av, bv)), (lambda out: out.float() * sa[:, None] * sb[None, :])
     if kernel == "cuBLAS FP8 row-wise (_scaled_mm)":
