@@ -13,8 +13,8 @@ SM 58 % of peak; docs/benchmarks/README.md, session 13), and Triton 3.6 cannot w
   the other's MMAs keep the tensor cores busy. Taking turns is also what keeps the ring's phase parities
   unambiguous: a consumer that waited on a slot a whole lap ahead would read an older phase as its own (the launch
   failure of session 13's call 2).
-On the H200 (session 13, call 4) it gave 1240-1390 TOP/s on the forward shapes of a llama2-1b training step
-where the Triton kernel gave 1060-1215, and 907-1322 on its weight gradients (692-1018); bit-equal outputs.
+On the H200 (session 13, call 5) it gave 1260-1390 TOP/s on the forward shapes of a llama2-1b training step
+where the Triton kernel gave 1049-1234, and 911-1394 on its weight gradients (720-1008); bit-equal outputs.
 
 Gluon kernels do not run in Triton's interpreter: CI compiles this one for sm_90 on the CPU, and the GPU tests of
 `ops.int8.scaled_int8_mm_tma` run it.
