@@ -231,7 +231,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--compile-only", action="store_true")
-    p.add_argument("--tiles", nargs="+", default=["128x64x128x4x8", "128x64x128x4x4", "256x64x64x4x8", "256x64x64x4x4"], help="BM x BN x BK x STAGES x VEC")
+    p.add_argument("--tiles", nargs="+", default=["128x64x128x4x4", "128x64x128x4x8", "256x64x64x4x8", "128x128x64x5x4"], help="BM x BN x BK x STAGES x VEC")
     p.add_argument("--m", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 4096])
     p.add_argument("--ncu", action="store_true", help="three calls of the first tile at the first M on 4096 -> 11008, for ncu")
     args = p.parse_args()
