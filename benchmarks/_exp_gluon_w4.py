@@ -209,7 +209,7 @@ def compile_only():
     def desc(rows, cols, ty, dtype):
         return f"tensordesc<{ty}[{rows},{cols}],{gl.NVMMASharedLayout.get_default_for([rows, cols], dtype)!r}>"
 
-    for bm, bn, bk, stages, vec in [(128, 64, 128, 4, 8), (128, 64, 128, 4, 4), (256, 64, 64, 4, 8), (256, 64, 64, 4, 4)]:
+    for bm, bn, bk, stages, vec in [(128, 64, 128, 4, 4), (128, 64, 128, 4, 8), (256, 64, 64, 4, 8), (128, 128, 64, 5, 4)]:
         try:
             src = GluonASTSource(fn=w4_kernel, signature={
                 "x_desc": desc(bm, bk, "bf16", gl.bfloat16), "q_desc": desc(bn, bk // 2, "u8", gl.uint8),
