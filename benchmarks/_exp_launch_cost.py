@@ -59,7 +59,7 @@ def main():
                     (2048, 4096, 4096), (4096, 11008, 4096)]:
         a, bt, sa, sb = int8_operands(m, n, k, gen)
         runs = {"triton": lambda: int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16, int8_ops.TMA_TILE),
-                "gluon": lambda: int8_hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
+                "gluon": lambda: int8_hopper.scaled_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
         row = dict(m=m, n=n, k=k)
         for name, fn in runs.items():
             row[f"{name}_host_us"] = host_us(fn)

@@ -34,7 +34,7 @@ def main():
     for m, n, k, calls in STEP + SQUARES:
         a, bt, sa, sb = int8_operands(m, n, k, gen)
         runs = {"triton": lambda: int8_ops.scaled_int8_mm_tma(a, bt, sa, sb, None, torch.bfloat16, int8_ops.TMA_TILE),
-                "gluon": lambda: int8_hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
+                "gluon": lambda: int8_hopper.scaled_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)}
         row = dict(m=m, n=n, k=k, calls_a_layer=calls, equal=torch.equal(runs["triton"](), runs["gluon"]()))
         for name, fn in runs.items():
             ms = triton.testing.do_bench(fn, rep=100)

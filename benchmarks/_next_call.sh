@@ -2,7 +2,10 @@
 # 1. The Gluon W4A16 GEMM as changed after call 9 (benchmarks/_exp_gluon_w4.py: scales and zero points loaded a step
 #    ahead; 4 or 8 code bytes a thread), against call 8's 0.40 / 0.53 / 0.58 / 0.63x bf16 at 64 / 256 / 1024 / 4096 tokens.
 # 2. ncu of its best tile, for the bank conflicts of the dequantized tile's stores (call 9: 9.4-way).
-# 3. bench train with all four precisions on the Gluon INT8 matmul (session 13 ran bf16, int8, fp8-rowwise).
+# 3. The Gluon matmul on E4M3 operands against torch._scaled_mm (benchmarks/_exp_fp8_pingpong.py, compiled only):
+#    if it is as fast as cuBLAS's fast accumulation with the accuracy of its slow one, fp8-rowwise training and FP8
+#    W8A8 can take it (a GPU test against float64 first).
+# 4. bench train with all four precisions on the Gluon INT8 matmul (session 13 ran bf16, int8, fp8-rowwise).
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 100 python3 benchmarks/_exp_gluon_w4.py --out $OUT/gluon-w4.json --m 64 256 1024 4096 2>&1 | grep -v Warn | tail -5 | cut -c1-900
@@ -11,6 +14,8 @@ timeout 90 ncu --clock-control none --kernel-name regex:w4_kernel --launch-skip 
   --section WarpStateStats --section MemoryWorkloadAnalysis_Tables \
   python3 benchmarks/_exp_gluon_w4.py --ncu --m 1024 --tiles 128x64x128x4x4 > $OUT/ncu-w4.txt 2>&1; echo "ncu rc=$? s=$SECONDS"
 grep -a "Duration\|SM Busy\|bank conflict\|stalled" $OUT/ncu-w4.txt | head -12 | cut -c1-150
+timeout 120 python3 benchmarks/_exp_fp8_pingpong.py --out $OUT/fp8-pingpong.json 2>&1 | grep -v Warn | tail -10 | cut -c1-400
+echo "s=$SECONDS"
 timeout 260 python3 -m lowbit.cli bench train --preset llama2-1b --batch-size 16 --steps 6 \
   --precisions bf16 int8 fp8-rowwise fp8-tensorwise --out $OUT/train > /tmp/train.log 2>&1
 echo "train rc=$? s=$SECONDS"; tr '\r' '\n' < /tmp/train.log | grep -a "|\|Error" | tail -7

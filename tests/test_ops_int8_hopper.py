@@ -1,6 +1,7 @@
 """The warp-specialized Gluon INT8 matmul (`ops.int8_hopper`). Gluon kernels do not run in Triton's interpreter, so
-on the CPU the kernel is compiled for sm_90 and what came out is checked (warps, shared memory, no spills); on a
-Hopper GPU it is run against the Triton TMA kernel (to the bit) and exact integer sums. The float64 test of
+on the CPU the kernel is compiled for sm_90 and what came out is checked (warps, shared memory, no spills; for FP8
+operands too, which no library path takes yet); on a Hopper GPU it is run against the Triton TMA kernel (to the bit)
+and exact integer sums. The float64 test of
 `ops.scaled_int8_mm_tma` in test_ops_int8.py runs it too on such a GPU (bias, every output dtype, ragged shapes)."""
 
 import os
@@ -19,35 +20,39 @@ pytestmark = pytest.mark.skipif(hopper.gluon is None, reason="needs Triton's Glu
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 
 
-def _sm90(out_dtype: torch.dtype, has_bias: bool):
+def _sm90(out_dtype: torch.dtype, has_bias: bool, operands: torch.dtype = torch.int8):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon._runtime import GluonASTSource
 
     out = {torch.bfloat16: ("bf16", gl.bfloat16), torch.float16: ("fp16", gl.float16), torch.float32: ("fp32", gl.float32)}[out_dtype]
+    ops_type = {torch.int8: ("i8", gl.int8), torch.float8_e4m3fn: ("fp8e4nv", gl.float8e4nv)}[operands]
 
     def desc(rows, cols, name, dtype):  # a Gluon descriptor's type names its shared-memory layout
         return f"tensordesc<{name}[{rows},{cols}],{gl.NVMMASharedLayout.get_default_for([rows, cols], dtype)!r}>"
 
     bm, bn, bk = hopper.BLOCK_M, hopper.BLOCK_N, hopper.BLOCK_K
     src = GluonASTSource(fn=hopper._pingpong_mm_kernel, signature={
-        "a_desc": desc(bm, bk, "i8", gl.int8), "b_desc": desc(bn, bk, "i8", gl.int8), "c_desc": desc(bm, bn, *out),
+        "a_desc": desc(bm, bk, *ops_type), "b_desc": desc(bn, bk, *ops_type), "c_desc": desc(bm, bn, *out),
         "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*fp32", "M": "i32", "N": "i32", "K": "i32", "PROGRAMS": "i32",
-        "HAS_BIAS": "constexpr", "GROUP": "constexpr", "NUM_STAGES": "constexpr", "REGS": "constexpr"},
+        "HAS_BIAS": "constexpr", "GROUP": "constexpr", "NUM_STAGES": "constexpr", "REGS": "constexpr",
+        "IMPRECISE": "constexpr"},
         constexprs={"HAS_BIAS": has_bias, "GROUP": hopper.GROUP_M, "NUM_STAGES": hopper.stages(out_dtype),
-                    "REGS": hopper.CONSUMER_REGS})
+                    "REGS": hopper.CONSUMER_REGS, "IMPRECISE": 0 if operands == torch.int8 else hopper.FP8_PROMOTE})
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
 
 
-@pytest.mark.parametrize("out_dtype,has_bias", [(torch.bfloat16, False), (torch.float16, True), (torch.float32, True)])
-def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias):
+@pytest.mark.parametrize("out_dtype,has_bias,operands", [(torch.bfloat16, False, torch.int8), (torch.float16, True, torch.int8),
+                                                         (torch.float32, True, torch.int8),
+                                                         (torch.bfloat16, False, torch.float8_e4m3fn)])
+def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias, operands):
     """Three warpgroups (two consumers, the load warp's), 16 warpgroup MMAs (two consumers × two of 64 rows × four
     K-steps of 32), registers handed between partitions, shared memory within an sm_90 CTA's 227 KB, nothing spilled
     to local memory (a spill inside the MMA loop would cost more than the schedule gains)."""
     import triton
 
-    compiled = _sm90(out_dtype, has_bias)
+    compiled = _sm90(out_dtype, has_bias, operands)
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
         f.write(compiled.asm["cubin"])
     try:
@@ -57,7 +62,7 @@ def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias):
         os.unlink(f.name)
     assert compiled.metadata.num_warps == 12
     assert compiled.metadata.shared <= 227 * 1024
-    assert len(re.findall(r"\bIGMMA\.", sass)) == 16
+    assert len(re.findall(r"\b[IQ]GMMA\.", sass)) == 16  # IGMMA: int8, QGMMA: FP8
     assert "USETMAXREG" in sass
     assert not re.search(r"\bSTL\b", sass), "spilled to local memory"
 
@@ -85,11 +90,11 @@ def test_pingpong_equals_the_triton_tma_kernel(m, n, k):
     bias = torch.randn(n, generator=gen).cuda()
     for dtype in (torch.bfloat16, torch.float16, torch.float32):
         torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # leaves NaNs in the allocator's free block
-        out = hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, bias, dtype)
+        out = hopper.scaled_mm_pingpong(a, bt, sa, sb, bias, dtype)
         tile = ops.TMA_TILE if dtype.itemsize <= 2 else ops.TMA_TILE_FP32_OUT
         assert torch.equal(out, ops.scaled_int8_mm_tma(a, bt, sa, sb, bias, dtype, tile)), dtype
     ones_m, ones_n = torch.ones(m, device="cuda"), torch.ones(n, device="cuda")
-    exact = hopper.scaled_int8_mm_pingpong(a, bt, ones_m, ones_n, None, torch.float32)
+    exact = hopper.scaled_mm_pingpong(a, bt, ones_m, ones_n, None, torch.float32)
     assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
 
 
@@ -101,5 +106,5 @@ def test_pingpong_passes_a_nan_scale_to_its_row():
     bt = torch.randint(-127, 128, (n, k), generator=gen, dtype=torch.int8).cuda()
     sa, sb = torch.full((m,), 1e-3, device="cuda"), torch.full((n,), 1e-3, device="cuda")
     sa[700] = float("nan")
-    out = hopper.scaled_int8_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)
+    out = hopper.scaled_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16)
     assert out[700].isnan().all() and not out[torch.arange(m, device="cuda") != 700].isnan().any()

@@ -207,7 +207,7 @@ def scaled_int8_mm_tma(
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     if tile is None and a.is_cuda and int8_hopper.gluon is not None:
-        return int8_hopper.scaled_int8_mm_pingpong(a, bt, scale_a, scale_b, bias, out_dtype)
+        return int8_hopper.scaled_mm_pingpong(a, bt, scale_a, scale_b, bias, out_dtype)
     m, n, k = a.shape[0], bt.shape[0], a.shape[1]
     slots = sm_count(a.device) if a.is_cuda else 4
     # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)

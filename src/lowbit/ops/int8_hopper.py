@@ -40,6 +40,9 @@ except ImportError:  # a Triton without Gluon's Hopper module: `ops.int8` keeps 
 BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M = 128, 128, 128, 8
 SHARED_BYTES = 227 * 1024 - 1024  # what an sm_90 CTA may use, less the barriers'
 CONSUMER_REGS = 232  # a thread of the second consumer (its accumulator alone is 128); the load warp gets 40
+# FP8 sums: how many products along K the MMA adds in its reduced precision before they go into full fp32. Once a
+# K-step (128) compiles without spills; 32 and 64 (a second accumulator live longer) spill (sm_90, on the CPU).
+FP8_PROMOTE = BLOCK_K
 
 if gluon is not None:
 
@@ -72,7 +75,8 @@ if gluon is not None:
 
     @gluon.jit
     def _consumer(a_bufs, b_bufs, ready, empty, order, c_desc, c_buf, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                  PROGRAMS, WHICH: gl.constexpr, HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr):
+                  PROGRAMS, WHICH: gl.constexpr, HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr,
+                  IMPRECISE: gl.constexpr):
         """The program's tiles WHICH, WHICH + 2, ...: MMAs over that tile's ring slots, then its epilogue."""
         BM: gl.constexpr = a_bufs.type.shape[1]
         BN: gl.constexpr = b_bufs.type.shape[1]
@@ -82,14 +86,15 @@ if gluon is not None:
         j = WHICH  # the program's tile count, this tile's place in it
         for tile in range(gl.program_id(0) + WHICH * PROGRAMS, gl.cdiv(M, BM) * gl.cdiv(N, BN), 2 * PROGRAMS):
             om, on = _tile_origin(tile, M, N, BM, BN, GROUP)
-            acc = gl.zeros((BM, BN), dtype=gl.int32, layout=layout)
+            acc = gl.zeros((BM, BN), dtype=gl.int32 if a_bufs.dtype == gl.int8 else gl.float32, layout=layout)
             if j > 0:  # the other consumer has issued and retired its MMAs of tile j - 1
                 mbarrier.wait(order.index(1 - WHICH), ((j - 2 + WHICH) // 2) & 1)
             g = j * n_k
             for i in range(n_k):
                 s = g % NUM_STAGES
                 mbarrier.wait(ready.index(s), (g // NUM_STAGES) & 1)
-                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s).permute((1, 0)), acc, is_async=True)
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s).permute((1, 0)), acc, is_async=True,
+                                    max_num_imprecise_acc=IMPRECISE)
                 acc = warpgroup_mma_wait(1, deps=(acc,))  # the MMA before this one is done: its slot is free
                 mbarrier.arrive(empty.index((g + NUM_STAGES - 1) % NUM_STAGES), pred=i > 0)
                 g += 1
@@ -112,12 +117,16 @@ if gluon is not None:
 
     @gluon.jit
     def _pingpong_mm_kernel(a_desc, b_desc, c_desc, sa_ptr, sb_ptr, bias_ptr, M, N, K, PROGRAMS,
-                            HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr, REGS: gl.constexpr):
+                            HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr, REGS: gl.constexpr,
+                            IMPRECISE: gl.constexpr = 0):
+        """int8 operands (int32 sums), or FP8 ones (fp32 sums, which the MMA keeps in reduced precision for at most
+        IMPRECISE products along K before adding them into full fp32: 128 promotes once a K-step; compiled on the
+        CPU and timed by `benchmarks/_exp_fp8_pingpong.py` only)."""
         BM: gl.constexpr = a_desc.block_type.shape[0]
         BK: gl.constexpr = a_desc.block_type.shape[1]
         BN: gl.constexpr = b_desc.block_type.shape[0]
-        a_bufs = gl.allocate_shared_memory(gl.int8, [NUM_STAGES, BM, BK], a_desc.layout)
-        b_bufs = gl.allocate_shared_memory(gl.int8, [NUM_STAGES, BN, BK], b_desc.layout)
+        a_bufs = gl.allocate_shared_memory(a_desc.dtype, [NUM_STAGES, BM, BK], a_desc.layout)
+        b_bufs = gl.allocate_shared_memory(b_desc.dtype, [NUM_STAGES, BN, BK], b_desc.layout)
         c0 = gl.allocate_shared_memory(c_desc.dtype, [BM, BN], c_desc.layout)  # an output tile a consumer
         c1 = gl.allocate_shared_memory(c_desc.dtype, [BM, BN], c_desc.layout)
         ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
@@ -130,9 +139,9 @@ if gluon is not None:
             mbarrier.init(order.index(c), count=1)
         gl.warp_specialize([
             (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c0, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                         PROGRAMS, 0, HAS_BIAS, GROUP, NUM_STAGES)),
+                         PROGRAMS, 0, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE)),
             (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c1, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                         PROGRAMS, 1, HAS_BIAS, GROUP, NUM_STAGES)),
+                         PROGRAMS, 1, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE)),
             (_load_warp, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP, NUM_STAGES)),
         ], [4, 1], [REGS, 40])
 
@@ -146,7 +155,8 @@ def stages(out_dtype: torch.dtype) -> int:
 def _shared_layout(block: tuple[int, int], dtype: torch.dtype) -> "gl.NVMMASharedLayout":
     """Cached: Gluon computes it in ~11 µs of Python, three a call (the H200's eager launch: ~72 µs against the
     Triton kernel's ~40, session 13's call 6)."""
-    gl_dtype = {torch.int8: gl.int8, torch.bfloat16: gl.bfloat16, torch.float16: gl.float16, torch.float32: gl.float32}[dtype]
+    gl_dtype = {torch.int8: gl.int8, torch.float8_e4m3fn: gl.float8e4nv, torch.float8_e5m2: gl.float8e5,
+                torch.bfloat16: gl.bfloat16, torch.float16: gl.float16, torch.float32: gl.float32}[dtype]
     return gl.NVMMASharedLayout.get_default_for(list(block), gl_dtype)
 
 
@@ -154,12 +164,14 @@ def _descriptor(t: torch.Tensor, block: tuple[int, int]) -> "TensorDescriptor":
     return TensorDescriptor.from_tensor(t, list(block), _shared_layout(block, t.dtype))
 
 
-def scaled_int8_mm_pingpong(
+def scaled_mm_pingpong(
     a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
     bias: torch.Tensor | None, out_dtype: torch.dtype,
 ) -> torch.Tensor:
-    """a [M, K] @ bt [N, K]ᵀ · scales (+ bias): int8 operands K-major and 16-byte aligned (`int8.tma_takes`), fp32
-    scales and bias, on an sm_90 GPU. Bit-equal to `int8.scaled_int8_mm_tma`'s Triton kernel."""
+    """a [M, K] @ bt [N, K]ᵀ · scales (+ bias): 8-bit operands K-major and 16-byte aligned (`int8.tma_takes`), fp32
+    scales and bias, on an sm_90 GPU. int8: bit-equal to `int8.scaled_int8_mm_tma`'s Triton kernel. FP8 (E4M3 or
+    E5M2, sums promoted to full fp32 once a K-step, `FP8_PROMOTE`): no library caller yet; on the GPU only by
+    `benchmarks/_exp_fp8_pingpong.py`, which was not run in session 13 (no device time left)."""
     m, k = a.shape
     n = bt.shape[0]
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
@@ -167,5 +179,6 @@ def scaled_int8_mm_pingpong(
     _pingpong_mm_kernel[(programs,)](
         _descriptor(a, (BLOCK_M, BLOCK_K)), _descriptor(bt, (BLOCK_N, BLOCK_K)),
         _descriptor(out, (BLOCK_M, BLOCK_N)), scale_a, scale_b, bias if bias is not None else scale_b, m, n, k,
-        programs, HAS_BIAS=bias is not None, GROUP=GROUP_M, NUM_STAGES=stages(out_dtype), REGS=CONSUMER_REGS, num_warps=4)
+        programs, HAS_BIAS=bias is not None, GROUP=GROUP_M, NUM_STAGES=stages(out_dtype), REGS=CONSUMER_REGS,
+        IMPRECISE=0 if a.dtype == torch.int8 else FP8_PROMOTE, num_warps=4)
     return out
