@@ -68,3 +68,14 @@ def test_gpt2_small_shape_quantize_save_load_on_cuda(tmp_path):
         back = lowbit.load(tmp_path / type(method).__name__, device="cuda")
         with torch.no_grad():
             assert torch.equal(back(ids).logits.float(), out)
+
+
+def test_bench_timing_replays_a_graph_and_names_a_host_sync():
+    """The benches' timing: a capturable matmul as a CUDA graph; one that reads a value on the host eagerly, saying so."""
+    from lowbit.bench.timing import gpu_ms
+
+    a = torch.randn(512, 512, device="cuda")
+    ms, how = gpu_ms(lambda: a @ a, rep=20)
+    assert how == "cuda graph" and ms > 0
+    ms, how = gpu_ms(lambda: (a @ a).sum().item(), rep=20)
+    assert how.startswith("eager (syncs with the host") and ms > 0

@@ -20,6 +20,7 @@ from torch import nn
 from ..measure import environment, model_bytes
 from ..methods import FP8, NF4, RTN, W8A8
 from . import peers, report
+from .timing import gpu_ms
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
                      ("gate", 4096, 11008), ("up", 4096, 11008), ("down", 11008, 4096)]
@@ -71,8 +72,6 @@ def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: 
     timed). W: each layer's dequantized weight (the kernel's error alone), or `weights` where given
     (a peer's float weights: its quantization error too). Timed as a CUDA graph; a layer that cannot
     be captured is timed eagerly."""
-    import triton.testing
-
     gen = torch.Generator(device=device).manual_seed(m)
     xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen) for _, k, _ in LLAMA2_7B_LINEARS]
 
@@ -82,28 +81,11 @@ def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: 
     with torch.no_grad():
         outs = run()
         torch.cuda.synchronize()
-        if syncs := _host_sync(run):  # a capture that fails leaves CUDA's default generator unusable after it
-            ms, timing = triton.testing.do_bench(run, rep=100), f"eager ({syncs})"
-        else:
-            ms, timing = triton.testing.do_bench_cudagraph(run, rep=100), "cuda graph"
+        ms, timing = gpu_ms(run)
         ws = weights or [_dequant(layer) for layer in layers]
         refs = [x.double() @ w.double().t() for w, x in zip(ws, xs)]
     err = max(((o.double() - r).norm() / r.norm()).item() for o, r in zip(outs, refs))
     return ms, err, timing
-
-
-def _host_sync(run) -> str | None:
-    """What makes `run` synchronize with the host (so that it cannot be a CUDA graph), or None: one eager
-    run with torch's sync check raising. A capture that failed would poison later ones instead."""
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        run()
-    except RuntimeError as exc:
-        return f"syncs with the host: {report.first_line(exc, 80)}"
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-        torch.cuda.synchronize()
-    return None
 
 
 def _dequant(layer: nn.Module) -> torch.Tensor:

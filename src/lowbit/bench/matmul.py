@@ -8,7 +8,8 @@ row-major storage, never a copy), for cuBLAS and lowbit's kernels:
     lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only);
     and, where they import, torchao's INT8 int_scaled_matmul and bitsandbytes' int8_linear_matmul.
 
-Only the matmul is timed (`triton.testing.do_bench`, median): operands are quantized beforehand.
+Only the matmul is timed (`bench.timing.gpu_ms`: median of CUDA-graph replays, so that a launch's host cost does not
+count; eagerly, with a note, for a kernel that syncs with the host): operands are quantized beforehand.
 TFLOP/s = 2·M·N·K / time. Each kernel's output is checked once per size and layout against the
 float32 product of the same float inputs (relative Frobenius error), so a fast wrong kernel shows.
 A kernel that refuses a layout (cuBLAS's layout rules) gets a row with the reason instead of a time.
@@ -23,6 +24,7 @@ import torch
 
 from ..measure import environment
 from . import peers, report
+from .timing import gpu_ms
 
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
@@ -131,11 +133,9 @@ def prepare(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor):
 
 def measure(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor, ref: torch.Tensor) -> dict:
     """One row: median ms, TFLOP/s and relative error, or a note where the kernel refuses."""
-    import triton.testing
-
     m, k = a.shape
     n = b_nk.shape[0]
-    row = {"kernel": kernel, "layout": layout, "size": m, "ms": None, "tflops": None, "rel_err": None, "note": ""}
+    row = {"kernel": kernel, "layout": layout, "size": m, "ms": None, "tflops": None, "rel_err": None, "note": "", "timing": None}
     try:
         fn, to_float = prepare(kernel, layout, a, b_nk)
         out = fn()
@@ -146,8 +146,10 @@ def measure(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor, ref: 
     got = to_float(out)
     row["rel_err"] = ((got - ref).norm() / ref.norm()).item()
     del out, got
-    ms = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    ms, row["timing"] = gpu_ms(fn)
     row["ms"], row["tflops"] = ms, 2.0 * m * n * k / (ms * 1e-3) / 1e12
+    if row["timing"] != "cuda graph":
+        row["note"] = row["timing"]
     return row
 
 
@@ -250,7 +252,7 @@ def plot(result: dict, path: Path) -> None:
 
 def write_report(result: dict, out_dir: Path) -> None:
     report.write(out_dir, result, "Matmul throughput (seed 002)",
-                 "Only the matmul is timed (triton.testing.do_bench, median; operands quantized beforehand). "
+                 "Only the matmul is timed (median of CUDA-graph replays, or eagerly where a note says so; operands quantized beforehand). "
                  "rel err: ‖out − A·Bᵀ‖/‖A·Bᵀ‖ against float32 on the same bf16 inputs, quantization included. "
                  "cuBLAS INT8 is int32 out without scales (its scales are applied only for the check).",
                  format_table(result), plot, "matmul_tflops.png")
