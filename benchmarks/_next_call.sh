@@ -6,6 +6,8 @@
 #    if it is as fast as cuBLAS's fast accumulation with the accuracy of its slow one, fp8-rowwise training and FP8
 #    W8A8 can take it (a GPU test against float64 first).
 # 4. bench train with all four precisions on the Gluon INT8 matmul (session 13 ran bf16, int8, fp8-rowwise).
+# 5. bench matmul now times CUDA-graph replays (src/lowbit/bench/timing.py, written after the last call): its GPU
+#    test and one run at 1024 and 4096 (each row's "timing" says how it was timed).
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 100 python3 benchmarks/_exp_gluon_w4.py --out $OUT/gluon-w4.json --m 64 256 1024 4096 2>&1 | grep -v Warn | tail -5 | cut -c1-900
@@ -20,3 +22,7 @@ timeout 260 python3 -m lowbit.cli bench train --preset llama2-1b --batch-size 16
   --precisions bf16 int8 fp8-rowwise fp8-tensorwise --out $OUT/train > /tmp/train.log 2>&1
 echo "train rc=$? s=$SECONDS"; tr '\r' '\n' < /tmp/train.log | grep -a "|\|Error" | tail -7
 rm -f $OUT/train/*.png
+timeout 60 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gpu.py -k timing 2>&1 | tail -2
+timeout 150 python3 -m lowbit.cli bench matmul --sizes 1024 4096 --out $OUT/matmul > /tmp/mm.log 2>&1
+echo "matmul rc=$? s=$SECONDS"; grep -a "A@Bt\|a@bT\|eager\|Error" /tmp/mm.log | head -14 | cut -c1-160
+rm -f $OUT/matmul/*.png
