@@ -1,6 +1,8 @@
 # Prepared in session 13, NOT yet run (the device time was spent): what the next device call should do first.
 # 1. The Gluon W4A16 GEMM as changed after call 9 (benchmarks/_exp_gluon_w4.py: scales and zero points loaded a step
 #    ahead; 4 or 8 code bytes a thread), against call 8's 0.40 / 0.53 / 0.58 / 0.63x bf16 at 64 / 256 / 1024 / 4096 tokens.
+# 1b. The register-operand W4A16 GEMM (benchmarks/_exp_gluon_w4_rega.py, compiled only): the weights dequantized
+#     straight into the MMA's A-operand registers, no shared memory for them; 16-1024 tokens against bf16 and lowbit now.
 # 2. ncu of its best tile, for the bank conflicts of the dequantized tile's stores (call 9: 9.4-way).
 # 3. The Gluon matmul on E4M3 operands against torch._scaled_mm (benchmarks/_exp_fp8_pingpong.py, compiled only):
 #    if it is as fast as cuBLAS's fast accumulation with the accuracy of its slow one, fp8-rowwise training and FP8
@@ -12,6 +14,8 @@ export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 100 python3 benchmarks/_exp_gluon_w4.py --out $OUT/gluon-w4.json --m 64 256 1024 4096 2>&1 | grep -v Warn | tail -5 | cut -c1-900
 echo "s=$SECONDS"
+timeout 90 python3 benchmarks/_exp_gluon_w4_rega.py --out $OUT/gluon-w4-rega.json 2>&1 | grep -v Warn | tail -5 | cut -c1-900
+echo "rega rc=${PIPESTATUS[0]} s=$SECONDS"
 timeout 90 ncu --clock-control none --kernel-name regex:w4_kernel --launch-skip 2 --launch-count 1 --section SpeedOfLight \
   --section WarpStateStats --section MemoryWorkloadAnalysis_Tables \
   python3 benchmarks/_exp_gluon_w4.py --ncu --m 1024 --tiles 128x64x128x4x4 > $OUT/ncu-w4.txt 2>&1; echo "ncu rc=$? s=$SECONDS"
