@@ -18,6 +18,7 @@ So dequantizing runs beside the tensor cores, where a single-partition kernel wo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 
 import torch
@@ -46,6 +47,22 @@ _CONSTRAINTS = gl.constexpr("=r,=r,=r,=r,r,r,r,r,r,r,r,r,r")  # 4 pairs out; 4 b
 
 
 @gluon.jit
+def dequantize_codes(c, sc, zp, DTYPE: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr):
+    """Packed codes c [BN, BK/2] (uint8, low nibble first) → (c − z)·s [BN, BK] in DTYPE (bf16 or fp16), in the layout
+    c's join along K gives: `_pairs_asm`'s PTX four bytes at a time. sc, zp: a row's scale (fp32) and zero point."""
+    FP16: gl.constexpr = DTYPE == gl.float16
+    zz = (zp | (0x6400 if FP16 else 0x4300)) * 65537
+    ss = (sc.to(DTYPE).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF) * 65537
+    if FP16:
+        pair = gl.inline_asm_elementwise(_ASM_FP16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
+    else:
+        pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
+    lo = pair.to(gl.int16).to(DTYPE, bitcast=True)
+    hi = (pair >> 16).to(gl.int16).to(DTYPE, bitcast=True)
+    return gl.reshape(gl.join(lo, hi), [BN, BK])
+
+
+@gluon.jit
 def _loads(x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROUP: gl.constexpr, STAGES: gl.constexpr):
     BM: gl.constexpr = x_desc.block_type.shape[0]
     BK: gl.constexpr = x_desc.block_type.shape[1]
@@ -71,7 +88,6 @@ def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, 
     # a thread takes VEC bytes (2 VEC codes) of a row at a time
     TPW_K: gl.constexpr = (BK // 2) // VEC
     layout: gl.constexpr = gl.BlockedLayout([1, VEC], [32 // TPW_K, TPW_K], [4, 1], [1, 0])
-    FP16: gl.constexpr = w_bufs.dtype == gl.float16
     groups = K // GROUP_SIZE
     n_k = gl.cdiv(K, BK)
     g = 0
@@ -96,16 +112,7 @@ def _dequantize(q_bufs, w_bufs, ready, empty, dequantized, scale_ptr, zero_ptr, 
             mbarrier.wait(ready.index(s), (g // STAGES) & 1)
             mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)  # the MMA has let go of this slot's weight tile
             # weight_only._nibble_pairs' PTX, then a packed multiply by the scale in x's dtype
-            zz = (zp | (0x6400 if FP16 else 0x4300)) * 65537
-            ss = (sc.to(w_bufs.dtype).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF) * 65537
-            c = q_bufs.index(s).load(layout)
-            if FP16:
-                pair = gl.inline_asm_elementwise(_ASM_FP16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
-            else:
-                pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
-            lo = pair.to(gl.int16).to(w_bufs.dtype, bitcast=True)
-            hi = (pair >> 16).to(gl.int16).to(w_bufs.dtype, bitcast=True)
-            w = gl.reshape(gl.join(lo, hi), [BN, BK])
+            w = dequantize_codes(q_bufs.index(s).load(layout), sc, zp, w_bufs.dtype, BN, BK)
             w_bufs.index(s).store(w)
             fence_async_shared()
             gl.thread_barrier()  # every warp's part of the tile is written before the MMA hears of it
@@ -250,49 +257,54 @@ def main():
             w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec)
         torch.cuda.synchronize()
         return
+    variants = {}
+    for tile in args.tiles:
+        bm, bn, bk, st, vec = (int(v) for v in tile.split("x"))
+        variants[f"gluon_{tile}"] = functools.partial(w4_gluon, tile=(bm, bn, bk, st), vec=vec)
+    sweep_7b_layer(args.m, variants, args.out)
+
+
+def sweep_7b_layer(ms: list[int], variants: dict, out: str | None) -> None:
+    """The seven linears of a Llama-2-7B layer with random int4 g128 weights (zero points): per token count, µs from
+    CUDA graphs of bf16, of lowbit's dispatch and of each variant fn(x, qweight, scale, zero), and each variant's
+    largest relative error against x @ W in float32."""
     from _exp_launch_cost import graph_us
     from lowbit.formats.packing import pack
     from lowbit.ops import weight_only as wo
     from sweep import write
 
     gen = torch.Generator(device="cuda").manual_seed(0)
-    shapes = [(4096, 4096, 4), (4096, 11008, 2), (11008, 4096, 1)]  # K, N, linears of a 7B layer
     weights = []
-    for k, n, count in shapes:
+    for k, n, count in [(4096, 4096, 4), (4096, 11008, 2), (11008, 4096, 1)]:  # K, N, linears of a 7B layer
         q = pack(torch.randint(0, 16, (n, k), generator=gen, device="cuda", dtype=torch.uint8), 4)
         s = torch.rand(n, k // 128, generator=gen, device="cuda") * 0.01 + 0.001
         z = torch.randint(0, 16, s.shape, generator=gen, device="cuda", dtype=torch.uint8)
-        w = wo.dequantize_reference(q, s, z, 4, 128, k, dtype=torch.bfloat16)
-        weights.append((k, n, count, q, s, z, w))
+        weights.append((k, n, count, q, s, z, wo.dequantize_reference(q, s, z, 4, 128, k, dtype=torch.bfloat16)))
     rows = []
-    for m in args.m:
+    for m in ms:
         row = dict(m=m, bf16=0.0, lowbit_now=0.0)
         for k, n, count, q, s, z, w in weights:
             x = torch.randn(m, k, generator=gen, device="cuda", dtype=torch.bfloat16)
             ref = x.float() @ w.float().t()
             row["bf16"] += count * graph_us(lambda: torch.nn.functional.linear(x, w))
             row["lowbit_now"] += count * graph_us(lambda: wo._weight_only_matmul(x, q, s, z, None, 4, 128, None, None))
-            for tile in args.tiles:
-                bm, bn, bk, st, vec = (int(v) for v in tile.split("x"))
-                key = f"gluon_{tile}"
+            for key, fn in variants.items():
                 try:
-                    out = w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec)
+                    got = fn(x, q, s, z)
                     torch.cuda.synchronize()
-                    err = ((out.float() - ref).norm() / ref.norm()).item()
+                    err = ((got.float() - ref).norm() / ref.norm()).item()
                     row[f"{key}_err"] = max(row.get(f"{key}_err", 0.0), round(err, 5))
-                    row[key] = row.get(key, 0.0) + count * graph_us(lambda: w4_gluon(x, q, s, z, tile=(bm, bn, bk, st), vec=vec))
+                    row[key] = row.get(key, 0.0) + count * graph_us(lambda: fn(x, q, s, z))
                 except Exception as exc:  # noqa: BLE001 - a sweep records what failed
                     row[key] = f"FAILED {str(exc).strip().splitlines()[-1][:200]}"
-        for key in list(row):
-            if isinstance(row[key], float) and not key.endswith("_err"):
-                row[key] = round(row[key], 1)
-        row.update({f"x_bf16_{key}": round(row["bf16"] / row[key], 3) for key in list(row)
-                    if key.startswith(("gluon_", "lowbit_now")) and not key.endswith("_err") and isinstance(row[key], float)})
+        for key in [key for key in row if isinstance(row[key], float) and not key.endswith("_err")]:
+            row[key] = round(row[key], 1)
+            if key != "bf16":
+                row[f"x_bf16_{key}"] = round(row["bf16"] / row[key], 3)
         print(json.dumps(row), flush=True)
         rows.append(row)
-        if args.out:
-            write(args.out, rows)
-
+        if out:
+            write(out, rows)
 
 if __name__ == "__main__":
     main()

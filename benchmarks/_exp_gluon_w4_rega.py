@@ -24,45 +24,22 @@ BN x BT tile of outᵀ (BN weight rows, BT tokens) and stores it transposed into
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 
 import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup_mma, warpgroup_mma_wait
 
-from _exp_gluon_w4 import _ASM_BF16, _CONSTRAINTS
+from _exp_gluon_w4 import _loads, dequantize_codes, sweep_7b_layer
 from lowbit.ops.int8_hopper import _tile_origin
 
 
 @gluon.jit
-def _loads(x_desc, q_desc, x_bufs, q_bufs, ready, empty, M, N, K, PROGRAMS, GROUP: gl.constexpr, STAGES: gl.constexpr):
-    BT: gl.constexpr = x_desc.block_type.shape[0]
-    BK: gl.constexpr = x_desc.block_type.shape[1]
-    BN: gl.constexpr = q_desc.block_type.shape[0]
-    g = 0
-    for tile in range(gl.program_id(0), gl.cdiv(N, BN) * gl.cdiv(M, BT), PROGRAMS):
-        on, om = _tile_origin(tile, N, M, BN, BT, GROUP)  # weight-row tiles share token tiles
-        for i in range(gl.cdiv(K, BK)):
-            s = g % STAGES
-            mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)
-            mbarrier.expect(ready.index(s), x_desc.block_type.nbytes + q_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(x_desc, [om, i * BK], ready.index(s), x_bufs.index(s))
-            tma.async_copy_global_to_shared(q_desc, [on, i * (BK // 2)], ready.index(s), q_bufs.index(s))
-            g += 1
-
-
-@gluon.jit
-def _weights(q_bufs, s, sc, zp, BN: gl.constexpr, BK: gl.constexpr, c_layout: gl.constexpr):
-    """W's step tile [BN, BK] in bf16, in the MMA's A-operand layout: (c − z)·s by `_exp_gluon_w4`'s nibble-pair PTX."""
-    zz = (zp | 0x4300) * 65537
-    ss = (sc.to(gl.bfloat16).to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF) * 65537
-    c = q_bufs.index(s).load(c_layout)
-    pair = gl.inline_asm_elementwise(_ASM_BF16, _CONSTRAINTS, [c, zz[:, None], ss[:, None]], gl.int32, True, 4)
-    lo = pair.to(gl.int16).to(gl.bfloat16, bitcast=True)
-    hi = (pair >> 16).to(gl.int16).to(gl.bfloat16, bitcast=True)
-    return gl.reshape(gl.join(lo, hi), [BN, BK])
+def _weights_of(q_bufs, s, sc, zp, BN: gl.constexpr, BK: gl.constexpr, c_layout: gl.constexpr):
+    """W's step tile [BN, BK] in bf16 from ring slot s's codes, loaded in `c_layout` (the 8-bit A-operand layout)."""
+    return dequantize_codes(q_bufs.index(s).load(c_layout), sc, zp, gl.bfloat16, BN, BK)
 
 
 @gluon.jit
@@ -77,14 +54,14 @@ def _mma(x_bufs, q_bufs, ready, empty, out_ptr, scale_ptr, zero_ptr, M, N, K, PR
     groups = K // GROUP_SIZE
     n_k = gl.cdiv(K, BK)
     g = 0
-    for tile in range(gl.program_id(0), gl.cdiv(N, BN) * gl.cdiv(M, BT), PROGRAMS):
-        on, om = _tile_origin(tile, N, M, BN, BT, GROUP)
+    for tile in range(gl.program_id(0), gl.cdiv(M, BT) * gl.cdiv(N, BN), PROGRAMS):
+        om, on = _tile_origin(tile, M, N, BT, BN, GROUP)  # `_loads`' order
         offs_n = on + gl.arange(0, BN, layout=gl.SliceLayout(1, c_layout))
         n_mask = offs_n < N
         acc = gl.zeros((BN, BT), dtype=gl.float32, layout=mma)
         s = g % STAGES
         mbarrier.wait(ready.index(s), (g // STAGES) & 1)
-        w = gl.convert_layout(_weights(q_bufs, s, gl.load(scale_ptr + offs_n * groups, mask=n_mask, other=0.0),
+        w = gl.convert_layout(_weights_of(q_bufs, s, gl.load(scale_ptr + offs_n * groups, mask=n_mask, other=0.0),
                                        gl.load(zero_ptr + offs_n * groups, mask=n_mask, other=0).to(gl.int32),
                                        BN, BK, c_layout), a_layout, assert_trivial=True)
         for i in range(n_k):
@@ -97,7 +74,7 @@ def _mma(x_bufs, q_bufs, ready, empty, out_ptr, scale_ptr, zero_ptr, M, N, K, PR
             zp = gl.load(zero_ptr + offs_n * groups + grp, mask=n_mask, other=0).to(gl.int32)
             s1 = (g + more.to(gl.int32)) % STAGES
             mbarrier.wait(ready.index(s1), ((g + 1) // STAGES) & 1, pred=more)
-            w_next = gl.convert_layout(_weights(q_bufs, s1, sc, zp, BN, BK, c_layout), a_layout, assert_trivial=True)
+            w_next = gl.convert_layout(_weights_of(q_bufs, s1, sc, zp, BN, BK, c_layout), a_layout, assert_trivial=True)
             acc, w = warpgroup_mma_wait(0, deps=(acc, w))
             mbarrier.arrive(empty.index(s))  # step i's x tile and codes are read
             w = w_next
@@ -191,45 +168,7 @@ def main():
     if args.compile_only:
         compile_only()
         return
-    from _exp_launch_cost import graph_us
-    from lowbit.formats.packing import pack
-    from lowbit.ops import weight_only as wo
-    from sweep import write
-
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    weights = []
-    for k, n, count in [(4096, 4096, 4), (4096, 11008, 2), (11008, 4096, 1)]:  # K, N, linears of a 7B layer
-        q = pack(torch.randint(0, 16, (n, k), generator=gen, device="cuda", dtype=torch.uint8), 4)
-        s = torch.rand(n, k // 128, generator=gen, device="cuda") * 0.01 + 0.001
-        z = torch.randint(0, 16, s.shape, generator=gen, device="cuda", dtype=torch.uint8)
-        weights.append((k, n, count, q, s, z, wo.dequantize_reference(q, s, z, 4, 128, k, dtype=torch.bfloat16)))
-    rows = []
-    for m in args.m:
-        row = dict(m=m, bf16=0.0, lowbit_now=0.0)
-        for k, n, count, q, s, z, w in weights:
-            x = torch.randn(m, k, generator=gen, device="cuda", dtype=torch.bfloat16)
-            ref = x.float() @ w.float().t()
-            row["bf16"] += count * graph_us(lambda: torch.nn.functional.linear(x, w))
-            row["lowbit_now"] += count * graph_us(lambda: wo._weight_only_matmul(x, q, s, z, None, 4, 128, None, None))
-            for tile in TILES:
-                key = "rega_" + "x".join(map(str, tile))
-                try:
-                    out = w4_rega(x, q, s, z, tile=tile)
-                    torch.cuda.synchronize()
-                    err = ((out.float() - ref).norm() / ref.norm()).item()
-                    row[f"{key}_err"] = max(row.get(f"{key}_err", 0.0), round(err, 5))
-                    row[key] = row.get(key, 0.0) + count * graph_us(lambda: w4_rega(x, q, s, z, tile=tile))
-                except Exception as exc:  # noqa: BLE001 - a sweep records what failed
-                    row[key] = f"FAILED {str(exc).strip().splitlines()[-1][:200]}"
-        for key in [key for key in row if isinstance(row[key], float) and not key.endswith("_err")]:
-            row[key] = round(row[key], 1)
-            if key != "bf16":
-                row[f"x_bf16_{key}"] = round(row["bf16"] / row[key], 3)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-        if args.out:
-            write(args.out, rows)
-
+    sweep_7b_layer(args.m, {"rega_" + "x".join(map(str, t)): functools.partial(w4_rega, tile=t) for t in TILES}, args.out)
 
 if __name__ == "__main__":
     main()
