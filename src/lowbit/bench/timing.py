@@ -9,7 +9,7 @@ import torch
 from . import report
 
 
-def host_sync(run) -> str | None:
+def _host_sync(run) -> str | None:
     """What makes `run` synchronize with the host (so that it cannot be a CUDA graph), or None: one eager
     run with torch's sync check raising. A capture that failed would poison later ones instead."""
     torch.cuda.set_sync_debug_mode("error")
@@ -27,7 +27,7 @@ def gpu_ms(run, rep: int = 100) -> tuple[float, str]:
     """(median ms of one call of `run`, how it was timed: "cuda graph" or "eager (why)"). `run` has run once."""
     import triton.testing
 
-    if syncs := host_sync(run):  # a capture that fails leaves CUDA's default generator unusable after it
+    if syncs := _host_sync(run):  # a capture that fails leaves CUDA's default generator unusable after it
         return triton.testing.do_bench(run, rep=rep), f"eager ({syncs})"
     try:
         return triton.testing.do_bench_cudagraph(run, rep=rep), "cuda graph"

@@ -204,23 +204,20 @@ def scaled_int8_mm_tma(
     13); given a `tile`, in the interpreter, or without Gluon, the persistent Triton kernel `_scaled_mm_tma_kernel`.
     On the H200, a llama2-1b training step's 504 matmuls (16 × 2048 tokens, six shapes) took 170 ms on the latter's
     tile, within 2 % of the best of 7 TMA tiles shape by shape (session 11, calls 1-2)."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
     if tile is None and a.is_cuda and int8_hopper.gluon is not None:
         return int8_hopper.scaled_mm_pingpong(a, bt, scale_a, scale_b, bias, out_dtype)
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
     m, n, k = a.shape[0], bt.shape[0], a.shape[1]
-    slots = sm_count(a.device) if a.is_cuda else 4
     # 4-byte outputs: a 128 × 256 fp32 epilogue tile and three stages need 280 KB of shared memory (227 on sm_90)
     tile = tile or (TMA_TILE if out_dtype.itemsize <= 2 else TMA_TILE_FP32_OUT)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     bm, bn, bk = tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"]
-    tiles = cdiv(m, bm) * cdiv(n, bn)
-    a_desc, b_desc = TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk])
-    bias_arg = bias if bias is not None else scale_b
-    programs = min(slots, tiles)
-    _scaled_mm_tma_kernel[(max(1, programs),)](
-        a_desc, b_desc, TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias_arg,
-        m, n, k, max(1, programs), HAS_BIAS=bias is not None, **tile)
+    programs = max(1, min(sm_count(a.device) if a.is_cuda else 4, cdiv(m, bm) * cdiv(n, bn)))
+    _scaled_mm_tma_kernel[(programs,)](
+        TensorDescriptor.from_tensor(a, [bm, bk]), TensorDescriptor.from_tensor(bt, [bn, bk]),
+        TensorDescriptor.from_tensor(out, [bm, bn]), scale_a, scale_b, bias if bias is not None else scale_b,
+        m, n, k, programs, HAS_BIAS=bias is not None, **tile)
     return out
 
 
