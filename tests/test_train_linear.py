@@ -224,10 +224,11 @@ def test_compiled_linears_sharing_an_input_quantize_it_once(precision):
         torch._dynamo.reset()
         with torch._functorch.config.patch(cse=cse):
             results = run(torch.compile(f, backend=backend, fullgraph=True))
-        op = torch.ops.lowbit.train_input_codes.default
-        return sum(n.target is op for g in graphs for n in g.graph.nodes), results
+        op = torch.ops.lowbit.train_codes.default  # the weights' quantizations too: counted are x's
+        return sum(n.target is op and tuple(n.args[0].meta["val"].shape) == tuple(x.shape) for g in graphs for n in g.graph.nodes), results
 
-    torch.library.opcheck(torch.ops.lowbit.train_input_codes.default, (x.detach(), "int8" if precision == "int8" else "e4m3"))
+    for stochastic in (False, True):
+        torch.library.opcheck(torch.ops.lowbit.train_codes.default, (x.detach(), "int8" if precision == "int8" else "e4m3", stochastic and precision == "int8"))
     eager = run(f)
     merged, compiled = input_quantizations(cse=True)
     assert merged == 1 and input_quantizations(cse=False)[0] == 3

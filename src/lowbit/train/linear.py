@@ -15,8 +15,8 @@ gradients, both code sets come from one `ops.quantize_rows_cols` (two passes ove
 quantizing it and its transpose apart takes four), and the forward saves codes for the backward where
 that matmul takes the same format: x's column codes in place of x (half the bytes of bf16) for
 grad-weight, W's column codes for grad-input; the backward then quantizes dy once, rows and columns.
-A linear's input goes through an opaque op, so that under torch.compile the linears that share one
-input (q/k/v, gate/up) quantize it once. FP8 tensor-wise (and E5M2 gradients) quantize in torch ops,
+Each goes through an opaque op (see `_codes_op`): under torch.compile the linears that share one input
+(q/k/v, gate/up) quantize it once, and the tensor's producer stores it once. FP8 tensor-wise (and E5M2 gradients) quantize in torch ops,
 which Inductor fuses. The codes and scales, hence the results, are those of quantizing each operand
 in each matmul.
 """
@@ -91,29 +91,29 @@ def _codes_mm(a_rows: tuple, b_cols: tuple, fmt: str, out_dtype: torch.dtype, fa
     return ((qa.float() * sa.reshape(-1, 1)) @ (qbt.float() * sb.reshape(-1, 1)).t()).to(out_dtype)
 
 
+@torch.library.custom_op("lowbit::train_codes", mutates_args=())
+def _codes_op(t: torch.Tensor, fmt: str, stochastic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`quantize_rows_cols` of one operand, opaque to torch.compile, for two reasons.
+    - q/k/v (and gate/up) take one input, and Inductor's common-subexpression pass merges identical opaque
+      calls: the compiled graph quantizes it once and saves one copy of its column codes. Traced into (the
+      triton op), each linear made its own.
+    - Traced into, each of the op's two kernels got its own copy of a tensor that a fused kernel computes,
+      such as the SiLU backward's gradients: a second store of every element (H200, session 14: the SiLU
+      backward took 16.3 ms a step against bf16's 11.2). Opaque, the producer stores it once.
+    (Merging is safe with stochastic rounding too: no two calls of a step quantize the same tensor.)"""
+    return ops.quantize_rows_cols(t, stochastic, -1, fmt)  # -1: a fresh seed each call, as torch.rand draws
+
+
+@_codes_op.register_fake
+def _(t, fmt, stochastic):
+    m, n = t.shape
+    dtype = FORMATS[fmt][0]
+    return t.new_empty(m, n, dtype=dtype), t.new_empty(m, dtype=torch.float32), t.new_empty(n, m, dtype=dtype), t.new_empty(n, dtype=torch.float32)
+
+
 def _rows_and_cols(t: torch.Tensor, fmt: str = "int8", stochastic: bool = False) -> tuple[tuple, tuple]:
     """((row codes, scales), (column codes transposed, scales)) of t, from one `quantize_rows_cols`."""
-    q, s, qt, st = ops.quantize_rows_cols(t, stochastic, -1, fmt)  # -1: a fresh seed each call, as torch.rand draws
-    return (q, s), (qt, st)
-
-
-@torch.library.custom_op("lowbit::train_input_codes", mutates_args=())
-def _input_codes(x: torch.Tensor, fmt: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`quantize_rows_cols` of a linear's input, opaque to torch.compile: q/k/v (and gate/up) take one input, and
-    Inductor's common-subexpression pass merges identical opaque calls, so the compiled graph quantizes it
-    once and saves one copy of its column codes. Traced into (the triton op), each linear made its own."""
-    return ops.quantize_rows_cols(x, False, -1, fmt)
-
-
-@_input_codes.register_fake
-def _(x, fmt):
-    m, n = x.shape
-    dtype = FORMATS[fmt][0]
-    return x.new_empty(m, n, dtype=dtype), x.new_empty(m, dtype=torch.float32), x.new_empty(n, m, dtype=dtype), x.new_empty(n, dtype=torch.float32)
-
-
-def _input_rows_and_cols(x: torch.Tensor, fmt: str) -> tuple[tuple, tuple]:
-    q, s, qt, st = _input_codes(x, fmt)
+    q, s, qt, st = _codes_op(t, fmt, stochastic)
     return (q, s), (qt, st)
 
 
@@ -182,7 +182,7 @@ class _QuantLinearFn(torch.autograd.Function):
         fwd, gi, gw = (codes_format(recipe, w) for w in ("forward", "grad_input", "grad_weight"))
         x_cols = w_cols = None  # column codes for the backward, when the forward made them
         if fwd is not None:  # the forward on codes; the backward's matmuls in the same format reuse their columns
-            x_rows, x_cols = _input_rows_and_cols(x2, fwd) if gw == fwd else (_rows(x2, fwd), None)
+            x_rows, x_cols = _rows_and_cols(x2, fwd) if gw == fwd else (_rows(x2, fwd), None)
             w_rows, w_cols = _rows_and_cols(weight, fwd) if gi == fwd else (_rows(weight, fwd), None)
             y = _codes_mm(x_rows, w_rows, fwd, x.dtype, fast_accum=True)  # W's rows are Wᵀ's columns
         else:
