@@ -4,6 +4,9 @@ llama2-1b training step's weight gradients at 16 x 2048 tokens (1536 x 1536 x 32
 consumer warpgroups) and the W8A8 linears of `lowbit bench linear` at 256 and 1024 tokens.
 
     python3 benchmarks/_exp_split_k.py --out $OUT/split-k.json
+
+A record: it ran on the kernel with split-K of commit 3b54829 (session 14, call 4), where every part count lost
+(1536 x 1536 x 32768: 168 µs unsplit, 192-210 split) and split-K was then taken out of the library.
 """
 
 from __future__ import annotations

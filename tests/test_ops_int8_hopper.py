@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(hopper.gluon is None, reason="needs Triton's Glu
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 
 
-def _sm90(out_dtype: torch.dtype, has_bias: bool, operands: torch.dtype = torch.int8, split: int = 1):
+def _sm90(out_dtype: torch.dtype, has_bias: bool, operands: torch.dtype = torch.int8):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon import language as gl
@@ -37,23 +37,22 @@ def _sm90(out_dtype: torch.dtype, has_bias: bool, operands: torch.dtype = torch.
         "a_desc": desc(bm, bk, *ops_type), "b_desc": desc(bn, bk, *ops_type), "c_desc": desc(bm, bn, *out),
         "sa_ptr": "*fp32", "sb_ptr": "*fp32", "bias_ptr": "*fp32", "M": "i32", "N": "i32", "K": "i32", "PROGRAMS": "i32",
         "HAS_BIAS": "constexpr", "GROUP": "constexpr", "NUM_STAGES": "constexpr", "REGS": "constexpr",
-        "IMPRECISE": "constexpr", "SPLIT": "constexpr"},
+        "IMPRECISE": "constexpr"},
         constexprs={"HAS_BIAS": has_bias, "GROUP": hopper.GROUP_M, "NUM_STAGES": hopper.stages(out_dtype),
-                    "REGS": hopper.CONSUMER_REGS, "IMPRECISE": 0 if operands == torch.int8 else hopper.FP8_PROMOTE,
-                    "SPLIT": split})
+                    "REGS": hopper.CONSUMER_REGS, "IMPRECISE": 0 if operands == torch.int8 else hopper.FP8_PROMOTE})
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
 
 
-@pytest.mark.parametrize("out_dtype,has_bias,operands,split", [
-    (torch.bfloat16, False, torch.int8, 1), (torch.float16, True, torch.int8, 1), (torch.float32, True, torch.int8, 1),
-    (torch.float32, False, torch.int8, 4), (torch.bfloat16, False, torch.float8_e4m3fn, 1)])
-def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias, operands, split):
+@pytest.mark.parametrize("out_dtype,has_bias,operands", [(torch.bfloat16, False, torch.int8), (torch.float16, True, torch.int8),
+                                                         (torch.float32, True, torch.int8),
+                                                         (torch.bfloat16, False, torch.float8_e4m3fn)])
+def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias, operands):
     """Three warpgroups (two consumers, the load warp's), 16 warpgroup MMAs (two consumers × two of 64 rows × four
     K-steps of 32), registers handed between partitions, shared memory within an sm_90 CTA's 227 KB, nothing spilled
     to local memory (a spill inside the MMA loop would cost more than the schedule gains)."""
     import triton
 
-    compiled = _sm90(out_dtype, has_bias, operands, split)
+    compiled = _sm90(out_dtype, has_bias, operands)
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
         f.write(compiled.asm["cubin"])
     try:
@@ -97,44 +96,6 @@ def test_pingpong_equals_the_triton_tma_kernel(m, n, k):
     ones_m, ones_n = torch.ones(m, device="cuda"), torch.ones(n, device="cuda")
     exact = hopper.scaled_mm_pingpong(a, bt, ones_m, ones_n, None, torch.float32)
     assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
-
-
-def test_split_k_only_where_the_tiles_leave_consumers_idle(monkeypatch):
-    """132 SMs, 264 consumers: a llama2-1b weight gradient's 144 tiles get 4 parts (576 units), its 576-tile ones
-    none; never with a bias, a ragged M, or parts under 8 K-steps; K must divide."""
-    monkeypatch.setattr(hopper, "sm_count", lambda device: 132)
-    cpu = torch.device("cpu")
-    assert hopper.split_k(1536, 1536, 32768, False, cpu) == 4
-    assert hopper.split_k(6144, 1536, 32768, False, cpu) == hopper.split_k(1536, 6144, 32768, False, cpu) == 1
-    assert hopper.split_k(32768, 1536, 1536, False, cpu) == 1
-    assert hopper.split_k(1536, 1536, 32768, True, cpu) == 1  # bias
-    assert hopper.split_k(1500, 1536, 32768, False, cpu) == 1  # M not whole tiles
-    assert hopper.split_k(256, 4096, 4096, False, cpu) == 4  # 64 tiles; 8 parts would leave 4 K-steps each
-    assert hopper.split_k(256, 4096, 4096 + 128, False, cpu) == 1  # K of 33 steps: no part divides it
-    assert hopper.split_k(128, 128, 2048, False, cpu) == 2  # 16 K-steps: two parts of 8
-
-
-@pytest.mark.skipif(not HOPPER, reason="Gluon's warpgroup MMA: a Hopper GPU")
-@pytest.mark.parametrize("m,n,k,split", [(1536, 1536, 32768, 4), (256, 1000, 4096, 2), (128, 136, 2048, 8)])
-def test_split_k_sums_equal_float64(m, n, k, split):
-    """Parts of K summed in fp32: exact integer sums with unit scales (the partial sums stay below 2^24), and
-    within bf16's rounding of the float64 product with real scales; unsplit it is the same to that tolerance."""
-    gen = torch.Generator().manual_seed(m + k + split)
-    a = torch.randint(-127, 128, (m, k), generator=gen, dtype=torch.int8).cuda()
-    bt = torch.randint(-127, 128, (n, k), generator=gen, dtype=torch.int8).cuda()
-    exact = (a.cpu().long() @ bt.cpu().long().t()).double()
-    ones_m, ones_n = torch.ones(m, device="cuda"), torch.ones(n, device="cuda")
-    if k // split * 127 * 127 < 2**24:
-        assert torch.equal(hopper.scaled_mm_pingpong(a, bt, ones_m, ones_n, None, torch.float32, split).cpu().double(), exact)
-    sa = ((torch.rand(m, generator=gen) + 0.1) / 127).cuda()
-    sb = ((torch.rand(n, generator=gen) + 0.1) / 127).cuda()
-    ref = exact * sa.cpu().double()[:, None] * sb.cpu().double()[None, :]
-    torch.full((split * m, n), float("nan"), device="cuda")  # poison the allocator's free block
-    out = hopper.scaled_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16, split).cpu().double()
-    assert ((out - ref).norm() / ref.norm()).item() < 2**-8  # bf16's rounding: 2^-9 relative at most
-    assert not out.isnan().any()
-    with pytest.raises(ValueError, match="split=3"):
-        hopper.scaled_mm_pingpong(a, bt, sa, sb, None, torch.bfloat16, 3)
 
 
 @pytest.mark.skipif(not HOPPER, reason="Gluon's warpgroup MMA: a Hopper GPU")

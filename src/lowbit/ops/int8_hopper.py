@@ -57,40 +57,35 @@ if gluon is not None:
 
     @gluon.jit
     def _load_warp(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS,
-                   GROUP: gl.constexpr, NUM_STAGES: gl.constexpr, SPLIT: gl.constexpr):
+                   GROUP: gl.constexpr, NUM_STAGES: gl.constexpr):
         BM: gl.constexpr = a_desc.block_type.shape[0]
         BK: gl.constexpr = a_desc.block_type.shape[1]
         BN: gl.constexpr = b_desc.block_type.shape[0]
-        tiles = gl.cdiv(M, BM) * gl.cdiv(N, BN)
-        n_k = gl.cdiv(K, BK) // SPLIT  # K-steps a unit (the host makes SPLIT · BLOCK_K divide K)
-        g = 0  # K-steps loaded so far by this program, across its units: the position in the ring
-        for unit in range(gl.program_id(0), tiles * SPLIT, PROGRAMS):
-            om, on = _tile_origin(unit % tiles, M, N, BM, BN, GROUP)
-            k0 = (unit // tiles) * n_k * BK
+        n_k = gl.cdiv(K, BK)
+        g = 0  # K-steps loaded so far by this program, across its tiles: the position in the ring
+        for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), PROGRAMS):
+            om, on = _tile_origin(tile, M, N, BM, BN, GROUP)
             for i in range(n_k):
                 s = g % NUM_STAGES
                 mbarrier.wait(empty.index(s), ((g // NUM_STAGES) & 1) ^ 1)  # a fresh barrier counts as freed once
                 mbarrier.expect(ready.index(s), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(a_desc, [om, k0 + i * BK], ready.index(s), a_bufs.index(s))
-                tma.async_copy_global_to_shared(b_desc, [on, k0 + i * BK], ready.index(s), b_bufs.index(s))
+                tma.async_copy_global_to_shared(a_desc, [om, i * BK], ready.index(s), a_bufs.index(s))
+                tma.async_copy_global_to_shared(b_desc, [on, i * BK], ready.index(s), b_bufs.index(s))
                 g += 1
 
     @gluon.jit
     def _consumer(a_bufs, b_bufs, ready, empty, order, c_desc, c_buf, sa_ptr, sb_ptr, bias_ptr, M, N, K,
                   PROGRAMS, WHICH: gl.constexpr, HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr,
-                  IMPRECISE: gl.constexpr, SPLIT: gl.constexpr):
-        """The program's units WHICH, WHICH + 2, ...: MMAs over that unit's ring slots, then its epilogue. A unit is
-        an output tile's K-range: all of K, or with SPLIT > 1 one of SPLIT parts, whose scaled partial sums go to
-        rows split · M + m of the output (`scaled_mm_pingpong` adds them up)."""
+                  IMPRECISE: gl.constexpr):
+        """The program's tiles WHICH, WHICH + 2, ...: MMAs over that tile's ring slots, then its epilogue."""
         BM: gl.constexpr = a_bufs.type.shape[1]
         BN: gl.constexpr = b_bufs.type.shape[1]
         BK: gl.constexpr = a_bufs.type.shape[2]
         layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 32])
-        tiles = gl.cdiv(M, BM) * gl.cdiv(N, BN)
-        n_k = gl.cdiv(K, BK) // SPLIT
-        j = WHICH  # the program's unit count, this unit's place in it
-        for unit in range(gl.program_id(0) + WHICH * PROGRAMS, tiles * SPLIT, 2 * PROGRAMS):
-            om, on = _tile_origin(unit % tiles, M, N, BM, BN, GROUP)
+        n_k = gl.cdiv(K, BK)
+        j = WHICH  # the program's tile count, this tile's place in it
+        for tile in range(gl.program_id(0) + WHICH * PROGRAMS, gl.cdiv(M, BM) * gl.cdiv(N, BN), 2 * PROGRAMS):
+            om, on = _tile_origin(tile, M, N, BM, BN, GROUP)
             acc = gl.zeros((BM, BN), dtype=gl.int32 if a_bufs.dtype == gl.int8 else gl.float32, layout=layout)
             if j > 0:  # the other consumer has issued and retired its MMAs of tile j - 1
                 mbarrier.wait(order.index(1 - WHICH), ((j - 2 + WHICH) // 2) & 1)
@@ -116,14 +111,14 @@ if gluon is not None:
             tma.store_wait(0)  # this consumer's previous tile has left its buffer
             c_buf.store(out.to(c_desc.dtype))
             fence_async_shared()
-            tma.async_copy_shared_to_global(c_desc, [(unit // tiles) * M + om, on], c_buf)  # the copy engine clips the edges
+            tma.async_copy_shared_to_global(c_desc, [om, on], c_buf)  # the copy engine clips the edges
             j += 2
         tma.store_wait(0)
 
     @gluon.jit
     def _pingpong_mm_kernel(a_desc, b_desc, c_desc, sa_ptr, sb_ptr, bias_ptr, M, N, K, PROGRAMS,
                             HAS_BIAS: gl.constexpr, GROUP: gl.constexpr, NUM_STAGES: gl.constexpr, REGS: gl.constexpr,
-                            IMPRECISE: gl.constexpr = 0, SPLIT: gl.constexpr = 1):
+                            IMPRECISE: gl.constexpr = 0):
         """int8 operands (int32 sums), or FP8 ones (fp32 sums, which the MMA keeps in reduced precision for at most
         IMPRECISE products along K before adding them into full fp32: 128 promotes once a K-step; compiled on the
         CPU and timed by `benchmarks/_exp_fp8_pingpong.py` only)."""
@@ -144,10 +139,10 @@ if gluon is not None:
             mbarrier.init(order.index(c), count=1)
         gl.warp_specialize([
             (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c0, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                         PROGRAMS, 0, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE, SPLIT)),
+                         PROGRAMS, 0, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE)),
             (_consumer, (a_bufs, b_bufs, ready, empty, order, c_desc, c1, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                         PROGRAMS, 1, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE, SPLIT)),
-            (_load_warp, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP, NUM_STAGES, SPLIT)),
+                         PROGRAMS, 1, HAS_BIAS, GROUP, NUM_STAGES, IMPRECISE)),
+            (_load_warp, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, PROGRAMS, GROUP, NUM_STAGES)),
         ], [4, 1], [REGS, 40])
 
 
@@ -169,39 +164,21 @@ def _descriptor(t: torch.Tensor, block: tuple[int, int]) -> "TensorDescriptor":
     return TensorDescriptor.from_tensor(t, list(block), _shared_layout(block, t.dtype))
 
 
-def split_k(m: int, n: int, k: int, has_bias: bool, device: torch.device) -> int:
-    """How many parts to cut K into: 1 unless the output has too few tiles to fill the GPU. A llama2-1b weight
-    gradient (1536 × 1536 × 32768: 144 tiles) gives its 132 SMs' 264 consumers 144 units, and ran at 911 TOP/s
-    against 1394 for the same K with 576 tiles (H200, session 13). Parts make at least two units a consumer,
-    keep 8 K-steps each, and need M whole tiles (the partial sums are stacked along M)."""
-    tiles, consumers = cdiv(m, BLOCK_M) * cdiv(n, BLOCK_N), 2 * sm_count(device)
-    split = 1
-    while (not has_bias and m % BLOCK_M == 0 and tiles * split < 2 * consumers
-           and k % (2 * split * BLOCK_K) == 0 and k // (2 * split * BLOCK_K) >= 8):
-        split *= 2
-    return split
-
-
 def scaled_mm_pingpong(
     a: torch.Tensor, bt: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-    bias: torch.Tensor | None, out_dtype: torch.dtype, split: int | None = None,
+    bias: torch.Tensor | None, out_dtype: torch.dtype,
 ) -> torch.Tensor:
     """a [M, K] @ bt [N, K]ᵀ · scales (+ bias): 8-bit operands K-major and 16-byte aligned (`int8.tma_takes`), fp32
-    scales and bias, on an sm_90 GPU. int8: bit-equal to `int8.scaled_int8_mm_tma`'s Triton kernel when K is not
-    split. `split` parts of K (default: `split_k`'s choice) each give fp32 partial sums, scales applied, which are
-    added in fp32 and then rounded to out_dtype. FP8 (E4M3 or E5M2, sums promoted to full fp32 once a K-step,
-    `FP8_PROMOTE`): no library caller; 711-730 TFLOP/s on the H200 against cuBLAS's 1000-1200 (session 14, call 1:
-    the promotion waits out each K-step's MMAs)."""
+    scales and bias, on an sm_90 GPU. int8: bit-equal to `int8.scaled_int8_mm_tma`'s Triton kernel. FP8 (E4M3 or
+    E5M2, sums promoted to full fp32 once a K-step, `FP8_PROMOTE`): no library caller yet; on the GPU only by
+    `benchmarks/_exp_fp8_pingpong.py`, which was not run in session 13 (no device time left)."""
     m, k = a.shape
     n = bt.shape[0]
-    split = split_k(m, n, k, bias is not None, a.device) if split is None else split
-    if split > 1 and (bias is not None or m % BLOCK_M or k % (split * BLOCK_K)):
-        raise ValueError(f"split={split} needs no bias, M a multiple of {BLOCK_M} and K of {split * BLOCK_K}; got M={m}, K={k}")
-    out = torch.empty(split * m, n, device=a.device, dtype=out_dtype if split == 1 else torch.float32)
-    programs = max(1, min(sm_count(a.device), cdiv(m, BLOCK_M) * cdiv(n, BLOCK_N) * split))
+    out = torch.empty(m, n, device=a.device, dtype=out_dtype)
+    programs = max(1, min(sm_count(a.device), cdiv(m, BLOCK_M) * cdiv(n, BLOCK_N)))
     _pingpong_mm_kernel[(programs,)](
         _descriptor(a, (BLOCK_M, BLOCK_K)), _descriptor(bt, (BLOCK_N, BLOCK_K)),
         _descriptor(out, (BLOCK_M, BLOCK_N)), scale_a, scale_b, bias if bias is not None else scale_b, m, n, k,
-        programs, HAS_BIAS=bias is not None, GROUP=GROUP_M, NUM_STAGES=stages(out.dtype), REGS=CONSUMER_REGS,
-        IMPRECISE=0 if a.dtype == torch.int8 else FP8_PROMOTE, SPLIT=split, num_warps=4)
-    return out if split == 1 else out.view(split, m, n).sum(0).to(out_dtype)
+        programs, HAS_BIAS=bias is not None, GROUP=GROUP_M, NUM_STAGES=stages(out_dtype), REGS=CONSUMER_REGS,
+        IMPRECISE=0 if a.dtype == torch.int8 else FP8_PROMOTE, num_warps=4)
+    return out
