@@ -193,3 +193,38 @@ def test_quantize_rows_cols_rejects_bad_formats_and_stochastic_fp8():
     with pytest.raises(ValueError, match="int8 codes only"):
         rc.quantize_rows_cols(x, True, 0, "e4m3")
     torch.library.opcheck(rc.quantize_rows_cols, (x, False, 0, "e4m3"))
+
+
+@pytest.mark.parametrize("producer", ["silu_mul", "silu_mul_grad"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("m,n", [(16, 32), (37, 45)])
+def test_produced_codes_are_those_of_the_produced_tensor(producer, dtype, m, n):
+    """The passes with the SiLU-gate producers inside (never stored) against quantizing what the producer computes
+    in torch, recomputed in float64 as above. Triton's sigmoid and torch's differ in the last bits, which can move a
+    16-bit result by one unit: scales agree to that unit (2^-7 relative in bf16, 2^-20 in fp32) and codes to one
+    step, nearly all exactly."""
+    gen = torch.Generator().manual_seed(m * n + len(producer))
+    inputs = [(torch.randn(m, n, generator=gen) * 3).to(dtype).to(DEVICE) for _ in range(rc.PRODUCER_INPUTS[producer])]
+    got = rc.quantize_tiled(inputs[0], producer=producer, inputs=tuple(inputs[1:]))
+    tensors = rc.produced_reference(producer, *inputs)
+    assert len(got) == 4 * len(tensors)
+    tol = 2**-7 if dtype == torch.bfloat16 else 2**-20
+    for i, t in enumerate(tensors):
+        q, s, qt, st = got[4 * i:4 * i + 4]
+        for (codes, scales), (ref_codes, ref_scales) in [((q, s), rows_float64(t.float())), ((qt, st), rows_float64(t.float().t()))]:
+            torch.testing.assert_close(scales.cpu(), ref_scales, rtol=tol, atol=0)
+            diff = (codes.cpu().int() - ref_codes.int()).abs()
+            assert diff.max() <= 1 and (diff == 0).float().mean() > 0.97
+    same = rc.quantize_produced(producer, *[t.cpu() for t in inputs])  # the reference path: exactly these tensors' codes
+    for a, b in zip(same, (c for t in tensors for c in rc.quantize_rows_cols_reference(t.cpu()))):
+        assert torch.equal(a, b)
+
+
+def test_producers_refuse_mismatched_inputs():
+    x = torch.randn(8, 16)
+    with pytest.raises(ValueError, match="producer must be one of"):
+        rc.quantize_tiled(x, producer="silu_mul", inputs=())
+    with pytest.raises(ValueError, match="must match x"):
+        rc.quantize_tiled(x, producer="silu_mul", inputs=(torch.randn(8, 16).t().contiguous().t(),))
+    with pytest.raises(ValueError, match="producer must be one of"):
+        rc.produced_reference("gelu", x)

@@ -112,64 +112,116 @@ if triton is not None:
             return y.to(tl.float8e4nv)
 
     @triton.jit
+    def round_like(y, x):
+        """fp32 y rounded to x's dtype (to nearest even) and back: bf16 by its bits, as the interpreter's bf16 cast
+        truncates (half of all values a unit off); a NaN stays NaN."""
+        if x.dtype == tl.bfloat16:
+            bits = y.to(tl.int32, bitcast=True)
+            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & -65536
+            return bits.to(tl.float32, bitcast=True)
+        else:
+            return y.to(x.dtype).to(tl.float32)
+
+    @triton.jit
+    def produce(x_ptr, y_ptr, z_ptr, offs, mask, PRODUCER: tl.constexpr):
+        """The tensors the passes quantize, in fp32, computed from what they load (see `PRODUCERS`): x itself;
+        silu(g)·u from g = x, u = y; or from dh = x, g = y, u = z the gradients of g and u, dg = dh·u·σ(g)·(1 +
+        g·(1 − σ(g))) and du = dh·silu(g). Sums and products in fp32, the results rounded to x's dtype, as
+        Inductor's fused kernels of the unfused layers compute and store them. One tensor: returned twice."""
+        x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        if PRODUCER == 0:
+            return x.to(tl.float32), x.to(tl.float32)
+        elif PRODUCER == 1:
+            g = x.to(tl.float32)
+            h = round_like(g * tl.sigmoid(g) * tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32), x)
+            return h, h
+        else:
+            dh = x.to(tl.float32)
+            g = tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            u = tl.load(z_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            sig = tl.sigmoid(g)
+            dg = round_like(dh * u * sig * (1.0 + g * (1.0 - sig)), x)
+            du = round_like(dh * g * sig, x)
+            return dg, du
+
+    @triton.jit
     def _absmax_tiles_kernel(
-        x_ptr, amax_ptr, col_amax_ptr, M, N, stride_xm, stride_xn, ROWS,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr,
+        x_ptr, y_ptr, z_ptr, amax_ptr, M, N, stride_xm, stride_xn, ROWS,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, COLS: tl.constexpr, PRODUCER: tl.constexpr,
     ):
         """Pass 1: a strip of BLOCK_N columns and ROWS rows, BLOCK_M rows a step. Each step's row maxima of
-        |x| are merged by an integer atomic max into amax [M]; with COLS the strip's column maxima are kept
-        in registers and merged into col_amax [N] once (zeros first: non-negative floats, NaN included,
-        order as their bit patterns). One program a tile made 512 column atomics an address on a
-        32768-row tensor, and this pass read at 1.8 TB/s where the codes pass moves 3.3 (H200, session 11)."""
+        |t| (t each tensor `produce` gives) are merged by an integer atomic max into amax: tensor o's rows at
+        o·(M + N), its columns after them. With COLS the strip's column maxima are kept in registers and merged
+        once (zeros first: non-negative floats, NaN included, order as their bit patterns). One program a tile
+        made 512 column atomics an address on a 32768-row tensor, and this pass read at 1.8 TB/s where the
+        codes pass moves 3.3 (H200, session 11)."""
         offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         row0 = tl.program_id(1) * ROWS
         col_bits = tl.zeros((BLOCK_N,), dtype=tl.int32)
+        col_bits1 = tl.zeros((BLOCK_N,), dtype=tl.int32)
         for r in range(row0, tl.minimum(row0 + ROWS, M), BLOCK_M):
             offs_m = r + tl.arange(0, BLOCK_M)
             mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-            x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
-            a = abs_bits(x)
+            t0, t1 = produce(x_ptr, y_ptr, z_ptr, offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask, PRODUCER)
+            a = abs_bits(t0)
             tl.atomic_max(amax_ptr + offs_m, tl.max(a, axis=1), mask=offs_m < M, sem="relaxed")
             if COLS:
                 col_bits = tl.maximum(col_bits, tl.max(a, axis=0))
+            if PRODUCER == 2:
+                a1 = abs_bits(t1)
+                tl.atomic_max(amax_ptr + M + N + offs_m, tl.max(a1, axis=1), mask=offs_m < M, sem="relaxed")
+                col_bits1 = tl.maximum(col_bits1, tl.max(a1, axis=0))
         if COLS:
-            tl.atomic_max(col_amax_ptr + offs_n, col_bits, mask=offs_n < N, sem="relaxed")
+            tl.atomic_max(amax_ptr + M + offs_n, col_bits, mask=offs_n < N, sem="relaxed")
+            if PRODUCER == 2:
+                tl.atomic_max(amax_ptr + 2 * M + N + offs_n, col_bits1, mask=offs_n < N, sem="relaxed")
 
     @triton.jit
-    def _quantize_tiles_kernel(
-        x_ptr, amax_ptr, s_ptr, q_ptr, col_amax_ptr, col_s_ptr, col_qt_ptr, seed_ptr, M, N, stride_xm, stride_xn,
-        stride_qm, stride_qtn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, STOCHASTIC: tl.constexpr,
-        COLS: tl.constexpr, EMULATE_FP8: tl.constexpr,
-    ):
-        """Pass 2: codes of one tile with its rows' scales, written row-major whatever x's strides;
-        with COLS also its codes with its columns' scales, written transposed (col_qt [N, M] row-major).
-        Each scale comes from pass 1's absmax bits here, and the first tile of a row (of a column) writes
-        it out: no scale arithmetic between the passes, which under torch.compile Inductor fused into the
-        tensor's producer with a copy of the tensor for each pass (session 14: 1.2 GB a llama2-1b layer).
-        Stochastic draws (int8): element (m, n) at Philox offset m·N + n for the rows, M·N + n·M + m
-        for the columns, so the two roundings are independent."""
-        pid_m, pid_n = tl.program_id(0), tl.program_id(1)
-        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask=mask, other=0.0).to(tl.float32)
+    def tile_codes(t, amax_ptr, s_ptr, q_ptr, cs_ptr, qt_ptr, seed_ptr, draw0, offs_m, offs_n, mask, pid_m, pid_n, M, N,
+                   stride_qm, stride_qtn, FP8: tl.constexpr, STOCHASTIC: tl.constexpr, COLS: tl.constexpr,
+                   EMULATE_FP8: tl.constexpr):
+        """Pass 2 for one tensor t's tile: codes with its rows' scales, written row-major; with COLS also with its
+        columns' scales, written transposed (qt [N, M] row-major). Each scale comes from pass 1's absmax bits
+        (rows at amax_ptr, columns M after), and the first tile of a row (of a column) writes it out to s_ptr
+        (cs_ptr): no scale arithmetic between the passes. Stochastic draws (int8): element (m, n) at
+        Philox offset draw0 + m·N + n for the rows, draw0 + M·N + n·M + m for the columns."""
         scale = absmax_scale(tl.load(amax_ptr + offs_m, mask=offs_m < M, other=0).to(tl.float32, bitcast=True), FP8)
         if pid_n == 0:
             tl.store(s_ptr + offs_m, scale, mask=offs_m < M)
         u = 0.0
         if STOCHASTIC:
             seed = tl.load(seed_ptr)
-            u = tl.rand(seed, offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
-        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], codes(x, scale[:, None], u, FP8, STOCHASTIC, EMULATE_FP8), mask=mask)
+            u = tl.rand(seed, draw0 + offs_m.to(tl.int64)[:, None] * N + offs_n[None, :])
+        tl.store(q_ptr + offs_m[:, None] * stride_qm + offs_n[None, :], codes(t, scale[:, None], u, FP8, STOCHASTIC, EMULATE_FP8), mask=mask)
         if COLS:
-            col_bits = tl.load(col_amax_ptr + offs_n, mask=offs_n < N, other=0)
+            col_bits = tl.load(amax_ptr + M + offs_n, mask=offs_n < N, other=0)
             col_scale = absmax_scale(col_bits.to(tl.float32, bitcast=True), FP8)
             if pid_m == 0:
-                tl.store(col_s_ptr + offs_n, col_scale, mask=offs_n < N)
+                tl.store(cs_ptr + offs_n, col_scale, mask=offs_n < N)
             if STOCHASTIC:
-                u = tl.rand(seed, (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
-            qc = codes(x, col_scale[None, :], u, FP8, STOCHASTIC, EMULATE_FP8)
-            tl.store(col_qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
+                u = tl.rand(seed, draw0 + (offs_n.to(tl.int64)[None, :] + N) * M + offs_m[:, None])
+            qc = codes(t, col_scale[None, :], u, FP8, STOCHASTIC, EMULATE_FP8)
+            tl.store(qt_ptr + offs_n[None, :] * stride_qtn + offs_m[:, None], qc, mask=mask)
+
+    @triton.jit
+    def _quantize_tiles_kernel(
+        x_ptr, y_ptr, z_ptr, amax_ptr, q_ptr, s_ptr, qt_ptr, cs_ptr, q1_ptr, s1_ptr, qt1_ptr, cs1_ptr, seed_ptr, M, N,
+        stride_xm, stride_xn,
+        stride_qm, stride_qtn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, STOCHASTIC: tl.constexpr,
+        COLS: tl.constexpr, EMULATE_FP8: tl.constexpr, PRODUCER: tl.constexpr,
+    ):
+        """Pass 2: `tile_codes` of one tile of each tensor `produce` gives (the second's absmaxes M + N further on,
+        its draws 2·M·N further: independent of the first's)."""
+        pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+        t0, t1 = produce(x_ptr, y_ptr, z_ptr, offs_m[:, None] * stride_xm + offs_n[None, :] * stride_xn, mask, PRODUCER)
+        tile_codes(t0, amax_ptr, s_ptr, q_ptr, cs_ptr, qt_ptr, seed_ptr, 0, offs_m, offs_n, mask, pid_m, pid_n, M, N,
+                   stride_qm, stride_qtn, FP8, STOCHASTIC, COLS, EMULATE_FP8)
+        if PRODUCER == 2:
+            tile_codes(t1, amax_ptr + M + N, s1_ptr, q1_ptr, cs1_ptr, qt1_ptr, seed_ptr, 2 * M * N, offs_m, offs_n, mask,
+                       pid_m, pid_n, M, N, stride_qm, stride_qtn, FP8, STOCHASTIC, COLS, EMULATE_FP8)
 
 
 def seed_tensor(x: torch.Tensor, stochastic: bool, seed: int, fallback: torch.Tensor) -> torch.Tensor:
@@ -209,29 +261,42 @@ def _strip_rows(x: torch.Tensor, bm: int, bn: int, per_sm: int) -> int:
     return max(1, cdiv(cdiv(m, bm) * cdiv(n, bn), programs)) * bm
 
 
-def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True) -> tuple[torch.Tensor, ...]:
-    """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with
-    `cols`, (column codes transposed [N, M], column scales [N])."""
+PRODUCERS = {None: 0, "silu_mul": 1, "silu_mul_grad": 2}  # what the passes compute from their inputs (`produce`)
+PRODUCER_INPUTS = {None: 1, "silu_mul": 2, "silu_mul_grad": 3}
+
+
+def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True,
+                   producer: str | None = None, inputs: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, ...]:
+    """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with `cols`,
+    (column codes transposed [N, M], column scales [N]) of x, or of what `producer` computes from x and `inputs`
+    (same shape and strides): silu(x)·inputs[0], or "silu_mul_grad"'s two gradients, each tensor's four in turn."""
     _check_format(fmt, stochastic)
+    if producer not in PRODUCERS or len(inputs) != PRODUCER_INPUTS[producer] - 1 or (producer and not cols):
+        raise ValueError(f"producer must be one of {tuple(PRODUCERS)} with {PRODUCER_INPUTS} tensors and cols, got {producer!r}")
+    if any(t.shape != x.shape or t.stride() != x.stride() or t.dtype != x.dtype or t.device != x.device for t in inputs):
+        raise ValueError(f"a producer's inputs must match x {tuple(x.shape)} in shape, strides, dtype and device")
     dtype = FORMATS[fmt][0]
     m, n = x.shape
-    q = torch.empty(m, n, device=x.device, dtype=dtype)
-    # the absmax bits of the rows and then the columns, float32 bits (see the kernel), zeroed in one launch
-    amax_all = torch.zeros(m + n if cols else m, device=x.device, dtype=torch.int32)
-    amax, col_amax = amax_all[:m], amax_all[m:] if cols else amax_all
-    scale = torch.empty(m, device=x.device, dtype=torch.float32)
-    # without cols the column buffers are never touched: the row ones stand in for them
-    col_qt = torch.empty(n, m, device=x.device, dtype=dtype) if cols else q
-    col_scale = torch.empty(n, device=x.device, dtype=torch.float32) if cols else scale
+    outs = 2 if producer == "silu_mul_grad" else 1
+    # each tensor's row and then column absmax bits (float32 bits, see the kernel), zeroed in one launch
+    amax = torch.zeros(outs * (m + n), device=x.device, dtype=torch.int32)
+    # per tensor: row codes, row scales, column codes transposed, column scales (without cols the row ones stand
+    # in for the column ones, never touched)
+    res = []
+    for _ in range(outs):
+        q, s = torch.empty(m, n, device=x.device, dtype=dtype), torch.empty(m, device=x.device, dtype=torch.float32)
+        res.append((q, s, torch.empty(n, m, device=x.device, dtype=dtype), torch.empty(n, device=x.device, dtype=torch.float32)) if cols else (q, s, q, s))
+    y, z = (inputs + (x, x))[:2]
     bm, bn, warps, per_sm = _tiles(x)
     rows = _strip_rows(x, bm, bn, per_sm)
     wrap_triton(_absmax_tiles_kernel)[(cdiv(n, bn), cdiv(m, rows))](
-        x, amax, col_amax, m, n, x.stride(0), x.stride(1), rows, BLOCK_M=bm, BLOCK_N=bn, COLS=cols, num_warps=warps)
+        x, y, z, amax, m, n, x.stride(0), x.stride(1), rows, BLOCK_M=bm, BLOCK_N=bn, COLS=cols,
+        PRODUCER=PRODUCERS[producer], num_warps=warps)
     wrap_triton(_quantize_tiles_kernel)[(cdiv(m, bm), cdiv(n, bn))](
-        x, amax, scale, q, col_amax, col_scale, col_qt, seed_tensor(x, stochastic, seed, amax_all), m, n, x.stride(0),
-        x.stride(1), q.stride(0), col_qt.stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic,
-        COLS=cols, EMULATE_FP8=interpreting())
-    return (q, scale, col_qt, col_scale) if cols else (q, scale)
+        x, y, z, amax, *res[0], *res[-1], seed_tensor(x, stochastic, seed, amax), m, n, x.stride(0),
+        x.stride(1), n, res[0][2].stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic,
+        COLS=cols, EMULATE_FP8=interpreting(), PRODUCER=PRODUCERS[producer])
+    return tuple(t for r in res for t in r) if cols else res[0][:2]
 
 
 def quantize_rows_cols_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0, fmt: str = "int8"):
@@ -256,6 +321,29 @@ def quantize_rows_cols_reference(x: torch.Tensor, stochastic: bool = False, seed
     q, s = rows_reference(x, stochastic, seed, fmt)
     qt, st = rows_reference(x.t(), stochastic, seed + 1 if seed >= 0 else seed, fmt)  # its own stream: independent of the rows'
     return q, s, qt, st
+
+
+def produced_reference(producer: str, x: torch.Tensor, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """What `produce` computes, in torch: fp32 arithmetic, results in x's dtype."""
+    if producer == "silu_mul":
+        return [(torch.nn.functional.silu(x.float()) * inputs[0].float()).to(x.dtype)]
+    if producer == "silu_mul_grad":
+        dh, g, u = x.float(), inputs[0].float(), inputs[1].float()
+        sig = torch.sigmoid(g)
+        return [(dh * u * sig * (1 + g * (1 - sig))).to(x.dtype), (dh * g * sig).to(x.dtype)]
+    raise ValueError(f"producer must be one of {tuple(p for p in PRODUCERS if p)}, got {producer!r}")
+
+
+def quantize_produced(producer: str, x: torch.Tensor, *inputs: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
+                      seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """`quantize_rows_cols` of what `producer` computes from x and `inputs`, without storing it: each tensor's
+    (q_rows, s_rows, q_cols_t, s_cols) in turn. On CUDA (or in the interpreter) the producer runs inside both
+    passes, where storing its result and quantizing that would write it once and read it twice more; elsewhere
+    `produced_reference` and the reference quantization (the interpreter's path: `quantize_tiled`)."""
+    if use_triton(x, *inputs):
+        return quantize_tiled(x, fmt, stochastic, seed, True, producer, inputs)
+    return tuple(t for i, p in enumerate(produced_reference(producer, x, *inputs))
+                 for t in quantize_rows_cols_reference(p, stochastic, seed + 2 * i if seed >= 0 else seed, fmt))
 
 
 def use_triton(*tensors: torch.Tensor) -> bool:
