@@ -141,7 +141,7 @@ if triton is not None:
             u = tl.load(z_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             sig = tl.sigmoid(g)
             dg = round_like(dh * u * sig * (1.0 + g * (1.0 - sig)), x)
-            du = round_like(dh * g * sig, x)
+            du = round_like(dh * (g * sig), x)
             return dg, du
 
     @triton.jit
@@ -330,7 +330,7 @@ def produced_reference(producer: str, x: torch.Tensor, *inputs: torch.Tensor) ->
     if producer == "silu_mul_grad":
         dh, g, u = x.float(), inputs[0].float(), inputs[1].float()
         sig = torch.sigmoid(g)
-        return [(dh * u * sig * (1 + g * (1 - sig))).to(x.dtype), (dh * g * sig).to(x.dtype)]
+        return [(dh * u * sig * (1 + g * (1 - sig))).to(x.dtype), (dh * torch.nn.functional.silu(g)).to(x.dtype)]  # autograd's order
     raise ValueError(f"producer must be one of {tuple(p for p in PRODUCERS if p)}, got {producer!r}")
 
 

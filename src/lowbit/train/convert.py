@@ -11,14 +11,17 @@ from ..layers import float_weight, replace_module
 from ..select import select_modules
 from .int8_weight import Int8WeightLinear
 from .linear import PRECISIONS, QuantTrainLinear, Recipe, recipe_for
+from .mlp import fuse_mlps
 
 PRECISION_NAMES = (*PRECISIONS, "int8-weight")
 
 
-def convert(model: nn.Module, precision: str = "int8", select: str = "no-lm_head", stochastic_rounding: bool = False) -> nn.Module:
+def convert(model: nn.Module, precision: str = "int8", select: str = "no-lm_head", stochastic_rounding: bool = False,
+            fuse_mlp: bool = True) -> nn.Module:
     """Replace the selected nn.Linear / GPT-2 Conv1D layers in place and return the model: training
     linears for the matmul precisions (weights copied as [out, in] parameters), or int8-weight
-    layers (weights stored as int8 only; step them with `Int8WeightAdamW`)."""
+    layers (weights stored as int8 only; step them with `Int8WeightAdamW`). With `fuse_mlp`, each gated SiLU
+    MLP whose three linears run on codes in one format becomes one `QuantTrainMLP` (same parameters)."""
     if precision not in PRECISION_NAMES:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_NAMES)}")
     recipe = None if precision == "int8-weight" else recipe_for(precision, stochastic_rounding)
@@ -26,6 +29,8 @@ def convert(model: nn.Module, precision: str = "int8", select: str = "no-lm_head
         weight, bias = float_weight(model.get_submodule(name), name)
         layer = Int8WeightLinear.from_float(weight, bias) if recipe is None else _train_linear(weight, bias, recipe)
         replace_module(model, name, layer)
+    if fuse_mlp and recipe is not None:
+        fuse_mlps(model)
     return model
 
 
