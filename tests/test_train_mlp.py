@@ -25,8 +25,8 @@ def _run(model, ids):
 @pytest.mark.parametrize("precision", ["int8", "fp8-rowwise"])
 def test_fused_mlp_equals_the_unfused_linears(precision):
     model = tiny_llama(seed=3)
-    fused = T.convert(copy.deepcopy(model), precision)
-    unfused = T.convert(copy.deepcopy(model), precision, fuse_mlp=False)
+    fused = T.convert(copy.deepcopy(model), precision, fuse_mlp=True)
+    unfused = T.convert(copy.deepcopy(model), precision)
     assert all(type(layer.mlp) is M.QuantTrainMLP for layer in fused.model.layers)
     assert not any(type(m) is M.QuantTrainMLP for m in unfused.modules())
     assert fused.state_dict().keys() == unfused.state_dict().keys() == model.state_dict().keys()
@@ -69,9 +69,10 @@ def test_fused_mlp_stochastic_gradients_are_fresh_draws():
 def test_convert_fuses_only_mlps_on_one_codes_format():
     for precision, fused in [("int8", True), ("fp8-rowwise", True), ("int8-fwd", False), ("int8-fwd-gi", False),
                              ("fp8-tensorwise", False), ("bf16", False), ("int8-weight", False)]:
-        model = T.convert(tiny_llama(), precision)
+        model = T.convert(tiny_llama(), precision, fuse_mlp=True)
         assert (type(model.model.layers[0].mlp) is M.QuantTrainMLP) == fused, precision
-    model = T.convert(tiny_llama(), "int8", fuse_mlp=False)
+    assert type(T.convert(tiny_llama(), "int8").model.layers[0].mlp) is not M.QuantTrainMLP  # off by default
+    model = T.convert(tiny_llama(), "int8")
     model.model.layers[0].mlp.gate_proj = torch.nn.Linear(64, 128, bias=False)  # one MLP with a plain linear
     assert M.fuse_mlps(model) == ["model.layers.1.mlp"]
     lin = [T.QuantTrainLinear(8, 16, False, recipe=T.recipe_for("int8")), T.QuantTrainLinear(8, 16, True, recipe=T.recipe_for("int8")),
@@ -86,7 +87,7 @@ def test_fused_mlp_ops_pass_opcheck_and_compile_equals_eager():
     for fmt in ("int8", "e4m3"):
         torch.library.opcheck(torch.ops.lowbit.train_silu_mul_codes.default, (g, u, fmt))
         torch.library.opcheck(torch.ops.lowbit.train_silu_mul_grad_codes.default, (dh, g, u, fmt, False))
-    model = T.convert(tiny_llama(seed=5, layers=1), "int8")
+    model = T.convert(tiny_llama(seed=5, layers=1), "int8", fuse_mlp=True)
     ids = token_ids("mlp-compile", n=2, length=8)
     eager = _run(model, ids)
     torch._dynamo.reset()
@@ -102,8 +103,8 @@ def test_fused_mlp_on_the_gpu_agrees_with_the_unfused_linears(precision):
     """On the GPU the producers run inside the Triton passes (Triton's sigmoid, not torch's: the last bits of an
     fp32 value can differ, so a code can move by one step): outputs and gradients within a code step."""
     model = tiny_llama(seed=4).cuda()
-    fused = T.convert(copy.deepcopy(model), precision)
-    unfused = T.convert(copy.deepcopy(model), precision, fuse_mlp=False)
+    fused = T.convert(copy.deepcopy(model), precision, fuse_mlp=True)
+    unfused = T.convert(copy.deepcopy(model), precision)
     ids = token_ids(("mlp-gpu", precision), n=4, length=64).cuda()
     for a, b in zip(_run(fused, ids), _run(unfused, ids)):
         assert ((a - b).norm() / b.norm()).item() < (2**-7 if precision == "int8" else 2**-5)

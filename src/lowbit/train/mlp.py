@@ -7,6 +7,13 @@ likewise: per llama2-1b layer at 16 × 2048 tokens, 0.4 GB and 1.6 GB that need 
 step, session 14). The codes are those of quantizing the tensors the unfused layers hand on (`rows_cols.produce`),
 so the matmuls, scales and saved operands are the unfused ones: x's and h's column codes, the weights' column
 codes, and g and u for the backward.
+
+Measured, it lost (H200, session 14, call 5; `convert(..., fuse_mlp=True)`, off by default): the llama2-1b step at
+16 × 2048 went from 1.20x bf16 to 1.08x (fp8-rowwise 1.13x → 1.07x). Its GPU kernel time stayed at 335.7 ms a step:
+the passes with producers inside took 25 ms more (quantize 47.8 → 72.7 ms, 2.6 TB/s where the plain passes move
+3.1) while the kernels they replace took 20 ms less (other 71.9 → 51.6). The step itself grew by 39 ms that no
+kernel accounts for: the GPU waited, on the host or on the allocator (not yet known). `benchmarks/_exp_fused_mlp.py`
+times one MLP layer both ways to tell which.
 """
 
 from __future__ import annotations
