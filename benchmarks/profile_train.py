@@ -14,6 +14,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, prepare_model
+from lowbit.train.mlp import fuse_mlps
 
 GROUPS = [  # first match wins: (group, substrings of the kernel name)
     ("int8 matmul (lowbit)", ["_scaled_mm_kernel", "_scaled_mm_tma_kernel", "_pingpong_mm_kernel"]),
@@ -32,10 +33,12 @@ def group_of(name: str) -> str:
     return "other (inductor fused, copies, ...)"
 
 
-def profile_one(precision: str, batch: int, seq: int, steps: int) -> str:
+def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool = False) -> str:
     device = torch.device("cuda")
     cfg = TrainConfig(data="", out="/tmp/profile", preset="llama2-1b", precision=precision, batch_size=batch, seq_len=seq, compile=True)
     model = prepare_model(build_model(cfg, 32000), cfg, device)
+    if fuse_mlp:  # `train.mlp`'s fused MLP, off by default in convert
+        fuse_mlps(model)
     opt = Optimizers(model, cfg, device)
     fwd = compile_blocks(model)
     data = torch.randint(0, 32000, (3 + steps, batch, seq + 1), device=device)
@@ -65,6 +68,11 @@ def profile_one(precision: str, batch: int, seq: int, steps: int) -> str:
     lines += ["", "top kernels (ms a step, calls a step):"]
     for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:25]:
         lines.append(f"{e.self_device_time_total / steps / 1e3:8.2f} {e.count // steps:6d}  {e.key[:110]}")
+    # the host's side: where a step's CPU time goes (a GPU that waits on the host shows a step longer than its kernels)
+    host = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    lines += ["", f"host: {sum(e.self_cpu_time_total for e in host) / steps / 1e3:.1f} ms of self CPU time a step; top ops (ms a step, calls a step):"]
+    for e in sorted(host, key=lambda e: -e.self_cpu_time_total)[:15]:
+        lines.append(f"{e.self_cpu_time_total / steps / 1e3:8.2f} {e.count // steps:6d}  {e.key[:110]}")
     del model, opt, fwd
     torch.cuda.empty_cache()
     return "\n".join(lines)
@@ -77,12 +85,13 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=2048)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--out", default="reports/profile-train")
+    p.add_argument("--fuse-mlp", action="store_true", help="the fused MLP of lowbit.train.mlp (its file gets -fused-mlp)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for precision in args.precisions:
-        text = profile_one(precision, args.batch_size, args.seq_len, args.steps)
-        (out / f"profile-{precision}.txt").write_text(text + "\n")
+        text = profile_one(precision, args.batch_size, args.seq_len, args.steps, args.fuse_mlp)
+        (out / f"profile-{precision}{'-fused-mlp' if args.fuse_mlp else ''}.txt").write_text(text + "\n")
         print(text, flush=True)
 
 
