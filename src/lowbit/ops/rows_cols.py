@@ -242,15 +242,19 @@ def _check_format(fmt: str, stochastic: bool) -> None:
         raise ValueError("stochastic rounding is for int8 codes only")
 
 
-def _tiles(x: torch.Tensor) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, the absmax pass's warps, its programs an SM) for both passes: tiles long along x's
-    contiguous dim, so they read it coalesced. Row-major x: 32 × 128, the absmax pass on 2 warps, 16 programs
-    an SM. The H200 (session 11, call 4), GB/s against 64 × 128 tiles and 4 warps, 8 an SM: absmax 2097 → 2671
-    on 32768 × 1536 bf16, 2400 → 3406 on 32768 × 6144; codes E4M3 2376 → 2663 and 2548 → 2857, int8 about
-    even (3182 → 3215); a device copy moved 3834 and 4156."""
+def _tiles(x: torch.Tensor, producer: str | None = None) -> tuple[int, int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, the absmax pass's warps, its programs an SM, the codes pass's warps) for both passes:
+    tiles long along x's contiguous dim, so they read it coalesced. Row-major x: 32 × 128, the absmax pass on 2
+    warps, 16 programs an SM. The H200 (session 11, call 4), GB/s against 64 × 128 tiles and 4 warps, 8 an SM:
+    absmax 2097 → 2671 on 32768 × 1536 bf16, 2400 → 3406 on 32768 × 6144; codes E4M3 2376 → 2663 and 2548 → 2857,
+    int8 about even (3182 → 3215); a device copy moved 3834 and 4156. The SiLU gate's gradients (two tensors from
+    three) take twice the warps: on 2 the absmax pass needs 255 registers a thread and spills (sm_90, compiled on
+    the CPU; 149 on 4), and the codes pass 160 (98 on 8). Not yet timed: `benchmarks/_exp_producer_tiles.py`."""
     if interpreting():
-        return 16, 32, 4, 1
-    return (32, 128, 2, 16) if x.stride(1) == 1 else (128, 64, 4, 8)
+        return 16, 32, 4, 1, 4
+    if x.stride(1) != 1:
+        return 128, 64, 4, 8, 4
+    return (32, 128, 4, 8, 8) if producer == "silu_mul_grad" else (32, 128, 2, 16, 4)
 
 
 def _strip_rows(x: torch.Tensor, bm: int, bn: int, per_sm: int) -> int:
@@ -266,10 +270,13 @@ PRODUCER_INPUTS = {None: 1, "silu_mul": 2, "silu_mul_grad": 3}
 
 
 def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False, seed: int = 0, cols: bool = True,
-                   producer: str | None = None, inputs: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, ...]:
+                   producer: str | None = None, inputs: tuple[torch.Tensor, ...] = (),
+                   tiles: tuple[int, int, int, int, int] | None = None) -> tuple[torch.Tensor, ...]:
     """The two passes on the GPU (or in the interpreter): (row codes [M, N], row scales [M]) and, with `cols`,
     (column codes transposed [N, M], column scales [N]) of x, or of what `producer` computes from x and `inputs`
-    (same shape and strides): silu(x)·inputs[0], or "silu_mul_grad"'s two gradients, each tensor's four in turn."""
+    (same shape and strides): silu(x)·inputs[0], or "silu_mul_grad"'s two gradients, each tensor's four in turn.
+    `tiles` (BLOCK_M, BLOCK_N, the absmax pass's warps and programs an SM, the codes pass's warps) replaces
+    `_tiles`' choice, for the experiments that time others."""
     _check_format(fmt, stochastic)
     if producer not in PRODUCERS or len(inputs) != PRODUCER_INPUTS[producer] - 1 or (producer and not cols):
         raise ValueError(f"producer must be one of {tuple(PRODUCERS)} with {PRODUCER_INPUTS} tensors and cols, got {producer!r}")
@@ -287,7 +294,7 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
         q, s = torch.empty(m, n, device=x.device, dtype=dtype), torch.empty(m, device=x.device, dtype=torch.float32)
         res.append((q, s, torch.empty(n, m, device=x.device, dtype=dtype), torch.empty(n, device=x.device, dtype=torch.float32)) if cols else (q, s, q, s))
     y, z = (inputs + (x, x))[:2]
-    bm, bn, warps, per_sm = _tiles(x)
+    bm, bn, warps, per_sm, codes_warps = tiles or _tiles(x, producer)
     rows = _strip_rows(x, bm, bn, per_sm)
     wrap_triton(_absmax_tiles_kernel)[(cdiv(n, bn), cdiv(m, rows))](
         x, y, z, amax, m, n, x.stride(0), x.stride(1), rows, BLOCK_M=bm, BLOCK_N=bn, COLS=cols,
@@ -295,7 +302,7 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
     wrap_triton(_quantize_tiles_kernel)[(cdiv(m, bm), cdiv(n, bn))](
         x, y, z, amax, *res[0], *res[-1], seed_tensor(x, stochastic, seed, amax), m, n, x.stride(0),
         x.stride(1), n, res[0][2].stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic,
-        COLS=cols, EMULATE_FP8=interpreting(), PRODUCER=PRODUCERS[producer])
+        COLS=cols, EMULATE_FP8=interpreting(), PRODUCER=PRODUCERS[producer], num_warps=codes_warps)
     return tuple(t for r in res for t in r) if cols else res[0][:2]
 
 
