@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import time
 from pathlib import Path
 
 import torch
@@ -41,7 +42,7 @@ def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool
         fuse_mlps(model)
     opt = Optimizers(model, cfg, device)
     fwd = compile_blocks(model)
-    data = torch.randint(0, 32000, (3 + steps, batch, seq + 1), device=device)
+    data = torch.randint(0, 32000, (3 + 2 * steps, batch, seq + 1), device=device)
 
     def step(i: int) -> None:
         with autocast_ctx(cfg, device):
@@ -54,16 +55,22 @@ def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool
     for i in range(3):
         step(i)
     torch.cuda.synchronize()
+    t0 = time.perf_counter()  # unprofiled: the step's wall time, against which the kernels' sum shows GPU idle
+    for i in range(steps):
+        step(3 + i)
+    torch.cuda.synchronize()
+    wall = (time.perf_counter() - t0) / steps * 1e3
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for i in range(steps):
-            step(3 + i)
+            step(3 + steps + i)
         torch.cuda.synchronize()
     kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
     total = sum(e.self_device_time_total for e in kernels) / steps / 1e3
     by_group = collections.Counter()
     for e in kernels:
         by_group[group_of(e.key)] += e.self_device_time_total / steps / 1e3
-    lines = [f"# {precision}: batch {batch} x {seq}, {steps} profiled steps; GPU kernel time {total:.1f} ms a step", ""]
+    lines = [f"# {precision}{' (fused MLP)' if fuse_mlp else ''}: batch {batch} x {seq}, {steps} profiled steps; GPU kernel time "
+             f"{total:.1f} ms a step; wall {wall:.1f} ms a step unprofiled", ""]
     lines += [f"{g:40s} {ms:8.1f} ms  {100 * ms / total:5.1f} %" for g, ms in by_group.most_common()]
     lines += ["", "top kernels (ms a step, calls a step):"]
     for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:25]:
