@@ -1,4 +1,5 @@
 # Prepared in session 14 after its device time was spent (CPU only, not yet run): session 15's first device call.
+# Its timeouts sum to 910 s: split it into two calls (1-3, then 4).
 # 1. GPU tests of what changed after the last call: the producer passes' fp32 cases (a test-side fix), their new
 #    tiles (4 and 8 warps for the SiLU gradients: on 2 the absmax pass spilled), the fused MLP.
 # 2. The producer passes' tilings (benchmarks/_exp_producer_tiles.py) against the plain passes' ~3.1 TB/s.
