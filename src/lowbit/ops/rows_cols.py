@@ -5,13 +5,16 @@ one matmul by rows and another by columns (x: forward by tokens, grad-weight by 
 code sets come from two passes over the tensor, in place whatever its strides, never a transposed copy:
     pass 1  the absmax of every row and every column (strips of tiles, maxima merged by integer atomics)
     pass 2  codes with the rows' scales, row-major, and codes with the columns' scales, written transposed
+The passes can also quantize what a producer computes from their inputs without storing it (`quantize_produced`:
+silu(g)·u, or the SiLU gate's two gradients; `train.mlp`).
 Formats: "int8" (`lowbit.formats.int`: symmetric ±127, round half to even, or seeded stochastic
 rounding) and "e4m3" (`lowbit.formats.fp`: scale absmax / 448, round to nearest even). Codes and
 scales equal the formats' bit for bit: the kernels divide as IEEE division rounds.
 
-`lowbit::quantize_rows_cols` is a torch.library triton_op: torch.compile traces into it, so the
-launches and the scale arithmetic around them join the compiled graph (see `ops.int8`); CPU tensors
-take the reference path, an opaque op of its own (it seeds torch generators, which a graph cannot hold).
+`lowbit::quantize_rows_cols` is a torch.library triton_op: torch.compile traces into it, so its launches join the
+compiled graph (see `ops.int8`); CPU tensors take the reference path, an opaque op of its own (it seeds torch
+generators, which a graph cannot hold). Training calls it through an opaque op instead (`train.linear._codes_op`):
+traced into, each pass got its own copy of a fused producer's output.
 """
 
 from __future__ import annotations
@@ -301,7 +304,7 @@ def quantize_tiled(x: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
         PRODUCER=PRODUCERS[producer], num_warps=warps)
     wrap_triton(_quantize_tiles_kernel)[(cdiv(m, bm), cdiv(n, bn))](
         x, y, z, amax, *res[0], *res[-1], seed_tensor(x, stochastic, seed, amax), m, n, x.stride(0),
-        x.stride(1), n, res[0][2].stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic,
+        x.stride(1), res[0][0].stride(0), res[0][2].stride(0), BLOCK_M=bm, BLOCK_N=bn, FP8=fmt == "e4m3", STOCHASTIC=stochastic,
         COLS=cols, EMULATE_FP8=interpreting(), PRODUCER=PRODUCERS[producer], num_warps=codes_warps)
     return tuple(t for r in res for t in r) if cols else res[0][:2]
 
@@ -344,9 +347,9 @@ def produced_reference(producer: str, x: torch.Tensor, *inputs: torch.Tensor) ->
 def quantize_produced(producer: str, x: torch.Tensor, *inputs: torch.Tensor, fmt: str = "int8", stochastic: bool = False,
                       seed: int = 0) -> tuple[torch.Tensor, ...]:
     """`quantize_rows_cols` of what `producer` computes from x and `inputs`, without storing it: each tensor's
-    (q_rows, s_rows, q_cols_t, s_cols) in turn. On CUDA (or in the interpreter) the producer runs inside both
-    passes, where storing its result and quantizing that would write it once and read it twice more; elsewhere
-    `produced_reference` and the reference quantization (the interpreter's path: `quantize_tiled`)."""
+    (q_rows, s_rows, q_cols_t, s_cols) in turn. On CUDA the producer runs inside both passes, where storing its
+    result and quantizing that would write it once and read it twice more; elsewhere `produced_reference` and the
+    reference quantization (tests run the kernels in the interpreter through `quantize_tiled`)."""
     if use_triton(x, *inputs):
         return quantize_tiled(x, fmt, stochastic, seed, True, producer, inputs)
     return tuple(t for i, p in enumerate(produced_reference(producer, x, *inputs))

@@ -16,9 +16,9 @@ quantizing it and its transpose apart takes four), and the forward saves codes f
 that matmul takes the same format: x's column codes in place of x (half the bytes of bf16) for
 grad-weight, W's column codes for grad-input; the backward then quantizes dy once, rows and columns.
 Each goes through an opaque op (see `_codes_op`): under torch.compile the linears that share one input
-(q/k/v, gate/up) quantize it once, and the tensor's producer stores it once. FP8 tensor-wise (and E5M2 gradients) quantize in torch ops,
-which Inductor fuses. The codes and scales, hence the results, are those of quantizing each operand
-in each matmul.
+(q/k/v, gate/up) quantize it once, and the tensor's producer stores it once. FP8 tensor-wise (and E5M2
+gradients) quantize in torch ops, which Inductor fuses. The codes and scales, hence the results, are those
+of quantizing each operand in each matmul.
 """
 
 from __future__ import annotations

@@ -59,27 +59,27 @@ class _QuantMLPFn(torch.autograd.Function):
     def forward(ctx, x, w_gate, w_up, w_down, fmt: str, stochastic: bool):
         x2 = x.reshape(-1, x.shape[-1])
         x_rows, x_cols = _rows_and_cols(x2, fmt)
-        (g_rows, g_cols), (u_rows, u_cols), (d_rows, d_cols) = (_rows_and_cols(w, fmt) for w in (w_gate, w_up, w_down))
-        g = _codes_mm(x_rows, g_rows, fmt, x.dtype, fast_accum=True)
-        u = _codes_mm(x_rows, u_rows, fmt, x.dtype, fast_accum=True)
-        hq, hs, hqt, hst = _silu_mul_codes(g, u, fmt)
-        y = _codes_mm((hq, hs), d_rows, fmt, x.dtype, fast_accum=True)
-        ctx.save_for_backward(*x_cols, *g_cols, *u_cols, *d_cols, hqt, hst, g, u)
+        (wg_rows, wg_cols), (wu_rows, wu_cols), (wd_rows, wd_cols) = (_rows_and_cols(w, fmt) for w in (w_gate, w_up, w_down))
+        g = _codes_mm(x_rows, wg_rows, fmt, x.dtype, fast_accum=True)  # the gate's and up's outputs
+        u = _codes_mm(x_rows, wu_rows, fmt, x.dtype, fast_accum=True)
+        hq, hs, hqt, hst = _silu_mul_codes(g, u, fmt)  # h = silu(g)·u, never stored
+        y = _codes_mm((hq, hs), wd_rows, fmt, x.dtype, fast_accum=True)
+        ctx.save_for_backward(*x_cols, *wg_cols, *wu_cols, *wd_cols, hqt, hst, g, u)
         ctx.fmt, ctx.stochastic, ctx.x_shape, ctx.w_dtype = fmt, stochastic, x.shape, w_gate.dtype
         return y.reshape(*x.shape[:-1], w_down.shape[0])
 
     @staticmethod
     def backward(ctx, grad_out):
-        xq, xs, gq, gs, uq, us, dq, ds, hqt, hst, g, u = ctx.saved_tensors
+        xq, xs, wgq, wgs, wuq, wus, wdq, wds, hqt, hst, g, u = ctx.saved_tensors
         fmt, dtype = ctx.fmt, g.dtype
         dy_rows, dy_cols = _rows_and_cols(grad_out.reshape(-1, grad_out.shape[-1]), fmt, ctx.stochastic and fmt == "int8")
-        dh = _codes_mm(dy_rows, (dq, ds), fmt, dtype)  # [tokens, ffn]
+        dh = _codes_mm(dy_rows, (wdq, wds), fmt, dtype)  # [tokens, ffn]
         grad_down = _codes_mm(dy_cols, (hqt, hst), fmt, dtype)
-        codes = _silu_mul_grad_codes(dh, g, u, fmt, ctx.stochastic and fmt == "int8")
+        codes = _silu_mul_grad_codes(dh, g, u, fmt, ctx.stochastic and fmt == "int8")  # dg and du, never stored
         dg_rows, dg_cols, du_rows, du_cols = codes[0:2], codes[2:4], codes[4:6], codes[6:8]
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = (_codes_mm(dg_rows, (gq, gs), fmt, dtype) + _codes_mm(du_rows, (uq, us), fmt, dtype)).reshape(ctx.x_shape)
+            grad_x = (_codes_mm(dg_rows, (wgq, wgs), fmt, dtype) + _codes_mm(du_rows, (wuq, wus), fmt, dtype)).reshape(ctx.x_shape)
         grad_gate = _codes_mm(dg_cols, (xq, xs), fmt, dtype)
         grad_up = _codes_mm(du_cols, (xq, xs), fmt, dtype)
         return grad_x, *(w.to(ctx.w_dtype) for w in (grad_gate, grad_up, grad_down)), None, None
