@@ -367,11 +367,18 @@ def _reference_op(
     return quantize_rows_cols_reference(x, stochastic, seed, fmt)
 
 
+def empty_codes(t: torch.Tensor, fmt: str, tensors: int = 1) -> tuple[torch.Tensor, ...]:
+    """Empty (q_rows [M, N], s_rows [M], q_cols_t [N, M], s_cols [N]) for `tensors` tensors shaped like t: what the
+    quantizing ops return, for their fake (traced) implementations."""
+    m, n = t.shape
+    dtype, f32 = FORMATS[fmt][0], torch.float32
+    return tuple(e for _ in range(tensors) for e in (t.new_empty(m, n, dtype=dtype), t.new_empty(m, dtype=f32),
+                                                      t.new_empty(n, m, dtype=dtype), t.new_empty(n, dtype=f32)))
+
+
 @_reference_op.register_fake
 def _(x, stochastic, seed, fmt):
-    m, n = x.shape
-    dtype, f32 = FORMATS[fmt][0], torch.float32
-    return x.new_empty(m, n, dtype=dtype), x.new_empty(m, dtype=f32), x.new_empty(n, m, dtype=dtype), x.new_empty(n, dtype=f32)
+    return empty_codes(x, fmt)
 
 
 @triton_op("lowbit::quantize_rows_cols", mutates_args=())

@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import ops
 from ..formats import fp
-from ..ops.rows_cols import FORMATS
+from ..ops.rows_cols import empty_codes
 
 KINDS = ("bf16", "int8", "fp8")
 
@@ -106,9 +106,7 @@ def _codes_op(t: torch.Tensor, fmt: str, stochastic: bool) -> tuple[torch.Tensor
 
 @_codes_op.register_fake
 def _(t, fmt, stochastic):
-    m, n = t.shape
-    dtype = FORMATS[fmt][0]
-    return t.new_empty(m, n, dtype=dtype), t.new_empty(m, dtype=torch.float32), t.new_empty(n, m, dtype=dtype), t.new_empty(n, dtype=torch.float32)
+    return empty_codes(t, fmt)
 
 
 def _rows_and_cols(t: torch.Tensor, fmt: str = "int8", stochastic: bool = False) -> tuple[tuple, tuple]:

@@ -12,8 +12,9 @@ Measured, it lost (H200, session 14, call 5; `convert(..., fuse_mlp=True)`, off 
 16 × 2048 went from 1.20x bf16 to 1.08x (fp8-rowwise 1.13x → 1.07x). Its GPU kernel time stayed at 335.7 ms a step:
 the passes with producers inside took 25 ms more (quantize 47.8 → 72.7 ms, 2.6 TB/s where the plain passes move
 3.1) while the kernels they replace took 20 ms less (other 71.9 → 51.6). The step itself grew by 39 ms that no
-kernel accounts for: the GPU waited, on the host or on the allocator (not yet known). `benchmarks/_exp_fused_mlp.py`
-times one MLP layer both ways to tell which.
+kernel accounts for. One MLP layer alone (call 6, `benchmarks/_exp_fused_mlp.py`) showed no idle GPU and no allocator
+calls, so that time is not explained yet. The gradient passes then moved to more warps (on 2 they spilled,
+`ops.rows_cols._tiles`), not re-timed.
 """
 
 from __future__ import annotations
@@ -21,15 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops.rows_cols import FORMATS, quantize_produced
+from ..layers import replace_module
+from ..ops.rows_cols import empty_codes, quantize_produced
 from .linear import QuantTrainLinear, _codes_mm, _rows_and_cols, autocast_input, codes_format
-
-
-def _fake_codes(t: torch.Tensor, fmt: str, tensors: int) -> tuple[torch.Tensor, ...]:
-    m, n = t.shape
-    dtype, f32 = FORMATS[fmt][0], torch.float32
-    return tuple(x for _ in range(tensors) for x in (t.new_empty(m, n, dtype=dtype), t.new_empty(m, dtype=f32),
-                                                      t.new_empty(n, m, dtype=dtype), t.new_empty(n, dtype=f32)))
 
 
 # Opaque to torch.compile, as `linear._codes_op` and for its reasons: each producer's inputs are stored once.
@@ -40,7 +35,7 @@ def _silu_mul_codes(g: torch.Tensor, u: torch.Tensor, fmt: str) -> tuple[torch.T
 
 @_silu_mul_codes.register_fake
 def _(g, u, fmt):
-    return _fake_codes(g, fmt, 1)
+    return empty_codes(g, fmt)
 
 
 @torch.library.custom_op("lowbit::train_silu_mul_grad_codes", mutates_args=())
@@ -51,7 +46,7 @@ def _silu_mul_grad_codes(dh: torch.Tensor, g: torch.Tensor, u: torch.Tensor, fmt
 
 @_silu_mul_grad_codes.register_fake
 def _(dh, g, u, fmt, stochastic):
-    return _fake_codes(dh, fmt, 2)
+    return empty_codes(dh, fmt, 2)
 
 
 class _QuantMLPFn(torch.autograd.Function):
@@ -72,10 +67,11 @@ class _QuantMLPFn(torch.autograd.Function):
     def backward(ctx, grad_out):
         xq, xs, wgq, wgs, wuq, wus, wdq, wds, hqt, hst, g, u = ctx.saved_tensors
         fmt, dtype = ctx.fmt, g.dtype
-        dy_rows, dy_cols = _rows_and_cols(grad_out.reshape(-1, grad_out.shape[-1]), fmt, ctx.stochastic and fmt == "int8")
+        stochastic = ctx.stochastic and fmt == "int8"  # stochastic rounding is for int8 codes only
+        dy_rows, dy_cols = _rows_and_cols(grad_out.reshape(-1, grad_out.shape[-1]), fmt, stochastic)
         dh = _codes_mm(dy_rows, (wdq, wds), fmt, dtype)  # [tokens, ffn]
         grad_down = _codes_mm(dy_cols, (hqt, hst), fmt, dtype)
-        codes = _silu_mul_grad_codes(dh, g, u, fmt, ctx.stochastic and fmt == "int8")  # dg and du, never stored
+        codes = _silu_mul_grad_codes(dh, g, u, fmt, stochastic)  # dg and du, never stored
         dg_rows, dg_cols, du_rows, du_cols = codes[0:2], codes[2:4], codes[4:6], codes[6:8]
         grad_x = None
         if ctx.needs_input_grad[0]:
@@ -120,8 +116,6 @@ def _is_silu(act) -> bool:
 def fuse_mlps(model: nn.Module) -> list[str]:
     """Replace in place each module with gate_proj, up_proj, down_proj and a SiLU act_fn (Llama, Mistral, Qwen...)
     whose linears `fused_format` takes by a QuantTrainMLP; the names replaced."""
-    from ..layers import replace_module
-
     names = [name for name, m in model.named_modules()
              if _is_silu(getattr(m, "act_fn", None))
              and all(hasattr(m, p) for p in ("gate_proj", "up_proj", "down_proj"))
