@@ -75,23 +75,39 @@ def test_fused_step_carries_a_nan_or_inf_gradient_into_its_row_scale(bad):
 
 
 def test_fused_step_stochastic_is_unbiased_and_floor_or_ceil():
-    """R runs from the same state with different seeds: each code is floor or ceil of w / s, and the mean
-    code is w / s within 5 standard errors sqrt((p(1−p) + 1/R) / R), p = frac(w / s)."""
+    """R = 200 draws of each code from the same state: each code is floor or ceil of w / s, and the mean
+    code is w / s within 5 standard errors sqrt((p(1−p) + 1/R) / R), p = frac(w / s).
+
+    The draws: RUNS runs with different seeds, each on a state whose 48 columns are tiled REPS times along
+    the row (RUNS · REPS = R). Tiling keeps each row's absmax, so every copy has the same w / s, and the
+    kernel draws each element's noise from its own Philox offset (row · K + column): the REPS copies in a
+    run are REPS independent roundings of the same y. R, and so the bound, is what it was with 200
+    one-copy runs (the same power), at 8 interpreter runs instead of 200 (~1 s, not ~32 s: an
+    interpreted program costs the same at 48 or 1200 columns)."""
+    RUNS, REPS = 8, 25
+    R = RUNS * REPS
     gen = torch.Generator().manual_seed(7)
-    start = state(6, 48, gen)
+    q0, s0, g0, m0, v0 = state(6, 48, gen)
+    start = [q0.repeat(1, REPS), s0, g0.repeat(1, REPS), m0.repeat(1, REPS), v0.repeat(1, REPS)]
     _, _, _, y, y_tol = adamw_float64(*start, 1, **HP)
     codes = []
     draws = torch.Generator().manual_seed(123)
-    for _ in range(200):
+    for _ in range(RUNS):
         q, s, g, m, v = [t.clone() for t in start]
         A.adamw_int8_step_triton(q, s, g, m, v, step=1, rounding="stochastic", generator=draws, **HP)
         codes.append(q.cpu().double())
-    codes = torch.stack(codes)
+    codes = torch.stack(codes)  # [RUNS, 6, REPS · 48]
     lo, hi = (y - y_tol).floor(), (y + y_tol).ceil()
     assert ((codes >= lo) & (codes <= hi)).all()
+    # the R draws of each of the 6 × 48 codes: [RUNS, 6, REPS, 48] -> [R, 6, 48]
+    codes = codes.reshape(RUNS, 6, REPS, 48).transpose(1, 2).reshape(R, 6, 48)
+    assert torch.equal(y, y[:, :48].repeat(1, REPS))  # the copies' w / s are the same numbers
+    y, y_tol = y[:, :48], y_tol[:, :48]
     p = y - y.floor()
-    assert ((codes.mean(0) - y).abs() <= 5 * ((p * (1 - p) + 1 / 200) / 200).sqrt() + y_tol).all()
-    assert (codes != codes[0]).any()  # the seeds differ
+    assert ((codes.mean(0) - y).abs() <= 5 * ((p * (1 - p) + 1 / R) / R).sqrt() + y_tol).all()
+    assert (codes != codes[0]).any()  # the draws differ
+    run_codes = codes.reshape(RUNS, REPS, 6, 48)
+    assert (run_codes[1:] != run_codes[:1]).any(dim=(1, 2, 3)).all()  # each run's seed gives other draws than the first's
 
 
 def test_the_op_takes_the_kernel_on_cuda_and_the_reference_elsewhere():
