@@ -349,23 +349,29 @@ def values_storage(n, k, dtype, gen):
 
 @pytest.mark.parametrize("bits,symmetric,g", [(4, True, 128), (4, False, 64), (4, True, 32), (8, True, 96), (8, False, 32), (8, True, None),
                                                (8, False, None), (4, False, None)])
-@pytest.mark.parametrize("m,n,k", [(1, 21, 384), (2, 16, 768)])  # one token a program row: 2 covers M > 1
+# one token a program row: 2 covers M > 1. K = 384, the least multiple of every group size here (128, 96, 64, 32):
+# 48 or 96 words, 12 or 24 of the interpreter's 4-word K-steps (768 once: the same paths at twice the interpreter time)
+@pytest.mark.parametrize("m,n,k", [(1, 21, 384), (2, 16, 384)])
 def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     """Ragged N (21: not a multiple of BLOCK_N), K-steps of the interpreter's 4 words and, last, a
-    step that is not a whole number of times in K (the masked tail),
+    step that is not a whole number of times in K (the masked tail, after a whole step),
     groups of 4 to 24 words and one scale a row, symmetric and with zero points."""
     g = g or k
     (x, q, s, z, bias), ref = check_integer_kernel(lambda x, q, s, z, b: ops.gemv_words_triton(x, q, s, z, bits, g, None, b),
                                                    m, n, k, g, bits, symmetric)
     words = k * bits // 32
-    # a masked K tail: one word a column, and columns of 4 words (fewer where a group has fewer), prefetched
+    # a masked K tail: one word a column, and columns of 4 words (fewer where a group has fewer), prefetched;
+    # a whole step first, then the tail (48 words: 32 + 16, 96: 64 + 32)
     for cols in (dict(V=1, PREFETCH=False), dict(V=4, PREFETCH=True)):
-        uneven = dict(BLOCK_N=4, BLOCK_W=64 if words % 64 else 128, num_warps=1, **cols)
-        assert words % uneven["BLOCK_W"]
+        uneven = dict(BLOCK_N=4, BLOCK_W=64 if words > 64 else 32, num_warps=1, **cols)
+        assert words > uneven["BLOCK_W"] and words % uneven["BLOCK_W"]
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=uneven), ref, x.dtype, k)
-    # split-K: fp32 partials summed after, the bias added once; pieces of whole steps, the last shorter
-    for split in (3, 5):
-        check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(SPLIT_K=split)), ref, x.dtype, k)
+    # split-K: fp32 partials summed after, the bias added once; pieces of whole steps: K in 3 steps (of 16 or 32 words,
+    # so on the GPU too, whose default step would hold all of K), in pieces of 2 steps and the last shorter (1), and of 1
+    steps = dict(BLOCK_W=words // 3)
+    assert words % 3 == 0 and [ops.split_k_plan(words, steps["BLOCK_W"], p) for p in (2, 3)] == [(2 * words // 3, 2), (words // 3, 3)]
+    for split in (2, 3):
+        check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(steps, SPLIT_K=split)), ref, x.dtype, k)
 
 
 @pytest.mark.parametrize("kernel", ["words", "swapped"])
