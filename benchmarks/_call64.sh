@@ -3,6 +3,9 @@
 # producer passes) plus today's matmul (split-K out), benchmarks/_ab/old. Then the profiles of item 4 of session 14's
 # _next_call.sh (int8 unfused and with the fused MLP: kernel time, unprofiled wall time, host ops), then the GPU tests
 # of call 1 (they ran out of their 120 s there, ~70 of 72 passed).
+# benchmarks/_ab/old was made before the call, and deleted after it, by:
+#   git archive 7bab3a1 src/lowbit | tar -x -C /tmp && mkdir -p benchmarks/_ab && mv /tmp/src benchmarks/_ab/old \
+#     && cp src/lowbit/ops/int8_hopper.py benchmarks/_ab/old/lowbit/ops/
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader
 bt="python3 -m lowbit.cli bench train --preset llama2-1b --batch-size 16 --steps 6"
