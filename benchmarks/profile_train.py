@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, prepare_model
+from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, graph_step_begin, next_token_loss, prepare_model
 from lowbit.train.mlp import fuse_mlps
 
 GROUPS = [  # first match wins: (group, substrings of the kernel name)
@@ -34,17 +34,18 @@ def group_of(name: str) -> str:
     return "other (inductor fused, copies, ...)"
 
 
-def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool = False) -> str:
+def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool = False, cuda_graphs: bool = True) -> str:
     device = torch.device("cuda")
     cfg = TrainConfig(data="", out="/tmp/profile", preset="llama2-1b", precision=precision, batch_size=batch, seq_len=seq, compile=True)
     model = prepare_model(build_model(cfg, 32000), cfg, device)
     if fuse_mlp:  # `train.mlp`'s fused MLP, off by default in convert
         fuse_mlps(model)
     opt = Optimizers(model, cfg, device)
-    fwd = compile_blocks(model)
+    fwd = compile_blocks(model, cuda_graphs)  # as `lowbit bench train` does on CUDA, graphs unless asked otherwise
     data = torch.randint(0, 32000, (3 + 2 * steps, batch, seq + 1), device=device)
 
     def step(i: int) -> None:
+        graph_step_begin(cuda_graphs)
         with autocast_ctx(cfg, device):
             loss = next_token_loss(fwd, data[i, :, :-1], data[i, :, 1:])
         loss.backward()
@@ -93,11 +94,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--out", default="reports/profile-train")
     p.add_argument("--fuse-mlp", action="store_true", help="the fused MLP of lowbit.train.mlp (its file gets -fused-mlp)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help="replay the blocks as CUDA graphs")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for precision in args.precisions:
-        text = profile_one(precision, args.batch_size, args.seq_len, args.steps, args.fuse_mlp)
+        text = profile_one(precision, args.batch_size, args.seq_len, args.steps, args.fuse_mlp, args.cuda_graphs)
         (out / f"profile-{precision}{'-fused-mlp' if args.fuse_mlp else ''}.txt").write_text(text + "\n")
         print(text, flush=True)
 

@@ -142,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
         stochastic_rounding=args.stochastic_rounding, select=args.select, batch_size=args.batch_size, seq_len=args.seq_len,
         grad_accum=args.grad_accum, steps=args.steps, lr=args.lr, warmup=args.warmup, min_lr=args.min_lr,
         weight_decay=args.weight_decay, clip=args.clip or None, checkpointing=args.checkpointing, compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         log_every=args.log_every, eval_every=args.eval_every, eval_batches=args.eval_batches, save_every=args.save_every,
         resume=args.resume, seed=args.seed, device=args.device, dtype=args.dtype, autocast=args.autocast,
     )
@@ -161,7 +162,8 @@ def _bench_train(args: argparse.Namespace) -> int:
 
     result = bench_train.run(
         preset=args.preset, precisions=args.precisions, batch_size=args.batch_size, seq_len=args.seq_len, steps=args.steps,
-        warmup=args.warmup_steps, compile=args.compile, checkpointing=args.checkpointing, data=args.data,
+        warmup=args.warmup_steps, compile=args.compile, checkpointing=args.checkpointing, cuda_graphs=args.cuda_graphs,
+        data=args.data,
         conv_precisions=args.conv_precisions, conv_steps=args.conv_steps, conv_batch_size=args.conv_batch_size,
         conv_seq_len=args.conv_seq_len, conv_lr=args.conv_lr, device=args.device, out=args.out, peer_names=args.peers,
     )
@@ -210,6 +212,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help="with --compile on CUDA, replay each compiled decoder layer as a CUDA graph (not with --checkpointing)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-batches", type=int, default=8)
@@ -232,6 +235,7 @@ def _add_train_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps per precision")
     p.add_argument("--warmup-steps", type=int, default=3)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help="with --compile on CUDA, replay each compiled decoder layer as a CUDA graph (not with --checkpointing)")
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--data", default=None, help="token shard dir for the convergence comparison")
     p.add_argument("--conv-precisions", nargs="*", default=["bf16", "int8", "fp8-rowwise"], choices=PRECISION_NAMES)

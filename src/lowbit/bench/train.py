@@ -2,8 +2,10 @@
 
 Throughput: the preset (llama2-1b on one GPU) built fresh and seeded for each precision, compiled,
 one optimizer step per batch of random token ids; tokens/s is batch × seq_len over the median step
-time of the timed steps (CUDA events, after warm-up steps; no host sync inside the timed loop),
-peak memory is `max_memory_allocated` over the run. A batch that does not fit is halved until one
+time of the timed steps (CUDA events, after warm-up steps; no host sync inside the timed loop). Compiled
+on CUDA, each block replays as a CUDA graph (`train.loop.compile_blocks`; `cuda_graphs=False` launches its kernels one
+by one). Peak memory is the allocator's reserved peak (`train.loop.peak_memory`: a graph's replay is not counted in
+the allocated peak), with the allocated peak beside it. A batch that does not fit is halved until one
 does, and the batch used is recorded.
 
 Convergence: the same tokens (a `lowbit tokenize` dir), seed and schedule for each precision
@@ -30,7 +32,8 @@ import torch
 from ..measure import environment
 from ..train.convert import PRECISION_NAMES
 from ..train.loop import (
-    Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, next_token_loss, plot_loss_curves, prepare_model, resolve_device, train,
+    Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, graph_step_begin, next_token_loss, peak_memory,
+    plot_loss_curves, prepare_model, resolve_device, train, use_cuda_graphs,
 )
 from . import peers
 
@@ -50,7 +53,8 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
         peers.convert_for_training(model, peer)
     model = prepare_model(model, cfg, device)
     opt = Optimizers(model, cfg, device)
-    fwd = compile_blocks(model) if cfg.compile else model
+    graphs = use_cuda_graphs(cfg, device)
+    fwd = compile_blocks(model, graphs) if cfg.compile else model
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     data = torch.randint(0, vocab, (warmup + steps, batch, cfg.seq_len + 1), generator=gen).to(device)
     timed = device.type == "cuda"
@@ -65,6 +69,7 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
         if i >= warmup and timed:
             events[i - warmup][0].record()
         opt.set_lr(cfg.lr)
+        graph_step_begin(graphs)
         with autocast_ctx(cfg, device):
             loss = next_token_loss(fwd, x, y)
         loss.backward()
@@ -85,10 +90,11 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
         times = host_times
     final_loss = losses[-1].item()
     step_s = statistics.median(times)
-    peak = torch.cuda.max_memory_allocated(device) if timed else None
+    peak, allocated = peak_memory(device), torch.cuda.max_memory_allocated(device) if timed else None
     del model, opt, fwd, data, losses
     return {"batch_size": batch, "step_ms": round(step_s * 1e3, 2), "tokens_per_s": round(batch * cfg.seq_len / step_s, 1),
-            "peak_memory_gb": None if peak is None else round(peak / 2**30, 2), "last_loss": round(final_loss, 4),
+            "peak_memory_gb": None if peak is None else round(peak / 2**30, 2),
+            "peak_allocated_gb": None if allocated is None else round(allocated / 2**30, 2), "cuda_graphs": graphs, "last_loss": round(final_loss, 4),
             "steps_timed": steps, "warmup_steps": warmup}
 
 
@@ -154,6 +160,7 @@ def run(
     warmup: int = 3,
     compile: bool = True,
     checkpointing: bool = False,
+    cuda_graphs: bool = True,
     vocab: int = 32000,
     data: str | None = None,
     conv_precisions=CONVERGENCE_PRECISIONS,
@@ -188,9 +195,10 @@ def run(
 
         vocab = read_meta(data)["vocab_size"]
     base = TrainConfig(data=data or "", out=str(out), preset=preset, batch_size=batch_size, seq_len=seq_len, compile=compile,
-                       checkpointing=checkpointing, device=str(dev), progress=progress, lr=1e-4, warmup=0)
+                       checkpointing=checkpointing, cuda_graphs=cuda_graphs, device=str(dev), progress=progress, lr=1e-4, warmup=0)
     result = {"environment": environment(dev), "preset": preset, "seq_len": seq_len, "requested_batch_size": batch_size,
-              "compile": compile, "checkpointing": checkpointing, "vocab_size": vocab, "throughput": [], "convergence": []}
+              "compile": compile, "checkpointing": checkpointing,
+              "cuda_graphs": cuda_graphs, "vocab_size": vocab, "throughput": [], "convergence": []}
     for p in [*precisions, *peer_names]:
         row = throughput(p, base, steps, warmup, vocab, dev)
         result["throughput"].append(row)
@@ -214,18 +222,19 @@ def format_table(result: dict) -> list[str]:
     env = result["environment"]
     lines = [f"# Training bench: {result['preset']}",
              "", f"{env.get('gpu') or env['device']}, torch {env['torch']}, triton {env['triton']}, driver {env.get('driver')}; "
-             f"compile={result['compile']}, checkpointing={result['checkpointing']}", "", f"`{env['command']}`", ""]
+             f"compile={result['compile']}, checkpointing={result['checkpointing']}, "
+             f"cuda_graphs={result.get('cuda_graphs', False)}", "", f"`{env['command']}`", ""]
     if result["throughput"]:
         bf16 = next((r for r in result["throughput"] if r["precision"] == "bf16" and "error" not in r), None)
         lines += [f"Throughput at seq_len {result['seq_len']}:", "",
-                  "| precision | batch | step ms | tokens/s | vs bf16 | peak GB | compiled |", "|---|---|---|---|---|---|---|"]
+                  "| precision | batch | step ms | tokens/s | vs bf16 | peak GB reserved (allocated) | compiled |", "|---|---|---|---|---|---|---|"]
         for r in result["throughput"]:
             if "error" in r:
                 lines.append(f"| {r['precision']} | {r['batch_size']} | failed: {r['error'][:120]} | | | | |")
                 continue
             ratio = f"{r['tokens_per_s'] / bf16['tokens_per_s']:.2f}x" if bf16 else "-"
             lines.append(f"| {r['precision']} | {r['batch_size']} | {r['step_ms']} | {r['tokens_per_s']:.0f} | {ratio} | "
-                         f"{r['peak_memory_gb']} | {'yes' if r['compiled'] else 'no (failed)' if result['compile'] else 'no'} |")
+                         f"{r['peak_memory_gb']} ({r.get('peak_allocated_gb')}) | {'yes' if r['compiled'] else 'no (failed)' if result['compile'] else 'no'} |")
         lines.append("")
     if result["convergence"]:
         c = result["convergence_config"]
