@@ -264,6 +264,28 @@ def test_cuda_graphs_train_as_the_kernels_launched_one_by_one(data_dir, tmp_path
     assert runs[True][5] < runs[True][0]
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphs_redraw_stochastic_rounding_every_replay():
+    """The training quantization's stochastic rounding inside a CUDA graph draws a fresh seed at every replay (torch's
+    generator on the device is graph-safe): two replays round differently, each code still the floor or the ceiling."""
+    from lowbit.train.linear import _codes_op
+
+    x = torch.randn(256, 512, device="cuda", dtype=torch.bfloat16)
+    _codes_op(x, "int8", True)  # compiles the kernels outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        q, s, _, _ = _codes_op(x, "int8", True)
+    replays = []
+    for _ in range(2):
+        graph.replay()
+        replays.append(q.clone())
+    y = x.double() / s.double()[:, None]
+    for r in replays:
+        assert ((r.double() == y.floor()) | (r.double() == y.ceil())).all()
+    assert (replays[0] != replays[1]).float().mean() > 0.1
+
+
 @pytest.mark.parametrize("precision", PRECISION_NAMES)
 def test_every_precision_compiles_a_decoder_block_as_one_graph(precision):
     """`compile_blocks` compiles block by block; a graph break inside a block (a side effect, a host sync)
