@@ -64,7 +64,7 @@ class TrainConfig:
     clip: float | None = 1.0
     checkpointing: bool = False
     compile: bool = False
-    cuda_graphs: bool = True  # with compile, on CUDA, without checkpointing: replay each compiled block as a CUDA graph
+    cuda_graphs: bool = True  # replay each compiled block as a CUDA graph where `use_cuda_graphs` says they run
     log_every: int = 10
     eval_every: int = 100
     eval_batches: int = 8
@@ -187,9 +187,13 @@ def compile_blocks(model: nn.Module, cuda_graphs: bool = False) -> nn.Module:
 
 
 def use_cuda_graphs(cfg: TrainConfig, device: torch.device) -> bool:
-    """CUDA graphs for the compiled blocks where they can run: on CUDA, and not with activation checkpointing
-    (its recomputation calls a block's forward inside the backward)."""
-    return cfg.compile and cfg.cuda_graphs and device.type == "cuda" and not cfg.checkpointing
+    """CUDA graphs for the compiled blocks where they can run: on CUDA, not with activation checkpointing (its
+    recomputation calls a block's forward inside the backward) and not with gradient accumulation. With two
+    micro-batches a step the graph trees overwrote a forward output the backward still needed, whether the step was
+    marked before each micro-batch or once a step (H200, session 15, `benchmarks/_exp_graph_loop.py`); evaluation
+    between steps gave the same losses as launching the kernels one by one."""
+    return (cfg.compile and cfg.cuda_graphs and device.type == "cuda" and not cfg.checkpointing
+            and cfg.grad_accum == 1)
 
 
 def graph_step_begin(cuda_graphs: bool) -> None:
