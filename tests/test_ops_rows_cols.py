@@ -269,7 +269,8 @@ for producer in rc.PRODUCERS:
 def test_passes_compile_for_sm90_without_spills_on_their_tiles():
     """Both passes, for each producer, on `_tiles`' choice for a row-major bf16 llama2-1b MLP tensor, compiled for
     the H100/H200 on the CPU (in a subprocess: the suite runs Triton's interpreter, whose kernels do not compile):
-    nothing spilled to local memory. On 2 warps the gradients' absmax pass needed 255 registers and spilled."""
+    nothing spilled to local memory. On 32 × 128 tiles and 2 warps the gradients' absmax pass needed 255 registers
+    and spilled."""
     import subprocess
     import sys
 
