@@ -23,7 +23,7 @@ import warnings
 
 import torch
 
-from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, next_token_loss, prepare_model
+from lowbit.train.loop import Optimizers, TrainConfig, build_model, prepare_model, train_step
 from lowbit.models.hf import repeated_blocks
 
 
@@ -56,15 +56,8 @@ def run_one(precision: str, mode: str | None, batch: int, seq: int, steps: int, 
         block.compile(mode=mode)
     data = torch.randint(0, 32000, (4 + steps, batch, seq + 1), device=device)
 
-    def step(i: int) -> None:
-        if mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
-        with autocast_ctx(cfg, device):
-            loss = next_token_loss(model, data[i, :, :-1], data[i, :, 1:])
-        loss.backward()
-        opt.clip(1.0)
-        opt.step()
-        opt.zero_grad()
+    def step(i: int) -> None:  # (as run in session 15's call 3, with the steps spelled out; clip 1.0 is the default)
+        train_step(model, opt, cfg, device, data[i, :, :-1], data[i, :, 1:], mode == "reduce-overhead")
 
     for i in range(3):
         step(i)

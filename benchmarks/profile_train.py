@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from lowbit.train.loop import Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, graph_step_begin, next_token_loss, prepare_model
+from lowbit.train.loop import Optimizers, TrainConfig, build_model, compile_blocks, prepare_model, train_step
 from lowbit.train.mlp import fuse_mlps
 
 GROUPS = [  # first match wins: (group, substrings of the kernel name)
@@ -45,13 +45,7 @@ def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool
     data = torch.randint(0, 32000, (3 + 2 * steps, batch, seq + 1), device=device)
 
     def step(i: int) -> None:
-        graph_step_begin(cuda_graphs)
-        with autocast_ctx(cfg, device):
-            loss = next_token_loss(fwd, data[i, :, :-1], data[i, :, 1:])
-        loss.backward()
-        opt.clip(1.0)
-        opt.step()
-        opt.zero_grad()
+        train_step(fwd, opt, cfg, device, data[i, :, :-1], data[i, :, 1:], cuda_graphs)
 
     for i in range(3):
         step(i)
@@ -81,8 +75,6 @@ def profile_one(precision: str, batch: int, seq: int, steps: int, fuse_mlp: bool
     lines += ["", f"host: {sum(e.self_cpu_time_total for e in host) / steps / 1e3:.1f} ms of self CPU time a step; top ops (ms a step, calls a step):"]
     for e in sorted(host, key=lambda e: -e.self_cpu_time_total)[:15]:
         lines.append(f"{e.self_cpu_time_total / steps / 1e3:8.2f} {e.count // steps:6d}  {e.key[:110]}")
-    del model, opt, fwd
-    torch.cuda.empty_cache()
     return "\n".join(lines)
 
 
@@ -100,6 +92,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for precision in args.precisions:
         text = profile_one(precision, args.batch_size, args.seq_len, args.steps, args.fuse_mlp, args.cuda_graphs)
+        torch._dynamo.reset()  # the model is gone with profile_one's frame; this frees the CUDA graph trees' pool too
+        torch.cuda.empty_cache()
         (out / f"profile-{precision}{'-fused-mlp' if args.fuse_mlp else ''}.txt").write_text(text + "\n")
         print(text, flush=True)
 

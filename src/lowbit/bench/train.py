@@ -32,8 +32,8 @@ import torch
 from ..measure import environment
 from ..train.convert import PRECISION_NAMES
 from ..train.loop import (
-    Optimizers, TrainConfig, autocast_ctx, build_model, compile_blocks, graph_step_begin, next_token_loss, peak_memory,
-    plot_loss_curves, prepare_model, resolve_device, train, use_cuda_graphs,
+    Optimizers, TrainConfig, build_model, compile_blocks, peak_memory, plot_loss_curves, prepare_model, resolve_device, train,
+    train_step, use_cuda_graphs,
 )
 from . import peers
 
@@ -69,15 +69,7 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
         if i >= warmup and timed:
             events[i - warmup][0].record()
         opt.set_lr(cfg.lr)
-        graph_step_begin(graphs)
-        with autocast_ctx(cfg, device):
-            loss = next_token_loss(fwd, x, y)
-        loss.backward()
-        if cfg.clip:
-            opt.clip(cfg.clip)
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.detach())
+        losses.append(train_step(fwd, opt, cfg, device, x, y, graphs))
         if i >= warmup:
             if timed:
                 events[i - warmup][1].record()

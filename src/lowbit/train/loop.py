@@ -363,6 +363,20 @@ def next_token_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
 
 
+def train_step(fwd: nn.Module, opt: "Optimizers", cfg: TrainConfig, device: torch.device, x: torch.Tensor, y: torch.Tensor,
+               cuda_graphs: bool = False) -> torch.Tensor:
+    """One optimizer step on one batch, no accumulation (the step `lowbit bench train` times); the detached loss."""
+    graph_step_begin(cuda_graphs)
+    with autocast_ctx(cfg, device):
+        loss = next_token_loss(fwd, x, y)
+    loss.backward()
+    if cfg.clip:
+        opt.clip(cfg.clip)
+    opt.step()
+    opt.zero_grad()
+    return loss.detach()
+
+
 def resolve_device(name: str | None) -> torch.device:
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
