@@ -332,3 +332,33 @@ def test_fp8_is_refused_on_a_gpu_without_fp8_matmuls(monkeypatch, precision):
     with pytest.raises(ValueError, match=rf"{precision}.*FP8 matmuls.*int8 or bf16"):
         loop.prepare_model(model, cfg, torch.device("cuda"))
     assert all(type(m) is not QuantTrainLinear for m in model.modules())  # nothing converted
+
+
+def test_bench_train_steps_down_from_graphs_to_launches_to_eager_and_says_so(monkeypatch):
+    """A row whose CUDA graphs fail is timed compiled without them, one whose compile fails eagerly, and an OOM halves
+    the batch instead; each row says how it ran."""
+    from lowbit.bench import train as bench_train
+
+    def fake(fails):
+        def time_one(cfg, batch, *args):
+            if (cfg.compile, cfg.cuda_graphs, batch) in fails:
+                raise fails[(cfg.compile, cfg.cuda_graphs, batch)]
+            return {"batch_size": batch, "cuda_graphs": cfg.cuda_graphs, "tokens_per_s": 1.0}
+        return time_one
+
+    base = TrainConfig(data="", out="unused", compile=True, batch_size=8)
+    cases = [({(True, True, 8): RuntimeError("capture")}, True, False, 8),
+             ({(True, True, 8): RuntimeError("capture"), (True, False, 8): RuntimeError("inductor")}, False, False, 8),
+             ({(True, True, 8): torch.OutOfMemoryError("CUDA out of memory")}, True, True, 4)]
+    for fails, compiled, graphs, batch in cases:
+        monkeypatch.setattr(bench_train, "_time_one", fake(fails))
+        row = bench_train.throughput("int8", base, 1, 0, 64, torch.device("cpu"))
+        assert (row["compiled"], row["cuda_graphs"], row["batch_size"]) == (compiled, graphs, batch), row
+        assert ("compile_error" in row) == (batch == 8), row
+    every_mode = [(True, True), (True, False), (False, False)]
+    monkeypatch.setattr(bench_train, "_time_one", fake({(m, g, 8): RuntimeError("x") for m, g in every_mode}))
+    assert "error" in bench_train.throughput("int8", base, 1, 0, 64, torch.device("cpu"))
+    rows = [{"compiled": True, "cuda_graphs": True}, {"compiled": True, "cuda_graphs": False, "compile_error": "capture"},
+            {"compiled": False}]
+    assert [bench_train._compiled(r, {"compile": True, "cuda_graphs": True}) for r in rows] == [
+        "yes, CUDA graphs", "yes (graphs failed)", "no (failed)"]

@@ -91,20 +91,26 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
 
 
 def throughput(precision: str, cfg: TrainConfig, steps: int, warmup: int, vocab: int, device: torch.device) -> dict:
-    """One precision's row: the first batch, halved on OOM, that runs. If compiling fails for a
-    reason other than memory, the row is measured eagerly and says so (`compiled: false`, the error);
-    a row that fails eagerly too records its error instead of ending the bench."""
-    batch, compiled, note = cfg.batch_size, cfg.compile, None
+    """One precision's row: the first batch, halved on OOM, that runs. If compiling fails for a reason other than
+    memory, the row steps down, saying so (the error in `compile_error`): from CUDA graphs to compiled blocks launched
+    one by one, then to eager (`compiled: false`); a row that fails eagerly too records its error instead of ending
+    the bench."""
+    batch, note = cfg.batch_size, None
+    modes = [(True, True), (True, False), (False, False)] if cfg.compile else [(False, False)]  # (compile, graphs)
+    modes = [m for m in modes if cfg.cuda_graphs or not m[1]]
     peer = precision if precision in peers.TRAINING_PEERS else None  # the peer converts a bf16 model itself
     while True:
+        compiled, graphs = modes[0]
         try:
-            row = _time_one(replace(cfg, precision="bf16" if peer else precision, compile=compiled), batch, steps, warmup, vocab, device, peer)
+            row = _time_one(replace(cfg, precision="bf16" if peer else precision, compile=compiled, cuda_graphs=graphs),
+                            batch, steps, warmup, vocab, device, peer)
             return {"precision": precision, **row, "compiled": compiled, **({"compile_error": note} if note else {})}
         except Exception as exc:  # noqa: BLE001 - classified below
             if _is_oom(exc) and batch > 1:
                 batch //= 2
-            elif compiled:
-                compiled, note = False, f"{type(exc).__name__}: {str(exc)[:300]}"
+            elif len(modes) > 1:
+                note = f"{type(exc).__name__}: {str(exc)[:300]}"
+                modes.pop(0)
             else:
                 return {"precision": precision, "batch_size": batch, "error": f"{type(exc).__name__}: {str(exc)[:300]}",
                         **({"compile_error": note} if note else {})}
@@ -210,6 +216,14 @@ def run(
     return result
 
 
+def _compiled(row: dict, result: dict) -> str:
+    """The table's "compiled" cell: how the row ran, and whether it stepped down from what was asked."""
+    if not row["compiled"]:
+        return "no (failed)" if result["compile"] else "no"
+    graphs = "yes, CUDA graphs" if row.get("cuda_graphs") else "yes"
+    return graphs + (" (graphs failed)" if result.get("cuda_graphs") and not row.get("cuda_graphs") and row.get("compile_error") else "")
+
+
 def format_table(result: dict) -> list[str]:
     env = result["environment"]
     lines = [f"# Training bench: {result['preset']}",
@@ -226,7 +240,7 @@ def format_table(result: dict) -> list[str]:
                 continue
             ratio = f"{r['tokens_per_s'] / bf16['tokens_per_s']:.2f}x" if bf16 else "-"
             lines.append(f"| {r['precision']} | {r['batch_size']} | {r['step_ms']} | {r['tokens_per_s']:.0f} | {ratio} | "
-                         f"{r['peak_memory_gb']} ({r.get('peak_allocated_gb')}) | {'yes' if r['compiled'] else 'no (failed)' if result['compile'] else 'no'} |")
+                         f"{r['peak_memory_gb']} ({r.get('peak_allocated_gb')}) | {_compiled(r, result)} |")
         lines.append("")
     if result["convergence"]:
         c = result["convergence_config"]
