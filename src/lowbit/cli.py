@@ -190,6 +190,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
 
 
+_CUDA_GRAPHS_HELP = ("with --compile on CUDA, replay each compiled decoder layer as a CUDA graph "
+                     "(not with --checkpointing or --grad-accum > 1)")
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     from .train.convert import PRECISION_NAMES
     from .train.loop import PRESETS
@@ -212,7 +216,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help="with --compile on CUDA, replay each compiled decoder layer as a CUDA graph (not with --checkpointing or --grad-accum > 1)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help=_CUDA_GRAPHS_HELP)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-batches", type=int, default=8)
@@ -235,7 +239,7 @@ def _add_train_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps per precision")
     p.add_argument("--warmup-steps", type=int, default=3)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help="with --compile on CUDA, replay each compiled decoder layer as a CUDA graph (not with --checkpointing or --grad-accum > 1)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True, help=_CUDA_GRAPHS_HELP)
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--data", default=None, help="token shard dir for the convergence comparison")
     p.add_argument("--conv-precisions", nargs="*", default=["bf16", "int8", "fp8-rowwise"], choices=PRECISION_NAMES)

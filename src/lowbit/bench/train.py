@@ -82,12 +82,12 @@ def _time_one(cfg: TrainConfig, batch: int, steps: int, warmup: int, vocab: int,
         times = host_times
     final_loss = losses[-1].item()
     step_s = statistics.median(times)
-    peak, allocated = peak_memory(device), torch.cuda.max_memory_allocated(device) if timed else None
+    peak, allocated = peak_memory(device), (torch.cuda.max_memory_allocated(device) if timed else None)
     del model, opt, fwd, data, losses
     return {"batch_size": batch, "step_ms": round(step_s * 1e3, 2), "tokens_per_s": round(batch * cfg.seq_len / step_s, 1),
             "peak_memory_gb": None if peak is None else round(peak / 2**30, 2),
-            "peak_allocated_gb": None if allocated is None else round(allocated / 2**30, 2), "cuda_graphs": graphs, "last_loss": round(final_loss, 4),
-            "steps_timed": steps, "warmup_steps": warmup}
+            "peak_allocated_gb": None if allocated is None else round(allocated / 2**30, 2), "cuda_graphs": graphs,
+            "last_loss": round(final_loss, 4), "steps_timed": steps, "warmup_steps": warmup}
 
 
 def throughput(precision: str, cfg: TrainConfig, steps: int, warmup: int, vocab: int, device: torch.device) -> dict:
