@@ -174,7 +174,7 @@ def compile_blocks(model: nn.Module, cuda_graphs: bool = False) -> nn.Module:
     With `cuda_graphs` (mode "reduce-overhead", Inductor's CUDA graph trees) each block's forward and backward
     replay as CUDA graphs: the host then issues a step in a fraction of its GPU time and stops pacing the GPU,
     which it did after the step's one sync (transformers' packed-sequence check of the position ids). H200,
-    session 15, llama2-1b at 16 × 2048: int8 379 → 330 ms a step (its kernels: 330 ms), bf16 407 → 398 ms.
+    session 15, llama2-1b at 16 × 2048: int8 379 → 330 ms a step (its kernels: ~322 ms), bf16 407 → 398 ms.
     Call `graph_step_begin` before each forward: a new iteration, whose graphs may overwrite the last one's
     outputs."""
     blocks = repeated_blocks(model)
