@@ -250,7 +250,7 @@ def test_cuda_graphs_are_used_only_where_they_can_run():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", PRECISION_NAMES)
 def test_cuda_graphs_train_as_the_kernels_launched_one_by_one(data_dir, tmp_path, precision):
     """Compiled blocks replayed as CUDA graphs (the default on CUDA) against the same blocks launched kernel by kernel:
     the same losses to 0.2 %, evaluation between steps included: the kernels are the same, and only a reduction's
