@@ -246,6 +246,9 @@ def test_cuda_graphs_are_used_only_where_they_can_run():
     assert not loop.use_cuda_graphs(TrainConfig(data="", out="unused", compile=True, checkpointing=True), gpu)
     assert not loop.use_cuda_graphs(TrainConfig(data="", out="unused", compile=True, cuda_graphs=False), gpu)
     assert not loop.use_cuda_graphs(TrainConfig(data="", out="unused", compile=True, grad_accum=2), gpu)
+    assert loop.cuda_graphs_blocker(base) is None
+    assert "accumulation" in loop.cuda_graphs_blocker(TrainConfig(data="", out="unused", grad_accum=2))
+    assert "checkpointing" in loop.cuda_graphs_blocker(TrainConfig(data="", out="unused", checkpointing=True))
 
 
 @pytest.mark.gpu

@@ -187,13 +187,22 @@ def compile_blocks(model: nn.Module, cuda_graphs: bool = False) -> nn.Module:
 
 
 def use_cuda_graphs(cfg: TrainConfig, device: torch.device) -> bool:
-    """CUDA graphs for the compiled blocks where they can run: on CUDA, not with activation checkpointing (its
-    recomputation calls a block's forward inside the backward) and not with gradient accumulation. With two
-    micro-batches a step the graph trees overwrote a forward output the backward still needed, whether the step was
-    marked before each micro-batch or once a step (H200, session 15, `benchmarks/_exp_graph_loop.py`); evaluation
-    between steps gave the same losses as launching the kernels one by one."""
-    return (cfg.compile and cfg.cuda_graphs and device.type == "cuda" and not cfg.checkpointing
-            and cfg.grad_accum == 1)
+    """CUDA graphs for the compiled blocks where asked for (compile on CUDA, `cuda_graphs`) and able to run
+    (`cuda_graphs_blocker`)."""
+    return cfg.compile and cfg.cuda_graphs and device.type == "cuda" and cuda_graphs_blocker(cfg) is None
+
+
+def cuda_graphs_blocker(cfg: TrainConfig) -> str | None:
+    """What keeps the compiled blocks from replaying as CUDA graphs, or None. Activation checkpointing's recomputation
+    calls a block's forward inside the backward. With gradient accumulation (two micro-batches a step) the graph
+    trees overwrote a forward output the backward still needed, whether the step was marked before each micro-batch
+    or once a step (H200, session 15, `benchmarks/_exp_graph_loop.py`); evaluation between steps gave the same losses
+    as launching the kernels one by one."""
+    if cfg.checkpointing:
+        return "activation checkpointing recomputes a block's forward inside the backward"
+    if cfg.grad_accum > 1:
+        return "gradient accumulation overwrote a forward output its backward needed (session 15)"
+    return None
 
 
 def graph_step_begin(cuda_graphs: bool) -> None:
@@ -479,6 +488,8 @@ def train(cfg: TrainConfig) -> dict:
     else:
         torch.manual_seed(cfg.seed)
     graphs = use_cuda_graphs(cfg, device)
+    if cfg.compile and cfg.cuda_graphs and device.type == "cuda" and not graphs:
+        warnings.warn(f"the compiled blocks launch their kernels one by one, not as CUDA graphs: {cuda_graphs_blocker(cfg)}")
     fwd = compile_blocks(model, graphs) if cfg.compile else model
     min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
     log = _Log(run / LOG, step if cfg.resume else None)
