@@ -216,6 +216,10 @@ def run(
     return result
 
 
+def _peak(row: dict) -> str:
+    return "n/a" if row["peak_memory_gb"] is None else f"{row['peak_memory_gb']} ({row.get('peak_allocated_gb')})"
+
+
 def _compiled(row: dict, result: dict) -> str:
     """The table's "compiled" cell: how the row ran, and whether it stepped down from what was asked."""
     if not row["compiled"]:
@@ -240,7 +244,7 @@ def format_table(result: dict) -> list[str]:
                 continue
             ratio = f"{r['tokens_per_s'] / bf16['tokens_per_s']:.2f}x" if bf16 else "-"
             lines.append(f"| {r['precision']} | {r['batch_size']} | {r['step_ms']} | {r['tokens_per_s']:.0f} | {ratio} | "
-                         f"{r['peak_memory_gb']} ({r.get('peak_allocated_gb')}) | {_compiled(r, result)} |")
+                         f"{_peak(r)} | {_compiled(r, result)} |")
         lines.append("")
     if result["convergence"]:
         c = result["convergence_config"]
