@@ -186,10 +186,14 @@ def compile_blocks(model: nn.Module, cuda_graphs: bool = False) -> nn.Module:
     return model
 
 
+def cuda_graphs_asked(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the config asks for CUDA graphs where they mean anything: compiled blocks on CUDA, `cuda_graphs`."""
+    return cfg.compile and cfg.cuda_graphs and device.type == "cuda"
+
+
 def use_cuda_graphs(cfg: TrainConfig, device: torch.device) -> bool:
-    """CUDA graphs for the compiled blocks where asked for (compile on CUDA, `cuda_graphs`) and able to run
-    (`cuda_graphs_blocker`)."""
-    return cfg.compile and cfg.cuda_graphs and device.type == "cuda" and cuda_graphs_blocker(cfg) is None
+    """CUDA graphs for the compiled blocks where asked for and able to run (`cuda_graphs_blocker`)."""
+    return cuda_graphs_asked(cfg, device) and cuda_graphs_blocker(cfg) is None
 
 
 def cuda_graphs_blocker(cfg: TrainConfig) -> str | None:
@@ -488,7 +492,7 @@ def train(cfg: TrainConfig) -> dict:
     else:
         torch.manual_seed(cfg.seed)
     graphs = use_cuda_graphs(cfg, device)
-    if cfg.compile and cfg.cuda_graphs and device.type == "cuda" and not graphs:
+    if cuda_graphs_asked(cfg, device) and not graphs:
         warnings.warn(f"the compiled blocks launch their kernels one by one, not as CUDA graphs: {cuda_graphs_blocker(cfg)}")
     fwd = compile_blocks(model, graphs) if cfg.compile else model
     min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
