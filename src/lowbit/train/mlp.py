@@ -12,9 +12,10 @@ Measured, it lost (H200, session 14, call 5; `convert(..., fuse_mlp=True)`, off 
 16 × 2048 went from 1.20x bf16 to 1.08x (fp8-rowwise 1.13x → 1.07x). Its GPU kernel time stayed at 335.7 ms a step:
 the passes with producers inside took 25 ms more (quantize 47.8 → 72.7 ms, 2.6 TB/s where the plain passes move
 3.1) while the kernels they replace took 20 ms less (other 71.9 → 51.6). The step itself grew by 39 ms that no
-kernel accounts for. One MLP layer alone (call 6, `benchmarks/_exp_fused_mlp.py`) showed no idle GPU and no allocator
-calls, so that time is not explained yet. The gradient passes then moved to more warps (on 2 they spilled,
-`ops.rows_cols._tiles`), not re-timed.
+kernel accounts for: the host, which paced the GPU in every precision then and more so with the fused ops (session
+15, call 2: 396.4 ms of wall time against 343.8 of kernels; CUDA graphs now end that, `train.loop.compile_blocks`).
+The gradient passes now take 32 × 64 tiles (session 15, call 1: 2420 GB/s against 1745), by which the fused kernels
+would come to ~331 ms against 330 unfused: not re-timed, and no gain expected.
 """
 
 from __future__ import annotations
