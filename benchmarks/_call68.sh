@@ -1,5 +1,5 @@
-# Prepared in session 15 after its device time was spent (CPU only, not yet run): session 16's first device call;
-# `_next_call_2.sh` is the second.
+# Prepared in session 15 (CPU only); session 16's first device call (call 68);
+# `_call69.sh` is the second.
 # 1. GPU tests changed after session 15's last call: the CUDA-graph training test as rewritten after call 5 (no
 #    gradient accumulation with graphs; accumulation launching one by one), now for every precision (int8-weight's
 #    optimizer updates int8 buffers in place between replays; FP8 through cuBLAS), the SiLU gradients' new tiles.
