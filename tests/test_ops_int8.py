@@ -103,6 +103,30 @@ def test_scaled_mm_tma_matches_float64(m, n, k):
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
+@pytest.mark.parametrize("layout", ["a@b", "aT@b"])
+def test_scaled_mm_copies_a_transposed_operand_k_major_for_the_tma_kernel(monkeypatch, layout):
+    """Above TUNED_MIN_M on Hopper, A@B and Aᵀ@B take the TMA op on K-major copies: the float64 product, and bit for
+    bit what A@Bᵀ on the same values gives; the caller's operands are left as they were."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the TMA kernel is taken on sm_90 only")
+    gen = torch.Generator().manual_seed(len(layout))
+    m, n, k = 1000, 264, 208
+    a = rand_int8(m, k, gen=gen) if layout == "a@b" else rand_int8(k, m, gen=gen).t()
+    b = rand_int8(k, n, gen=gen)
+    sa, sb = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127, (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    a_before, b_before = a.clone(), b.clone()
+    calls = []
+    tma_op = ops._scaled_mm_tma_op
+    monkeypatch.setattr(ops, "_scaled_mm_tma_op", lambda *args: calls.append(args[0].stride()) or tma_op(*args))
+    out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.float32)
+    assert calls == [(k, 1)]
+    ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
+    assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-6
+    assert torch.equal(out, ops.scaled_int8_mm_triton(a.contiguous(), b.t().contiguous().t(), sa, sb, out_dtype=torch.float32))
+    assert torch.equal(a, a_before) and torch.equal(b, b_before)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
 def test_scaled_mm_takes_the_tma_kernel_only_where_it_can():
     """Large M with K-major, 16-byte-aligned operands goes through the TMA op (bit-equal to the pointer kernel's
     tile, eager and compiled); a misaligned row, a transposed operand or an odd offset keep the pointer kernel."""

@@ -1,10 +1,10 @@
 """`lowbit bench matmul`: seed 002's TFLOP/s table — square M = N = K matmuls in the three layouts
 of training (forward A@Bᵀ, grad-input A@B, grad-weight Aᵀ@B; a transposed operand is a view of
-row-major storage, never a copy), for cuBLAS and lowbit's kernels:
+row-major storage, and a kernel that copies it K-major counts the copy), for cuBLAS and lowbit's kernels:
 
     cuBLAS BF16 (torch.matmul), cuBLAS INT8 (torch._int_mm, int32 out, no scales),
-    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit INT8 row/column-scaled (Triton; on Hopper, K-major operands
-    above 512 rows take the warp-specialized Gluon kernel of `ops.int8_hopper`),
+    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit INT8 row/column-scaled (Triton; on Hopper, above 512 rows, the
+    warp-specialized Gluon kernel of `ops.int8_hopper`, a transposed operand copied K-major first),
     lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only);
     and, where they import, torchao's INT8 int_scaled_matmul and bitsandbytes' int8_linear_matmul.
 
