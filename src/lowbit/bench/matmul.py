@@ -3,7 +3,8 @@ of training (forward A@Bᵀ, grad-input A@B, grad-weight Aᵀ@B; a transposed op
 row-major storage, and a kernel that copies it K-major counts the copy), for cuBLAS and lowbit's kernels:
 
     cuBLAS BF16 (torch.matmul), cuBLAS INT8 (torch._int_mm, int32 out, no scales),
-    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit INT8 row/column-scaled (Triton; on Hopper, above 512 rows, the
+    cuBLAS FP8 row-wise (torch._scaled_mm), lowbit FP8 row-wise (`ops.fp8.scaled_fp8_mm`: cuBLAS, with K-major
+    copies of what its layout rules refuse), lowbit INT8 row/column-scaled (Triton; on Hopper, above 512 rows, the
     warp-specialized Gluon kernel of `ops.int8_hopper`, a transposed operand copied K-major first),
     lowbit tile-scaled INT8 and FP8 (1×128 / 128×128 scales), lowbit W4A16 g128 (A@Bᵀ only);
     and, where they import, torchao's INT8 int_scaled_matmul and bitsandbytes' int8_linear_matmul.
@@ -29,7 +30,7 @@ from .timing import gpu_ms
 LAYOUTS = ("A@Bᵀ", "A@B", "Aᵀ@B")
 KERNELS = (
     "cuBLAS BF16", "cuBLAS INT8 (_int_mm)", "cuBLAS FP8 row-wise (_scaled_mm)", "lowbit INT8 scaled (Triton; Gluon on Hopper)",
-    "lowbit tile-scaled INT8 (Triton)", "lowbit tile-scaled FP8 (Triton)", "lowbit W4A16 g128 (Triton)",
+    "lowbit FP8 row-wise (ops.fp8: cuBLAS)", "lowbit tile-scaled INT8 (Triton)", "lowbit tile-scaled FP8 (Triton)", "lowbit W4A16 g128 (Triton)",
 )
 # Peers' INT8 matmuls (`bench.peers`'s libraries), added where the library imports.
 PEER_KERNELS = {"torchao INT8 scaled (int_scaled_matmul)": "torchao-int8", "bitsandbytes INT8 (int8_linear_matmul)": "bnb-int8"}
@@ -100,6 +101,11 @@ def prepare(kernel: str, layout: str, a: torch.Tensor, b_nk: torch.Tensor):
         av, bv = arrange(layout, qa, qb)
         sbr = sb.reshape(1, -1).contiguous()
         return (lambda: torch._scaled_mm(av, bv, scale_a=sa, scale_b=sbr, out_dtype=torch.bfloat16)), (lambda out: out.float())
+    if kernel == "lowbit FP8 row-wise (ops.fp8: cuBLAS)":  # the op copies what cuBLAS's layout rules refuse
+        qa, sa = f8.quantize_rows_fp8(a)
+        qb, sb = f8.quantize_rows_fp8(b_nk)
+        av, bv = arrange(layout, qa, qb)
+        return (lambda: f8.scaled_fp8_mm(av, bv.t(), sa, sb)), (lambda out: out.float())
     if kernel.startswith("lowbit tile-scaled"):
         fmt = "int8" if "INT8" in kernel else "e4m3"
         qa, sa = ts.quantize_tiles(a, fmt)
