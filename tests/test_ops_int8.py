@@ -102,6 +102,20 @@ def test_scaled_mm_tma_matches_float64(m, n, k):
     assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
 
 
+@pytest.mark.parametrize("rows,cols,pad", [(70, 45, 0), (128, 64, 0), (33, 200, 5)])
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bfloat16])
+def test_row_major_copy_equals_contiguous(rows, cols, pad, dtype):
+    """A transposed view (column-major, its columns maybe padded) copied row-major by the kernel: the same values
+    as torch's copy; what is not a transposed view is torch's copy."""
+    gen = torch.Generator().manual_seed(rows * cols + pad)
+    base = torch.randint(-127, 128, (cols, rows + pad), dtype=torch.int8, generator=gen).to(dtype).to(DEVICE)
+    x = base[:, :rows].t()  # [rows, cols], strides (1, rows + pad)
+    y = ops.row_major_copy(x)
+    assert y.is_contiguous() and torch.equal(y, x.contiguous())
+    z = base[:, :rows]  # row-major already: copied as torch copies it
+    assert torch.equal(ops.row_major_copy(z), z.contiguous())
+
+
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
 @pytest.mark.parametrize("layout", ["a@b", "aT@b"])
 def test_scaled_mm_copies_a_transposed_operand_k_major_for_the_tma_kernel(monkeypatch, layout):
