@@ -201,19 +201,21 @@ def _k_major(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """a row-major and b a transposed row-major [N, K], copying whichever is not. The TMA kernels take K-major
     operands only (an 8-bit wgmma reads K-major shared memory), and on a transposed 8-bit operand the pointer
     kernel ran at ~6 % of their speed (H200, session 14, 4096³: A@B 78 and Aᵀ@B 55 TOP/s against A@Bᵀ's 1339).
-    A copy moves M·K or K·N bytes: at 4096³, ~8 µs against the matmul's ~100."""
+    A copy moves M·K or K·N bytes (`row_major_copy`: at 4096³, ~6 µs against the matmul's ~100)."""
     a = a if a.stride(1) == 1 else row_major_copy(a)
     b = b if b.stride(0) == 1 else row_major_copy(b.t()).t()
     return a, b
 
 
-COPY_TILE = (64, 64, 4)  # BLOCK_R, BLOCK_C, warps
+# BLOCK_R, BLOCK_C, warps. H200 (session 16, call 4, `benchmarks/_exp_transpose_copy.py`), µs at 1024² / 4096² / 8192²
+# int8: 2.0 / 6.2 / 36.5, within ~10 % of the best of 8 tiles at each size; torch's copy 8.5 / 91.2 / 380.5.
+COPY_TILE = (128, 128, 8)
 
 
 def row_major_copy(x: torch.Tensor, tile: tuple[int, int, int] = COPY_TILE) -> torch.Tensor:
     """x.contiguous(): a transposed view (column-major) through `_row_major_copy_kernel` on the GPU or in the
-    interpreter. torch's own copy of a transposed int8 matrix moved ~0.4 TB/s on the H200 (session 16, call 3: ~80 µs
-    of a 4096² A@B's 185), as its threads write one byte each down a column."""
+    interpreter. torch's own copy of a transposed int8 matrix moved ~0.35 TB/s on the H200 (session 16, call 3: ~80 µs
+    of a 4096³ A@B's 185), as its threads write one byte each down a column; this one 3.5-5.4 TB/s (call 4)."""
     runs = triton is not None and (x.is_cuda or interpreting())
     if not runs or x.dim() != 2 or x.stride(0) != 1 or x.stride(1) < x.shape[0]:  # (the last: not a dense transpose)
         return x.contiguous()
