@@ -103,7 +103,7 @@ def test_scaled_mm_tma_matches_float64(m, n, k):
 
 
 @pytest.mark.parametrize("rows,cols,pad", [(70, 45, 0), (128, 64, 0), (33, 200, 5)])
-@pytest.mark.parametrize("dtype", [torch.int8, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bfloat16, torch.float8_e4m3fn])
 def test_row_major_copy_equals_contiguous(rows, cols, pad, dtype):
     """A transposed view (column-major, its columns maybe padded) copied row-major by the kernel: the same values
     as torch's copy; what is not a transposed view is torch's copy."""
@@ -111,9 +111,10 @@ def test_row_major_copy_equals_contiguous(rows, cols, pad, dtype):
     base = torch.randint(-127, 128, (cols, rows + pad), dtype=torch.int8, generator=gen).to(dtype).to(DEVICE)
     x = base[:, :rows].t()  # [rows, cols], strides (1, rows + pad)
     y = ops.row_major_copy(x)
-    assert y.is_contiguous() and torch.equal(y, x.contiguous())
+    assert y.is_contiguous() and y.dtype == dtype and torch.equal(y.view(torch.uint8) if dtype.itemsize == 1 else y,
+                                                                  x.contiguous().view(torch.uint8) if dtype.itemsize == 1 else x.contiguous())
     z = base[:, :rows]  # row-major already: copied as torch copies it
-    assert torch.equal(ops.row_major_copy(z), z.contiguous())
+    assert torch.equal(ops.row_major_copy(z).float(), z.contiguous().float())
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")

@@ -27,7 +27,7 @@ import torch
 
 from ..formats import fp
 from .tile_scaled import MAX_TILE, quantize_tiles_triton, triton
-from .tiles import cuda_index
+from .tiles import cuda_index, row_major_copy
 
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 
@@ -75,8 +75,7 @@ def scaled_fp8_mm_scaled_mm(
     else:  # row-wise; a lone tensor-wise scale is broadcast (cuBLAS takes no mixed pair)
         sa = sa.reshape(-1, 1).expand(m, 1).contiguous()
         sb = sb.reshape(1, -1).expand(1, n).contiguous()
-    a = a if a.is_contiguous() else a.contiguous()
-    b = b if b.is_contiguous() else b.contiguous()
+    a, b = row_major_copy(a), row_major_copy(b)  # a transposed view copied at bandwidth, where torch's copy is ~10x slower
     bf16 = torch.bfloat16
     out = torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, bias=None if bias is None else bias.to(bf16), out_dtype=bf16,
                            use_fast_accum=True)  # inference: see the module doc

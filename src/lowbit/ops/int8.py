@@ -21,7 +21,7 @@ from torch.library import triton_op, wrap_triton
 from ..formats import int as intfmt
 from . import int8_hopper
 from .rows_cols import quantize_tiled, rows_reference, seed_tensor, use_triton
-from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, sm_count
+from .tiles import cdiv, grouped_tile, interpreting, next_power_of_2, row_major_copy, sm_count
 
 try:
     import triton
@@ -126,16 +126,6 @@ if triton is not None:
             c_desc.store([om, on], _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS).to(c_desc.dtype))
 
 
-    @triton.jit
-    def _row_major_copy_kernel(x_ptr, y_ptr, R, C, stride_xc, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-        """y [R, C] row-major from x [R, C] column-major (x[r, c] at r + c·stride_xc): each tile read down x's
-        columns and written along y's rows, both coalesced (Triton converts the layout through shared memory)."""
-        offs_r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-        offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        mask = (offs_r < R)[:, None] & (offs_c < C)[None, :]
-        t = tl.load(x_ptr + offs_r[:, None] + offs_c[None, :].to(tl.int64) * stride_xc, mask=mask)
-        tl.store(y_ptr + offs_r[:, None].to(tl.int64) * C + offs_c[None, :], t, mask=mask)
-
 
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
 
@@ -206,24 +196,6 @@ def _k_major(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     b = b if b.stride(0) == 1 else row_major_copy(b.t()).t()
     return a, b
 
-
-# BLOCK_R, BLOCK_C, warps. H200 (session 16, call 4, `benchmarks/_exp_transpose_copy.py`), µs at 1024² / 4096² / 8192²
-# int8: 2.0 / 6.2 / 36.5, within ~10 % of the best of 8 tiles at each size; torch's copy 8.5 / 91.2 / 380.5.
-COPY_TILE = (128, 128, 8)
-
-
-def row_major_copy(x: torch.Tensor, tile: tuple[int, int, int] = COPY_TILE) -> torch.Tensor:
-    """x.contiguous(): a transposed view (column-major) through `_row_major_copy_kernel` on the GPU or in the
-    interpreter. torch's own copy of a transposed int8 matrix moved ~0.35 TB/s on the H200 (session 16, call 3: ~80 µs
-    of a 4096³ A@B's 185), as its threads write one byte each down a column; this one 3.5-5.4 TB/s (call 4)."""
-    runs = triton is not None and (x.is_cuda or interpreting())
-    if not runs or x.dim() != 2 or x.stride(0) != 1 or x.stride(1) < x.shape[0]:  # (the last: not a dense transpose)
-        return x.contiguous()
-    r, c = x.shape
-    y = torch.empty(r, c, device=x.device, dtype=x.dtype)
-    br, bc, warps = tile
-    wrap_triton(_row_major_copy_kernel)[(cdiv(r, br), cdiv(c, bc))](x, y, r, c, x.stride(1), BLOCK_R=br, BLOCK_C=bc, num_warps=warps)
-    return y
 
 
 def tma_takes(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
