@@ -102,7 +102,7 @@ def test_scaled_mm_tma_matches_float64(m, n, k):
     assert torch.equal(exact.cpu().double(), (a.cpu().long() @ bt.cpu().long().t()).double())
 
 
-@pytest.mark.parametrize("rows,cols,pad", [(70, 45, 0), (128, 64, 0), (33, 200, 5)])
+@pytest.mark.parametrize("rows,cols,pad", [(70, 45, 0), (128, 64, 0), (33, 200, 5), (0, 45, 3)])
 @pytest.mark.parametrize("dtype", [torch.int8, torch.bfloat16, torch.float8_e4m3fn])
 def test_row_major_copy_equals_contiguous(rows, cols, pad, dtype):
     """A transposed view (column-major, its columns maybe padded) copied row-major by the kernel: the same values

@@ -126,7 +126,6 @@ if triton is not None:
             c_desc.store([om, on], _scaled(acc, offs_m, offs_n, sa_ptr, sb_ptr, bias_ptr, M, N, HAS_BIAS).to(c_desc.dtype))
 
 
-
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
 
 
@@ -195,7 +194,6 @@ def _k_major(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     a = a if a.stride(1) == 1 else row_major_copy(a)
     b = b if b.stride(0) == 1 else row_major_copy(b.t()).t()
     return a, b
-
 
 
 def tma_takes(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype) -> bool:
