@@ -12,20 +12,17 @@ the bytes each must move.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
 
 from lowbit.bench.timing import gpu_ms
 from lowbit.ops import rows_cols as rc
-from sweep import write
+from sweep import out_path, write
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
+    out = out_path(__doc__)
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
     for n in (1536, 6144):
@@ -41,7 +38,7 @@ def main() -> None:
             row = dict(m=x.shape[0], n=n, what=what, us=round(ms * 1e3, 1), gbs=round(nbytes / ms / 1e6), timing=how)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    write(args.out, rows)
+    write(out, rows)
 
 
 if __name__ == "__main__":

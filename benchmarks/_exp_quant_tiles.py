@@ -14,23 +14,20 @@ warps): µs of both passes and GB/s of what they must move (the input read twice
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
 
 from lowbit.bench.timing import gpu_ms
 from lowbit.ops import rows_cols as rc
-from sweep import write
+from sweep import out_path, write
 
 TILES = [(32, 128, 2, 16, 4), (32, 128, 2, 8, 4), (32, 128, 2, 4, 4), (32, 128, 4, 4, 4), (64, 128, 4, 8, 4),
          (16, 256, 4, 8, 4), (32, 256, 4, 8, 8), (32, 64, 2, 16, 2)]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
+    out = out_path(__doc__)
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
     for n in (1536, 6144):
@@ -46,7 +43,7 @@ def main() -> None:
                 row["x".join(map(str, tiles))] = dict(us=round(ms * 1e3, 1), gbs=round(nbytes / ms / 1e6), same=same, timing=how)
             print(json.dumps(row), flush=True)
             rows.append(row)
-            write(args.out, rows)
+            write(out, rows)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import torch
@@ -49,6 +50,13 @@ def bench_cold_us(fns: list) -> float:
     """Median µs of one call of `fns` (the same call on different copies of the data), all of them replayed
     as one CUDA graph: each reads its data from memory, not from the L2."""
     return bench_us(lambda: [f() for f in fns]) / len(fns)
+
+
+def out_path(doc: str) -> str:
+    """The `--out` JSON path of an experiment whose command line takes only that (its docstring's first line: --help)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", required=True)
+    return p.parse_args().out
 
 
 def write(path: str, rows: list) -> None:

@@ -80,7 +80,8 @@ COPY_TILE = (128, 128, 8)
 def row_major_copy(x: torch.Tensor, tile: tuple[int, int, int] = COPY_TILE) -> torch.Tensor:
     """x.contiguous(): a transposed view (column-major) through `_row_major_copy_kernel` on the GPU or in the
     interpreter. torch's own copy of a transposed int8 matrix moved ~0.35 TB/s on the H200 (session 16, call 3: ~80 µs
-    of a 4096³ A@B's 185), as its threads write one byte each down a column; this one 3.5-5.4 TB/s (call 4)."""
+    of a 4096³ A@B's 185), as its threads write one byte each down a column; this one 3.5-3.7 TB/s at 8192² (call 4;
+    5.4 at 4096², whose 16 MB sit in the L2)."""
     runs = triton is not None and (x.is_cuda or interpreting())
     if not runs or x.dim() != 2 or x.numel() == 0 or x.stride(0) != 1 or x.stride(1) < x.shape[0]:  # (last: not a dense transpose)
         return x.contiguous()
