@@ -18,15 +18,14 @@ import torch
 
 from lowbit.bench.timing import gpu_ms
 from lowbit.ops import rows_cols as rc
-from sweep import out_path, write
+from sweep import out_path, step_activations, write
 
 
 def main() -> None:
     out = out_path(__doc__)
-    gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
-    for n in (1536, 6144):
-        x = torch.randn(32768, n, device="cuda", generator=gen).to(torch.bfloat16)
+    for x in step_activations():
+        n = x.shape[1]
         y = torch.empty_like(x)
         e = x.numel()
         cases = {"read (torch.amax)": (lambda: torch.amax(x), 2 * e), "copy bf16": (lambda: y.copy_(x), 4 * e),

@@ -20,7 +20,7 @@ import torch
 
 from lowbit.bench.timing import gpu_ms
 from lowbit.ops import rows_cols as rc
-from sweep import out_path, write
+from sweep import out_path, step_activations, write
 
 TILES = [(32, 128, 2, 16, 4), (32, 128, 2, 8, 4), (32, 128, 2, 4, 4), (32, 128, 4, 4, 4), (64, 128, 4, 8, 4),
          (16, 256, 4, 8, 4), (32, 256, 4, 8, 8), (32, 64, 2, 16, 2)]
@@ -28,10 +28,9 @@ TILES = [(32, 128, 2, 16, 4), (32, 128, 2, 8, 4), (32, 128, 2, 4, 4), (32, 128, 
 
 def main() -> None:
     out = out_path(__doc__)
-    gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
-    for n in (1536, 6144):
-        x = torch.randn(32768, n, device="cuda", generator=gen).to(torch.bfloat16)
+    for x in step_activations():
+        n = x.shape[1]
         nbytes = 2 * x.numel() * 2 + 2 * x.numel()
         for fmt in ("int8", "e4m3"):
             ref = rc.quantize_tiled(x, fmt)

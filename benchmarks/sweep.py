@@ -52,6 +52,14 @@ def bench_cold_us(fns: list) -> float:
     return bench_us(lambda: [f() for f in fns]) / len(fns)
 
 
+def step_activations():
+    """bf16 tensors shaped as a llama2-1b training step's activations at 16 x 2048 tokens, both widths of a layer
+    (random, seeded)."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for n in (1536, 6144):
+        yield torch.randn(32768, n, device="cuda", generator=gen).to(torch.bfloat16)
+
+
 def out_path(doc: str) -> str:
     """The `--out` JSON path of an experiment whose command line takes only that (its docstring's first line: --help)."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
