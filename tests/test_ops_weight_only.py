@@ -360,9 +360,9 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     (x, q, s, z, bias), ref = check_integer_kernel(lambda x, q, s, z, b: ops.gemv_words_triton(x, q, s, z, bits, g, None, b),
                                                    m, n, k, g, bits, symmetric)
     words = k * bits // 32
-    # a masked K tail: one word a column, and columns of 4 words (fewer where a group has fewer), prefetched;
-    # a whole step first, then the tail (48 words: 32 + 16, 96: 64 + 32)
-    for cols in (dict(V=1, PREFETCH=False), dict(V=4, PREFETCH=True)):
+    # a masked K tail: one word a column, and columns of 4 words (fewer where a group has fewer), prefetched, and of 2
+    # with the whole next step prefetched; a whole step first, then the tail (48 words: 32 + 16, 96: 64 + 32)
+    for cols in (dict(V=1, PREFETCH=False), dict(V=4, PREFETCH=True), dict(V=2, PREFETCH=2)):
         uneven = dict(BLOCK_N=4, BLOCK_W=64 if words > 64 else 32, num_warps=1, **cols)
         assert words > uneven["BLOCK_W"] and words % uneven["BLOCK_W"]
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=uneven), ref, x.dtype, k)

@@ -184,42 +184,98 @@ if triton is not None:
         return col
 
     @triton.jit
-    def _words_products(w, x, i, down, in_place, x_scale, table, BITS: tl.constexpr, VALUES: tl.constexpr):
-        """Σ over a word's codes of value · x for words w [BLOCK_N, C] and their activations x [PER, C] (fp32);
-        integer codes as the subnormal c·2^(place − 149) times x·2^(64 − place), i.e. c·x·2^-85."""
-        if VALUES == "int" or VALUES == "sint":
-            if VALUES == "sint":
-                w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
-            # code i alone in its float's bits is the subnormal c·2^(place − 149), exact: one AND a code,
-            # no int→float (Triton's fp32 math keeps subnormals: no .ftz). x carries 2^(64 − place), so a
-            # product is c·x·2^-85, normal for |c·x| > 2^-41; the sum is scaled back at the end. The price:
-            # |x| ≥ 2^64 (1.8e19; LLM activations stay far below, fp16 ends at 65504) overflows to inf.
-            f = ((w[None, :, :] >> down[:, None, None]) & in_place[:, None, None]).to(tl.float32, bitcast=True)
-            return tl.sum(f * (x * x_scale[:, None])[:, None, :], axis=0)
+    def _words_products(w, x, i, table, BITS: tl.constexpr, VALUES: tl.constexpr):
+        """Σ over a word's codes of value · x for words w [BLOCK_N, C] of codes that are not integers (a table's, FP8
+        values) and their activations x [PER, C] (fp32)."""
         c = (w[None, :, :] >> (BITS * i)[:, None, None]) & ((1 << BITS) - 1)
         return tl.sum(_byte_values(c, table, VALUES) * x[:, None, :], axis=0)
 
     @triton.jit
+    def _halves(x):
+        """[R, 2n] → its even and odd columns, two [R, n] (free: a thread holds a row's columns)."""
+        return tl.split(tl.reshape(x, (x.shape[0], x.shape[1] // 2, 2)))
+
+    @triton.jit
+    def _code_fma(t, w, xj, PLACE: tl.constexpr, BITS: tl.constexpr, FIRST: tl.constexpr):
+        """t + value · x for the code at bit PLACE of words w [BLOCK_N, C] and its activations xj [C]: the code
+        alone in its float's bits is the subnormal c·2^(PLACE − 149), x carries 2^(64 − PLACE); one AND, one FFMA."""
+        f = (w & (((1 << BITS) - 1) << PLACE)).to(tl.float32, bitcast=True)
+        xs = xj * tl.exp2(64.0 - PLACE)
+        if FIRST:
+            return f * xs[None, :]
+        return t + f * xs[None, :]
+
+    @triton.jit
+    def _words_chain(t, w, x, BITS: tl.constexpr, SIGNED: tl.constexpr, FIRST: tl.constexpr):
+        """t + Σ over a word's integer codes of c·x·2^-85, for words w [BLOCK_N, C] and activations x [C, PER]
+        (fp32), as one FFMA chain a row: no product starts a chain with an FMUL and no partial sum is added on
+        (a word's products summed as a tree, then added to t, cost both). Returns (t, Σx). sm_90 loop instructions
+        (`benchmarks/sm90_asm.py`, with the constexpr strides and unclamped rows of session 17): int4 g128 with zero
+        points 518 → 467 a step (4.05 → 3.65 a code), int8 one scale a row 160 → 131."""
+        if SIGNED:
+            w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
+        hi = w >> 12  # the codes above bit 20, one shift a word (no code left at bit 0: no bit-field extract)
+        e, o = _halves(x)
+        if BITS == 4:  # code j at bit 4j (j < 5), 4j − 12 (j ≥ 5)
+            ee, eo = _halves(e)
+            oe, oo = _halves(o)
+            x0, x4 = tl.split(ee)
+            x2, x6 = tl.split(eo)
+            x1, x5 = tl.split(oe)
+            x3, x7 = tl.split(oo)
+            t = _code_fma(t, w, x0, 0, BITS, FIRST)
+            t = _code_fma(t, w, x1, 4, BITS, False)
+            t = _code_fma(t, w, x2, 8, BITS, False)
+            t = _code_fma(t, w, x3, 12, BITS, False)
+            t = _code_fma(t, w, x4, 16, BITS, False)
+            t = _code_fma(t, hi, x5, 8, BITS, False)
+            t = _code_fma(t, hi, x6, 12, BITS, False)
+            t = _code_fma(t, hi, x7, 16, BITS, False)
+            sx = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))
+        else:  # 8 bits: code j at bit 8j (j < 2), 8j − 12 (j ≥ 2)
+            x0, x2 = tl.split(e)
+            x1, x3 = tl.split(o)
+            t = _code_fma(t, w, x0, 0, BITS, FIRST)
+            t = _code_fma(t, w, x1, 8, BITS, False)
+            t = _code_fma(t, hi, x2, 4, BITS, False)
+            t = _code_fma(t, hi, x3, 12, BITS, False)
+            sx = (x0 + x1) + (x2 + x3)
+        return t, sx
+
+    @triton.jit
+    def _zero_point(z_ptrs, magic, BITS: tl.constexpr, HAS_ZERO: tl.constexpr):
+        """The integer codes' offset z as fp32: loaded (uint8) and made float by the magic-number OR (2^23 + z, exact:
+        a full-rate FADD for the quarter-rate I2F), or symmetric storage's fixed 2^(BITS−1)."""
+        if HAS_ZERO:
+            zf = (tl.load(z_ptrs).to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
+        else:
+            zf = (1 << (BITS - 1)) * 1.0
+        return zf
+
+    @triton.jit
     def _gemv_words_kernel(
         x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
-        N, KW, words_per_split, stride_xm, stride_wn, stride_sn, stride_zn, stride_os, stride_om, magic,
+        N, KW, words_per_split, stride_xm, stride_wn: tl.constexpr, stride_sn: tl.constexpr, stride_zn: tl.constexpr,
+        stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
+        EVEN_N: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
         to their sum), taken one word a column at a time as a [BLOCK_N, C] tile with its activations as
         [PER, C] (code index first: Triton then keeps a word's PER codes in one thread, so its sum needs
-        no shuffles). Each code comes out in place with one AND (alone in a float's bits it is the
+        no shuffles). Each integer code comes out in place with one AND (alone in a float's bits it is the
         subnormal c·2^(p − 149), exact while c sits in the low 23 bits; the word's top codes are shifted
-        down 12 bits first, once a word) and each column's products are summed in registers: two
+        down 12 bits first, once a word) and goes into one FFMA chain a row (`_words_chain`): two
         instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit makes it
         "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value). The offset z
         and the group scale (GROUP_W words a group) apply once a column; with GROUP_W = 0 (one scale a
         row) once at the end.
 
         A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
-        PREFETCH issues the next word loads before this step's arithmetic, and split-K
+        PREFETCH issues the next word of each column before this word's arithmetic (PREFETCH 2, with V = 2: both words
+        of the next step before this step's: the whole next step in flight, as PREFETCH 1 has with V = 1), and split-K
         (program axis 2, `words_per_split` words each, fp32 partials summed after) puts more programs
         on a short K. Only where K is not a whole number of steps (EVEN_K false) and for the prefetch past
         a row's end are the word loads masked; words past K read as code 0 with activation 0.
@@ -229,7 +285,6 @@ if triton is not None:
         at one token: int4 0.063 → 0.060 ms, but int8 and FP8 0.073-0.076 → 0.088 ms (their one-wave grids left
         the next kernels waiting on the SMs), and 7B decode 354 → 350 tok/s."""
         PER: tl.constexpr = 32 // BITS  # codes a word
-        LOW: tl.constexpr = 20 // BITS  # codes that lie in the word's low 20 bits
         C: tl.constexpr = BLOCK_W // V
         pid_m = tl.program_id(0)
         pid_k = tl.program_id(2)
@@ -237,17 +292,12 @@ if triton is not None:
         n_mask = offs_n < N
         # rows past N read row N − 1 (their sums are never stored): the loads in the loop need no row
         # mask, so no predicates and no zero fills (sm_90 int4 g128: 731 → 689 loop instructions with
-        # zero points, 580 → 561 without)
-        rows = tl.minimum(offs_n, N - 1)
+        # zero points, 580 → 561 without). Where BLOCK_N divides N (EVEN_N) the rows are not clamped: with
+        # the row strides constexpr, a thread's rows then lie at constant distances, which its word loads
+        # take as immediate offsets from one address (int4 g128: 503 → 467; registers 96 → 48)
+        rows = offs_n if EVEN_N else tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
         i = tl.arange(0, PER)
-        # the top codes shifted down 12 bits, all by one shift a word: 4-bit codes 5-7 to bits 8-19, 8-bit codes 2-3
-        # to bits 4-19 (the old shift of 20 left a code at bit 0, which became a bit-field extract, and shifted twice:
-        # sm_90 int4 loop, two instructions a word fewer)
-        down = tl.where(i < LOW, 0, 12)
-        place = BITS * i - down  # code i's bit position after that
-        in_place = ((1 << BITS) - 1) << place
-        x_scale = tl.exp2(64.0 - place.to(tl.float32))  # exact powers of two
         acc = tl.zeros((BLOCK_N, C), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
         table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
@@ -256,13 +306,27 @@ if triton is not None:
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
         w_ptrs = w_rows + cols[None, :]
         x_ptrs = x_row + cols[None, :] * PER + i[:, None]
-        if PREFETCH:
+        INT: tl.constexpr = VALUES == "int" or VALUES == "sint"
+        sx_all = tl.zeros((C,), dtype=tl.float32)
+        tl.static_assert(PREFETCH != 2 or V == 2)
+        if PREFETCH == 2:  # a whole step ahead: both words of each column
+            w_next = tl.load(w_ptrs, mask=(cols < KW)[None, :], other=0)
+            w_next1 = tl.load(w_ptrs + 1, mask=(cols + 1 < KW)[None, :], other=0)
+        elif PREFETCH:
             w_next = tl.load(w_ptrs, mask=(cols < KW)[None, :], other=0)
         for _ in range(pid_k * words_per_split, w_end, BLOCK_W):
-            t = tl.zeros((BLOCK_N, C), dtype=tl.float32)
-            sx = tl.zeros((C,), dtype=tl.float32)
+            if PREFETCH == 2:
+                w_cur = w_next
+                w_cur1 = w_next1
+                w_next = tl.load(w_ptrs + BLOCK_W, mask=(cols + BLOCK_W < KW)[None, :], other=0)
+                w_next1 = tl.load(w_ptrs + (BLOCK_W + 1), mask=(cols + (BLOCK_W + 1) < KW)[None, :], other=0)
             for v in tl.static_range(V):
-                if PREFETCH:  # the next word of each column, or the next step's first (none past the row's end)
+                if PREFETCH == 2:
+                    if v == 0:
+                        w = w_cur
+                    else:
+                        w = w_cur1
+                elif PREFETCH:  # the next word of each column, or the next step's first (none past the row's end)
                     w = w_next
                     ahead = 1 if v < V - 1 else BLOCK_W - V + 1
                     w_next = tl.load(w_ptrs + (v + ahead), mask=(cols + (v + ahead) < KW)[None, :], other=0)
@@ -274,25 +338,33 @@ if triton is not None:
                     x = tl.load(x_ptrs + v * PER).to(tl.float32)
                 else:  # past K: x is 0
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
-                t += _words_products(w, x, i, down, in_place, x_scale, table, BITS, VALUES)
-                if VALUES == "int" or VALUES == "sint":
-                    sx += tl.sum(x, axis=0)
-            g = _group_col(cols if EVEN_K else tl.minimum(cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
-            if VALUES == "int" or VALUES == "sint":
-                if HAS_ZERO:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a column
-                    z = tl.load(z_ptr + rows[:, None] * stride_zn + g[None, :])
-                    # float(z) by the magic-number OR (2^23 + z, exact): a full-rate FADD for the quarter-rate I2F
-                    zf = (z.to(tl.int32) | magic).to(tl.float32, bitcast=True) - 8388608.0
-                else:  # symmetric storage: the fixed offset 2^(BITS−1)
-                    zf = (1 << (BITS - 1)) * 1.0
-                t -= zf * (sx * 2.5849394142282115e-26)[None, :]  # 2^-85
-            if GROUP_W > 0:
-                acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :])
-            else:
-                acc += t
+                # a column's sums start from its first word's (a sum from zeros cost an FADD a row: 0 + x is not x
+                # for x = −0); with one scale a row, integer codes' products run on in acc
+                if INT and GROUP_W == 0:
+                    acc, sxv = _words_chain(acc, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", False)
+                    sx_all += sxv
+                elif INT and v == 0:
+                    t, sx = _words_chain(w, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", True)
+                elif INT:
+                    t, sxv = _words_chain(t, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", False)
+                    sx += sxv
+                elif v == 0:
+                    t = _words_products(w, x, i, table, BITS, VALUES)
+                else:
+                    t += _words_products(w, x, i, table, BITS, VALUES)
+            if not (INT and GROUP_W == 0):
+                g = _group_col(cols if EVEN_K else tl.minimum(cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
+                if INT:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a column
+                    t -= _zero_point(z_ptr + rows[:, None] * stride_zn + g[None, :], magic, BITS, HAS_ZERO) * (sx * 2.5849394142282115e-26)[None, :]  # 2^-85
+                if GROUP_W > 0:
+                    acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :])
+                else:
+                    acc += t
             cols += BLOCK_W
             w_ptrs += BLOCK_W
             x_ptrs += BLOCK_W * PER
+        if INT and GROUP_W == 0:  # the rows' offset z·Σx, once
+            acc -= _zero_point(z_ptr + rows[:, None] * stride_zn, magic, BITS, HAS_ZERO) * (sx_all * 2.5849394142282115e-26)[None, :]
         out = tl.sum(acc, axis=1)
         if VALUES == "int" or VALUES == "sint":
             out *= 3.8685626227668134e25  # 2^85: the integer codes' products were scaled by 2^-85
@@ -645,11 +717,18 @@ def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False)
     # int4 g128 with zero points, 8×256 words, 2 a column, 4 warps, prefetched: 6.2 / 12.1 / 12.6 (the H100's tile
     # before: 7.0 / 14.5 / 15.6); int8 one scale a row: 4×128, 2 a column, 2 warps, prefetched 7.7 / 14.1 and on long
     # rows 8×256, 1 a column, 4 warps, prefetched 14.7 (before: 8.4 / 16.8 / 15.4)
+    # Session 17 (benchmarks/_exp_words_chain.py, docs/benchmarks/session17-h200/call2), the kernel's FFMA chains, the same
+    # cold weights, µs on the three shapes: int4 g128 with zero points 8×256 6.25 / 11.81 with the next step in flight
+    # (PREFETCH 2; 12.05 without) and, on long rows, 8×512 with 8 warps 11.97 (13.05 on 8×256); 8 bits one scale a row
+    # 8×256, 1 a column, on 4096² (int8 7.50, FP8 7.42, against 7.97 / 8.82 on 4×128) and long rows, 4×128 with the next
+    # step in flight on wide ones (13.68 / 14.92). Differences of 2-15%, one run each (call 1 agreed on the FP8 4096² one)
     if bits == 4:
-        return dict(BLOCK_N=8, BLOCK_W=256, V=2, num_warps=4, PREFETCH=True)
-    if k >= 8192:
-        return dict(BLOCK_N=8, BLOCK_W=256, V=1, num_warps=4, PREFETCH=True)
-    return dict(BLOCK_N=4, BLOCK_W=128, V=2, num_warps=2, PREFETCH=True)
+        if k >= 8192:
+            return dict(BLOCK_N=8, BLOCK_W=512, V=2, num_warps=8, PREFETCH=True)
+        return dict(BLOCK_N=8, BLOCK_W=256, V=2, num_warps=4, PREFETCH=2 if n >= 8192 else True)
+    if n >= 8192 and k < 8192:
+        return dict(BLOCK_N=4, BLOCK_W=128, V=2, num_warps=2, PREFETCH=2)
+    return dict(BLOCK_N=8, BLOCK_W=256, V=1, num_warps=4, PREFETCH=True)
 
 
 def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
@@ -686,6 +765,8 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     group_w = 0 if scale.shape[1] == 1 else group_size * bits // 32
     # a column's V words share one scale: V divides the group's words (and the step's)
     cfg["V"] = math.gcd(cfg.get("V", 1), cfg["BLOCK_W"], group_w or cfg["BLOCK_W"])
+    if cfg.get("PREFETCH") == 2 and cfg["V"] != 2:  # a whole step ahead is PREFETCH 2's two words a column, or V = 1's one
+        cfg["PREFETCH"] = True
     out = torch.empty(m, n, device=x.device, dtype=x.dtype)
     if m == 0 or n == 0:
         return out
@@ -705,7 +786,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
-        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
+        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0, **cfg,
     )
     return sum_split_k(out, dst)
 
