@@ -104,6 +104,17 @@ def _bench_matmul(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_dispatch(args: argparse.Namespace) -> int:
+    from .bench import dispatch
+    from .ops import weight_only
+
+    write_to = args.write_to or (weight_only.user_dispatch_file() if args.write else None)
+    result = dispatch.run(tuple(args.kinds or dispatch.KINDS), budget_s=args.budget_s, out=args.out, write_to=write_to)
+    print("\n".join(dispatch.format_table(result)))
+    print(f"\nwrote {args.out}/results.json, report.md, paths.png")
+    return 0
+
+
 def _bench_linear(args: argparse.Namespace) -> int:
     from .bench import linear
 
@@ -306,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--out", default="reports/bench-linear", help="output dir: results.json, report.md, speedup.png")
     bl.add_argument("--peers", nargs="*", default=None, help="bitsandbytes / torchao schemes to add (default: all that import)")
     bl.set_defaults(func=_bench_linear)
+
+    bd = bench.add_parser("dispatch", help="time every weight-only path on this GPU at 1-512 tokens; --write the token limits the op dispatches by")
+    bd.add_argument("--kinds", nargs="+", default=None, help="storage kinds: int4 int8 fp8 table4 (default: all)")
+    bd.add_argument("--budget-s", type=float, default=150, help="stop sweeping after this many seconds (default 150)")
+    bd.add_argument("--write", action="store_true", help="write the limits into the user dispatch file (default "
+                    "~/.cache/lowbit/weight_only_dispatch.json, or $LOWBIT_DISPATCH_FILE), which the op reads over the package's")
+    bd.add_argument("--write-to", default=None, help="write the limits into this dispatch file instead")
+    bd.add_argument("--out", default="reports/bench-dispatch", help="output dir: results.json, report.md, paths.png")
+    bd.set_defaults(func=_bench_dispatch)
 
     bm = bench.add_parser("matmul", help="TFLOP/s of cuBLAS and lowbit matmuls (bf16, int8, fp8, tile-scaled, w4a16) per layout and size")
     bm.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192], help="square sizes M = N = K")

@@ -40,6 +40,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,8 +66,9 @@ CODE_DTYPES = (torch.uint8, torch.int8, torch.float8_e4m3fn, torch.float8_e5m2)
 _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "e5m2"}
 # The largest token count at which each path still beats the next one in the dispatch order (word GEMV →
 # byte GEMV (tables) → swapped MMA → dequantize + cuBLAS), per storage kind: the Llama-2-7B linears timed
-# on each GPU by benchmarks/tune_dispatch.py, which writes that GPU's entry into DISPATCH_FILE. A GPU
-# without an entry takes DEFAULT_LIMITS, the H100's (sessions 4-6: weight-only-tune-h100.json,
+# on each GPU by `lowbit bench dispatch` (`lowbit.bench.dispatch`), which writes that GPU's entry into DISPATCH_FILE
+# (the package's, for the GPUs lowbit was measured on) or into the user's file (`user_dispatch_file`), which overrides
+# it. A GPU without an entry in either takes DEFAULT_LIMITS, the H100's, with a warning (sessions 4-6: weight-only-tune-h100.json,
 # weight-only-words-h100.json, weight-only-session6/mma-swapped.json; tables through the swapped kernel
 # at ≤ 64 tokens not timed there; tables through the word GEMV not there before session 10's `_lookup`, so
 # not on the H100's defaults). The H200 moves bf16 ~1.4x faster than the H100 at the same
@@ -920,16 +923,38 @@ def storage_kind(qweight: torch.Tensor, bits: int, lut: torch.Tensor | None) -> 
     return "fp8" if qweight.dtype in FP8_DTYPES else f"int{bits}"
 
 
+def user_dispatch_file() -> Path:
+    """Where `lowbit bench dispatch --write` puts the limits it measured on a user's GPU: $LOWBIT_DISPATCH_FILE, else
+    ~/.cache/lowbit/weight_only_dispatch.json. Its entries override DISPATCH_FILE's, a storage kind at a time."""
+    return Path(os.environ.get("LOWBIT_DISPATCH_FILE") or Path.home() / ".cache" / "lowbit" / "weight_only_dispatch.json")
+
+
+def _entry(path: Path, gpu: str) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text()).get(gpu, {})
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ValueError(f"dispatch file {path}: not a JSON object of GPU entries ({e})") from e
+
+
 @functools.cache
 def gpu_entry(gpu: str) -> dict:
-    """What DISPATCH_FILE holds for the GPU named `gpu` (`torch.cuda.get_device_name`); {} for a GPU not measured."""
-    return json.loads(DISPATCH_FILE.read_text()).get(gpu, {}) if DISPATCH_FILE.exists() else {}
+    """The measured limits for the GPU named `gpu` (`torch.cuda.get_device_name`): DISPATCH_FILE's entry with the user
+    file's kinds over it; {} for a GPU measured in neither."""
+    package, user = _entry(DISPATCH_FILE, gpu), _entry(user_dispatch_file(), gpu)
+    if not user:
+        return package
+    return {**package, **user, "limits": {**package.get("limits", {}), **user.get("limits", {})}}
 
 
 @functools.cache  # read on every call of the op: built once per GPU
 def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
     """The token limits of each path for the GPU named `gpu`: its measured ones over DEFAULT_LIMITS."""
     measured = gpu_entry(gpu).get("limits", {})
+    if not measured:
+        warnings.warn(f"no measured weight-only dispatch limits for {gpu}: using the H100's, which may pick a slower kernel "
+                      f"here; `lowbit bench dispatch --write` measures this GPU's (~2.5 min)", stacklevel=2)
     return {kind: {**limits, **measured.get(kind, {})} for kind, limits in DEFAULT_LIMITS.items()}
 
 
