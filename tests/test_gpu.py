@@ -79,3 +79,36 @@ def test_bench_timing_replays_a_graph_and_names_a_host_sync():
     assert how == "cuda graph" and ms > 0
     ms, how = gpu_ms(lambda: (a @ a).sum().item(), rep=20)
     assert how.startswith("eager (syncs with the host") and ms > 0
+
+
+def test_llm_int8_decode_is_captured_in_a_cuda_graph():
+    """Up to VALUES_MAX_M tokens LLM.int8() runs the weight-only kernels on its int8 weight (x exact, the calibrated
+    outlier columns with their 16-bit weights) and reads nothing on the host, so a CUDA graph captures it; the replay
+    equals the eager call on fresh inputs with planted outliers, and both match float64 of the layer's weight. Past that
+    count the outlier search reads a count on the host (eager only)."""
+    from lowbit.layers.llm_int8 import LLMInt8Linear
+    from lowbit.ops.weight_only import VALUES_MAX_M
+
+    k, n = 4096, 4096
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    w = torch.randn(n, k, device="cuda", generator=gen) * 0.02
+    layer = LLMInt8Linear.from_float(w, torch.randn(n, device="cuda", generator=gen), outlier_cols=torch.tensor([7, 900, 3000]))
+    w64 = layer.dequantize_weight(torch.float64)
+    for m in (1, 16, VALUES_MAX_M):
+        x = torch.randn(m, k, device="cuda", generator=gen, dtype=torch.bfloat16)
+        layer(x)  # compiles the kernels outside the capture
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = layer(x)
+        for trial in range(2):
+            x.copy_(torch.randn(m, k, device="cuda", generator=gen))
+            x[:, [7, 50, 3000]] *= 30  # a calibrated outlier column and one found at run time among them
+            graph.replay()
+            eager = layer(x)
+            ref = x.double() @ w64.t() + layer.bias.double()
+            err = ((out.double() - ref).norm() / ref.norm()).item()
+            assert torch.equal(out, eager) and err < 1e-2, (m, trial, err)
+    x = torch.randn(VALUES_MAX_M + 1, k, device="cuda", generator=gen, dtype=torch.bfloat16)
+    x[:, 50] *= 30
+    ref = x.double() @ w64.t() + layer.bias.double()
+    assert ((layer(x).double() - ref).norm() / ref.norm()).item() < 2e-2

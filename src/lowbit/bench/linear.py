@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..measure import environment, model_bytes
-from ..methods import FP8, NF4, RTN, W8A8
+from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
 from . import peers, report
 from .timing import gpu_ms
 
@@ -32,6 +32,8 @@ SCHEMES = {
     "W8A16 per-channel (Triton)": RTN(bits=8),
     "NF4 b64 (Triton)": NF4(block_size=64),
     "FP8 e4m3 weight-only (Triton)": FP8(fmt="e4m3", granularity="channel"),
+    # run-time outlier columns (threshold 6); past 32 tokens its outlier search reads a count on the host: timed eagerly
+    "LLM.int8() (Triton)": LLMInt8(),
 }
 
 

@@ -5,6 +5,11 @@ Outlier columns found at run time take W's columns dequantized from int8, as bit
 so memory is that of int8. Columns known from calibration to carry outliers can also keep their
 weight columns in 16-bit (`outlier_cols`), as the paper does: the outlier features are few, so
 this costs a few columns, and it keeps their products exact where int8 rows would lose them.
+
+At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column goes through the weight-only
+kernels on the int8 weight, x exact: no activation is quantized, so no column needs the outlier path (the calibrated
+ones still take their 16-bit weights). That path finds no outlier columns on the host, so it can be captured in a CUDA
+graph (decode); more tokens look for them, which reads a count on the host, as bitsandbytes' does.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 
 from .. import ops
 from ..formats import int as intfmt
+from ..ops.weight_only import VALUES_MAX_M, weight_only_linear
 from .base import QuantLinear
 
 
@@ -72,8 +78,12 @@ class LLMInt8Linear(QuantLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
-        cols = self.outlier_columns(x2)
         known = self.outlier_cols
+        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
+            out = weight_only_linear(x2 if known is None else x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8,
+                                     self.in_features).float()
+            return self._finish(out, x2, known, x)
+        cols = self.outlier_columns(x2)
         skip = cols if known is None else torch.cat([cols, known])
         regular = x2.index_fill(1, skip, 0) if skip.numel() else x2
         codes, x_scale = ops.quantize_rows(regular)  # the same int8 path as W8A8: fused kernels on CUDA
@@ -81,6 +91,11 @@ class LLMInt8Linear(QuantLinear):
         if cols.numel():
             w_out = self.qweight.index_select(1, cols).to(x.dtype) * self.scale.to(x.dtype)
             out = out + (x2.index_select(1, cols) @ w_out.t()).float()
+        return self._finish(out, x2, known, x)
+
+    def _finish(self, out: torch.Tensor, x2: torch.Tensor, known: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """The fp32 sum `out` of the int8 weight's columns, plus the calibrated outlier columns' 16-bit products and the
+        bias, in x's dtype and shape."""
         if known is not None:
             out = out + (x2.index_select(1, known).to(self.outlier_weight.dtype) @ self.outlier_weight.t()).float()
         if self.bias is not None:
