@@ -91,10 +91,11 @@ def test_llm_int8_decode_is_captured_in_a_cuda_graph():
 
     k, n = 4096, 4096
     gen = torch.Generator(device="cuda").manual_seed(5)
-    w = torch.randn(n, k, device="cuda", generator=gen) * 0.02
-    layer = LLMInt8Linear.from_float(w, torch.randn(n, device="cuda", generator=gen), outlier_cols=torch.tensor([7, 900, 3000]))
-    w64 = layer.dequantize_weight(torch.float64)
-    for m in (1, 16, VALUES_MAX_M):
+    w, b = torch.randn(n, k, device="cuda", generator=gen) * 0.02, torch.randn(n, device="cuda", generator=gen)
+    plain = LLMInt8Linear.from_float(w, b)  # no calibrated outlier columns: the op's bias, x's dtype throughout
+    calibrated = LLMInt8Linear.from_float(w, b, outlier_cols=torch.tensor([7, 900, 3000]))
+    for m, layer in [(1, plain), (16, plain), (1, calibrated), (16, calibrated), (VALUES_MAX_M, calibrated)]:
+        w64 = layer.dequantize_weight(torch.float64)
         x = torch.randn(m, k, device="cuda", generator=gen, dtype=torch.bfloat16)
         layer(x)  # compiles the kernels outside the capture
         graph = torch.cuda.CUDAGraph()
@@ -108,7 +109,8 @@ def test_llm_int8_decode_is_captured_in_a_cuda_graph():
             ref = x.double() @ w64.t() + layer.bias.double()
             err = ((out.double() - ref).norm() / ref.norm()).item()
             assert torch.equal(out, eager) and err < 1e-2, (m, trial, err)
+    w64 = calibrated.dequantize_weight(torch.float64)
     x = torch.randn(VALUES_MAX_M + 1, k, device="cuda", generator=gen, dtype=torch.bfloat16)
     x[:, 50] *= 30
-    ref = x.double() @ w64.t() + layer.bias.double()
-    assert ((layer(x).double() - ref).norm() / ref.norm()).item() < 2e-2
+    ref = x.double() @ w64.t() + calibrated.bias.double()
+    assert ((calibrated(x).double() - ref).norm() / ref.norm()).item() < 2e-2

@@ -79,9 +79,11 @@ class LLMInt8Linear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
         known = self.outlier_cols
-        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
-            out = weight_only_linear(x2 if known is None else x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8,
-                                     self.in_features).float()
+        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M and known is None:  # decode and a few tokens: weight-only (module doc)
+            out = weight_only_linear(x2, self.qweight, self.scale, None, 8, self.in_features, None, self.bias)
+            return out.reshape(*x.shape[:-1], self.out_features)
+        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # the same, the calibrated outlier columns with their 16-bit weights
+            out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
         cols = self.outlier_columns(x2)
         skip = cols if known is None else torch.cat([cols, known])

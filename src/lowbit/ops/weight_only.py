@@ -707,10 +707,11 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
-def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False) -> dict | None:
+def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False, table: bool = False) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
     multiple of 32) or a group is not a whole number of words. `zero` (whether the storage has zero points)
-    chose the H100's tile; the H200's does not depend on it."""
+    chose the H100's tile; the H200's does not depend on it. `table`: a code table's codes (NF4), which keep
+    session 8's 4-bit tile."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
     if interpreting():
@@ -725,6 +726,8 @@ def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False)
     # (PREFETCH 2; 12.05 without) and, on long rows, 8×512 with 8 warps 11.97 (13.05 on 8×256); 8 bits one scale a row
     # 8×256, 1 a column, on 4096² (int8 7.50, FP8 7.42, against 7.97 / 8.82 on 4×128) and long rows, 4×128 with the next
     # step in flight on wide ones (13.68 / 14.92). Differences of 2-15%, one run each (call 1 agreed on the FP8 4096² one)
+    if bits == 4 and table:  # NF4 b64 at one token in bench linear: 1.71x bf16 on it, 1.50x on the int4 tiles below (call 3)
+        return dict(BLOCK_N=8, BLOCK_W=256, V=2, num_warps=4, PREFETCH=True)
     if bits == 4:
         if k >= 8192:
             return dict(BLOCK_N=8, BLOCK_W=512, V=2, num_warps=8, PREFETCH=True)
@@ -752,7 +755,7 @@ def gemv_words_triton(
     `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _launch_checks(x, (x, qweight, scale))
-    cfg = words_config(n, k, bits, group_size, zero is not None)
+    cfg = words_config(n, k, bits, group_size, zero is not None, lut is not None)
     if cfg is None:
         raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
                          f"group_size={group_size}, bits={bits}")
@@ -1016,7 +1019,7 @@ def _weight_only_matmul(
     if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     limits = path_limits(x, qweight, bits, lut)
-    if m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None)) is not None:
+    if m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)) is not None:
         return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
