@@ -4,6 +4,7 @@ operands too, which no library path takes yet); on a Hopper GPU it is run agains
 and exact integer sums. The float64 test of
 `ops.scaled_int8_mm_tma` in test_ops_int8.py runs it too on such a GPU (bias, every output dtype, ragged shapes)."""
 
+import json
 import os
 import re
 import subprocess
@@ -43,16 +44,14 @@ def _sm90(out_dtype: torch.dtype, has_bias: bool, operands: torch.dtype = torch.
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
 
 
-@pytest.mark.parametrize("out_dtype,has_bias,operands", [(torch.bfloat16, False, torch.int8), (torch.float16, True, torch.int8),
-                                                         (torch.float32, True, torch.int8),
-                                                         (torch.bfloat16, False, torch.float8_e4m3fn)])
-def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias, operands):
-    """Three warpgroups (two consumers, the load warp's), 16 warpgroup MMAs (two consumers × two of 64 rows × four
-    K-steps of 32), registers handed between partitions, shared memory within an sm_90 CTA's 227 KB, nothing spilled
-    to local memory (a spill inside the MMA loop would cost more than the schedule gains)."""
+VARIANTS = [(torch.bfloat16, False, torch.int8), (torch.float16, True, torch.int8), (torch.float32, True, torch.int8),
+            (torch.bfloat16, False, torch.float8_e4m3fn)]
+
+
+def _facts(compiled) -> dict:
+    """What the sm_90 compile gave: warps, shared memory, warpgroup MMAs in the SASS, register hand-offs, spills."""
     import triton
 
-    compiled = _sm90(out_dtype, has_bias, operands)
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
         f.write(compiled.asm["cubin"])
     try:
@@ -60,11 +59,46 @@ def test_pingpong_compiles_for_sm90_without_spills(out_dtype, has_bias, operands
         sass = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(f.name)
-    assert compiled.metadata.num_warps == 12
-    assert compiled.metadata.shared <= 227 * 1024
-    assert len(re.findall(r"\b[IQ]GMMA\.", sass)) == 16  # IGMMA: int8, QGMMA: FP8
-    assert "USETMAXREG" in sass
-    assert not re.search(r"\bSTL\b", sass), "spilled to local memory"
+    return dict(warps=compiled.metadata.num_warps, shared=compiled.metadata.shared, gmma=len(re.findall(r"\b[IQ]GMMA\.", sass)),
+                setmaxreg="USETMAXREG" in sass, spills=bool(re.search(r"\bSTL\b", sass)))
+
+
+_COMPILE_ALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from test_ops_int8_hopper import VARIANTS, _facts, _sm90
+print(json.dumps([_facts(_sm90(*v)) for v in VARIANTS]))
+"""
+
+
+@pytest.fixture(scope="module")
+def sm90_facts() -> list[dict]:
+    """Every variant compiled in one subprocess without the interpreter. In the suite's process Triton's interpreter has
+    run kernels, and its patches outlive them: a device function called in a kernel (`tl.sum`, `tl.cdiv`) patches
+    triton.language.core and never restores it (Triton 3.6: after one such kernel 61 of its functions are still the
+    interpreter's). Gluon's compile in that process failed now and then, "'block_argument' object has no attribute
+    'dtype'" in `gl.cdiv` (sessions 16 and 17)."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _COMPILE_ALL, os.path.dirname(__file__)], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("variant", range(len(VARIANTS)), ids=lambda i: "-".join(str(v).removeprefix("torch.") for v in VARIANTS[i]))
+def test_pingpong_compiles_for_sm90_without_spills(sm90_facts, variant):
+    """Three warpgroups (two consumers, the load warp's), 16 warpgroup MMAs (two consumers × two of 64 rows × four
+    K-steps of 32), registers handed between partitions, shared memory within an sm_90 CTA's 227 KB, nothing spilled
+    to local memory (a spill inside the MMA loop would cost more than the schedule gains)."""
+    facts = sm90_facts[variant]
+    assert facts["warps"] == 12
+    assert facts["shared"] <= 227 * 1024
+    assert facts["gmma"] == 16  # IGMMA: int8, QGMMA: FP8
+    assert facts["setmaxreg"]
+    assert not facts["spills"], "spilled to local memory"
 
 
 def test_stages_fill_the_shared_memory_beside_the_output_tiles():
