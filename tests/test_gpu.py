@@ -82,10 +82,11 @@ def test_bench_timing_replays_a_graph_and_names_a_host_sync():
 
 
 def test_llm_int8_decode_is_captured_in_a_cuda_graph():
-    """Up to VALUES_MAX_M tokens LLM.int8() runs the weight-only kernels on its int8 weight (x exact, the calibrated
-    outlier columns with their 16-bit weights) and reads nothing on the host, so a CUDA graph captures it; the replay
-    equals the eager call on fresh inputs with planted outliers, and both match float64 of the layer's weight. Past that
-    count the outlier search reads a count on the host (eager only)."""
+    """LLM.int8() reads nothing on the host, so a CUDA graph captures it: up to VALUES_MAX_M tokens the weight-only
+    kernels on its int8 weight (x exact, the calibrated outlier columns with their 16-bit weights), beyond that the
+    int8 product with the batch's outlier columns masked out plus their product through the weight-only op. Each replay
+    equals the eager call on fresh inputs with planted outliers (a calibrated column and one found at run time), and
+    matches float64 of the layer's weight (beyond VALUES_MAX_M, int8 activations: 2e-2)."""
     from lowbit.layers.llm_int8 import LLMInt8Linear
     from lowbit.ops.weight_only import VALUES_MAX_M
 
@@ -94,7 +95,8 @@ def test_llm_int8_decode_is_captured_in_a_cuda_graph():
     w, b = torch.randn(n, k, device="cuda", generator=gen) * 0.02, torch.randn(n, device="cuda", generator=gen)
     plain = LLMInt8Linear.from_float(w, b)  # no calibrated outlier columns: the op's bias, x's dtype throughout
     calibrated = LLMInt8Linear.from_float(w, b, outlier_cols=torch.tensor([7, 900, 3000]))
-    for m, layer in [(1, plain), (16, plain), (1, calibrated), (16, calibrated), (VALUES_MAX_M, calibrated)]:
+    for m, layer in [(1, plain), (16, plain), (1, calibrated), (16, calibrated), (VALUES_MAX_M, calibrated),
+                     (VALUES_MAX_M + 1, plain), (300, calibrated)]:
         w64 = layer.dequantize_weight(torch.float64)
         x = torch.randn(m, k, device="cuda", generator=gen, dtype=torch.bfloat16)
         layer(x)  # compiles the kernels outside the capture
@@ -108,9 +110,4 @@ def test_llm_int8_decode_is_captured_in_a_cuda_graph():
             eager = layer(x)
             ref = x.double() @ w64.t() + layer.bias.double()
             err = ((out.double() - ref).norm() / ref.norm()).item()
-            assert torch.equal(out, eager) and err < 1e-2, (m, trial, err)
-    w64 = calibrated.dequantize_weight(torch.float64)
-    x = torch.randn(VALUES_MAX_M + 1, k, device="cuda", generator=gen, dtype=torch.bfloat16)
-    x[:, 50] *= 30
-    ref = x.double() @ w64.t() + calibrated.bias.double()
-    assert ((calibrated(x).double() - ref).norm() / ref.norm()).item() < 2e-2
+            assert torch.equal(out, eager) and err < (1e-2 if m <= VALUES_MAX_M else 2e-2), (m, trial, err)

@@ -228,6 +228,36 @@ def test_llm_int8_outlier_columns_take_the_float_path():
     assert (out_w8 - ref_q).pow(2).mean().item() >= 30 * (out - ref_q).pow(2).mean().item()
 
 
+def test_llm_int8_calibrated_columns_take_their_16_bit_weights_once():
+    """A calibrated outlier column (its weight kept in fp16) that also exceeds the threshold in this batch, beside a column
+    found at run time: the calibrated one is multiplied once, by its fp16 weight (not also by its int8 one), the run-time
+    one by the int8 weight in float, the rest through int8. Expected by construction in float64."""
+    from lowbit.layers.llm_int8 import LLMInt8Linear
+
+    k, out_f, tokens = 256, 32, 40
+    gen = make_gen("llm-calibrated")
+    lin, _ = float_pair(gen, k, out_f)
+    known, found = torch.tensor([5, 77]), 130
+    layer = LLMInt8Linear.from_float(lin.weight.detach(), lin.bias.detach(), outlier_cols=known)
+    x = torch.randn(tokens, k, generator=gen).clamp(-5.0, 5.0)
+    x[:, [5, found]] *= 10  # column 77 stays below the threshold: calibrated, but not an outlier in this batch
+    x[0, [5, found]] = 40.0
+    with torch.no_grad():
+        out = layer(x).double()
+    regular = x.clone()
+    regular[:, [5, 77, found]] = 0
+    xq = fi.quantize(regular, 8, granularity="token")
+    wc, ws = layer.qweight.double(), layer.scale.double().reshape(1, -1)
+    part_int = (xq.codes.double() @ wc.t()) * xq.scale.double().reshape(-1, 1) * ws
+    part_found = x[:, [found]].double() @ (wc[:, [found]] * ws.t()).t()
+    part_known = x[:, known].double() @ layer.outlier_weight.double().t()
+    expected = part_int + part_found + part_known + lin.bias.double()
+    # the calibrated columns' product runs in fp16, the weights' dtype (x, the products and the sum rounded: 3 · 2^-11)
+    known_terms = x[:, known].double().abs() @ layer.outlier_weight.double().abs().t()
+    tol = 1e-5 * (part_int.abs() + part_found.abs() + lin.bias.double().abs()) + 1.5e-3 * known_terms
+    assert ((out - expected).abs() <= tol).all()
+
+
 @pytest.mark.parametrize("method,floor", [(m[1], m[2]) for m in METHODS], ids=IDS)
 def test_output_sqnr_floor(method, floor):
     gen = make_gen("sqnr", repr(method))

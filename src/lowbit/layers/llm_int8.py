@@ -6,10 +6,12 @@ so memory is that of int8. Columns known from calibration to carry outliers can 
 weight columns in 16-bit (`outlier_cols`), as the paper does: the outlier features are few, so
 this costs a few columns, and it keeps their products exact where int8 rows would lose them.
 
-At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column goes through the weight-only
-kernels on the int8 weight, x exact: no activation is quantized, so no column needs the outlier path (the calibrated
-ones still take their 16-bit weights). That path finds no outlier columns on the host, so it can be captured in a CUDA
-graph (decode); more tokens look for them, which reads a count on the host, as bitsandbytes' does.
+The batch's outlier columns are a mask, not a list: the regular product quantizes x with them zeroed, and the
+outlier product is the weight-only op on x with every other column zeroed, through the same int8 weight. Nothing is
+read on the host (bitsandbytes' LLM.int8() reads the outlier count), so the layer can be captured in a CUDA graph; the
+price is a second pass over the weight whether or not the batch has outliers. At decode and for a few tokens on CUDA
+(≤ VALUES_MAX_M, as W8A8 layers) every column goes through the weight-only kernels, x exact: no activation is
+quantized, so no column needs the outlier path (the calibrated ones still take their 16-bit weights).
 """
 
 from __future__ import annotations
@@ -85,14 +87,15 @@ class LLMInt8Linear(QuantLinear):
         if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # the same, the calibrated outlier columns with their 16-bit weights
             out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
-        cols = self.outlier_columns(x2)
-        skip = cols if known is None else torch.cat([cols, known])
-        regular = x2.index_fill(1, skip, 0) if skip.numel() else x2
-        codes, x_scale = ops.quantize_rows(regular)  # the same int8 path as W8A8: fused kernels on CUDA
+        # the batch's outlier columns as a mask, not as indices: nothing is read on the host, so this captures too
+        over = (x2.abs() > self.threshold).any(dim=0)
+        skip = over
+        if known is not None:
+            over, skip = over.index_fill(0, known, False), over.index_fill(0, known, True)
+        codes, x_scale = ops.quantize_rows(x2.masked_fill(skip, 0))  # the same int8 path as W8A8: fused kernels on CUDA
         out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), None, torch.float32)
-        if cols.numel():
-            w_out = self.qweight.index_select(1, cols).to(x.dtype) * self.scale.to(x.dtype)
-            out = out + (x2.index_select(1, cols) @ w_out.t()).float()
+        # the outlier columns in x's precision through the int8 weight: the weight-only op on x zero elsewhere
+        out = out + weight_only_linear(x2.masked_fill(~over, 0), self.qweight, self.scale, None, 8, self.in_features).float()
         return self._finish(out, x2, known, x)
 
     def _finish(self, out: torch.Tensor, x2: torch.Tensor, known: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
