@@ -200,8 +200,10 @@ if triton is not None:
 
     @triton.jit
     def _code_fma(t, w, xj, PLACE: tl.constexpr, BITS: tl.constexpr, FIRST: tl.constexpr):
-        """t + value · x for the code at bit PLACE of words w [BLOCK_N, C] and its activations xj [C]: the code
-        alone in its float's bits is the subnormal c·2^(PLACE − 149), x carries 2^(64 − PLACE); one AND, one FFMA."""
+        """t + value · x for the code at bit PLACE of words w [BLOCK_N, C] and its activations xj [C] (FIRST: the product
+        alone, t not read): the code alone in its float's bits is the subnormal c·2^(PLACE − 149), exact (Triton's fp32
+        math keeps subnormals), and x carries 2^(64 − PLACE), so the product is c·x·2^-85; one AND, one FFMA. The price:
+        |x| ≥ 2^64 overflows to inf (LLM activations stay far below; fp16 ends at 65504)."""
         f = (w & (((1 << BITS) - 1) << PLACE)).to(tl.float32, bitcast=True)
         xs = xj * tl.exp2(64.0 - PLACE)
         if FIRST:
@@ -297,7 +299,8 @@ if triton is not None:
         # mask, so no predicates and no zero fills (sm_90 int4 g128: 731 → 689 loop instructions with
         # zero points, 580 → 561 without). Where BLOCK_N divides N (EVEN_N) the rows are not clamped: with
         # the row strides constexpr, a thread's rows then lie at constant distances, which its word loads
-        # take as immediate offsets from one address (int4 g128: 503 → 467; registers 96 → 48)
+        # take as immediate offsets from one address (int4 g128 with zero points on 4096 → 11008: 497 → 467 loop
+        # instructions, registers 56 → 48)
         rows = offs_n if EVEN_N else tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
         i = tl.arange(0, PER)
@@ -956,8 +959,9 @@ def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
     """The token limits of each path for the GPU named `gpu`: its measured ones over DEFAULT_LIMITS."""
     measured = gpu_entry(gpu).get("limits", {})
     if not measured:
-        warnings.warn(f"no measured weight-only dispatch limits for {gpu}: using the H100's, which may pick a slower kernel "
-                      f"here; `lowbit bench dispatch --write` measures this GPU's (~2.5 min)", stacklevel=2)
+        warnings.warn(f"no measured weight-only dispatch limits for {gpu}: using defaults measured on an H100 with older "
+                      f"kernels, which may pick a slower kernel here; `lowbit bench dispatch --write` measures this GPU's "
+                      f"(~2.5 min)", stacklevel=2)
     return {kind: {**limits, **measured.get(kind, {})} for kind, limits in DEFAULT_LIMITS.items()}
 
 
