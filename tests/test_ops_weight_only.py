@@ -353,10 +353,11 @@ def values_storage(n, k, dtype, gen):
 @pytest.mark.parametrize("bits,symmetric,g", [(4, True, 128), (4, False, 64), (4, True, 32), (8, True, 96), (8, False, 32), (8, True, None),
                                                (8, False, None), (4, False, None)])
 # one token a program row: 2 covers M > 1. K = 384, the least multiple of every group size here (128, 96, 64, 32):
-# 48 or 96 words, 12 or 24 of the interpreter's 4-word K-steps (768 once: the same paths at twice the interpreter time)
+# 48 or 96 words, 3 or 6 of the interpreter's 16-word K-steps, which hold 1-4 groups or cut one (768 once: the same
+# paths at twice the interpreter time)
 @pytest.mark.parametrize("m,n,k", [(1, 21, 384), (2, 16, 384)])
 def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
-    """Ragged N (21: not a multiple of BLOCK_N), K-steps of the interpreter's 4 words and, last, a
+    """Ragged N (21: not a multiple of BLOCK_N), K-steps of the interpreter's 16 words and, last, a
     step that is not a whole number of times in K (the masked tail, after a whole step),
     groups of 4 to 24 words and one scale a row, symmetric and with zero points."""
     g = g or k

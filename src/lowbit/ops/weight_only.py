@@ -717,8 +717,9 @@ def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False,
     session 8's 4-bit tile."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
-    if interpreting():
-        return dict(BLOCK_N=8, BLOCK_W=4, V=2, num_warps=1, PREFETCH=True)
+    if interpreting():  # steps of several groups, as on the GPU (16 words: 3-6 steps on the tests' K; 4-word steps ran
+        # 4x the interpreter's ops for the same paths)
+        return dict(BLOCK_N=8, BLOCK_W=16, V=2, num_warps=1, PREFETCH=True)
     # the H200 sweep (session 8, benchmarks/tune_words_split.py, weights read from memory, not the L2;
     # docs/benchmarks/session8-h200/call1/words.json), µs on 4096², 4096→11008, 11008→4096 (bf16 12.8 / 26.1 / 27.2):
     # int4 g128 with zero points, 8×256 words, 2 a column, 4 warps, prefetched: 6.2 / 12.1 / 12.6 (the H100's tile
