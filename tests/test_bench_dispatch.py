@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lowbit import cli
 from lowbit.bench import dispatch
@@ -66,6 +67,6 @@ def test_report_table_lists_each_path_and_the_limits():
 def test_cli_refuses_an_unknown_kind_and_a_machine_without_a_gpu(capsys):
     assert cli.main(["bench", "dispatch", "--kinds", "int3"]) != 0
     assert "unknown storage kind 'int3'" in capsys.readouterr().err
-    if not dispatch.torch.cuda.is_available():
+    if not torch.cuda.is_available():
         assert cli.main(["bench", "dispatch"]) != 0
         assert "needs a CUDA GPU" in capsys.readouterr().err

@@ -163,6 +163,8 @@ def run(kinds=tuple(KINDS), budget_s: float = 150, out: str | None = None, write
             print(f"{kind}: the budget ended at {len(winners)} of {len(MS)} token counts; no limits for it", flush=True)
     gpu = torch.cuda.get_device_name()
     result = {**environment("cuda"), "rows": rows, "limits": limits, "written_to": None}
+    if write_to is not None and not limits:
+        print(f"no storage kind finished within --budget-s {budget_s:g}: nothing written to {write_to}", flush=True)
     if write_to is not None and limits:
         write_limits(Path(write_to), gpu, limits)
         result["written_to"] = str(write_to)
