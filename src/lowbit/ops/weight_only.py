@@ -878,7 +878,10 @@ _COUNTS: dict[tuple[int, int], torch.Tensor] = {}
 def _tile_counts(device: torch.device, tiles: int) -> torch.Tensor:
     """The split-K kernel's counters, one a tile, zero between calls (the last program of a tile resets its own).
     One set a device and stream: calls in one stream run one after another, calls in two streams may overlap.
-    Made (zeroed) on a stream's first call, or a larger one: under graph capture that zeroing is captured too."""
+    Made (zeroed) on a stream's first call, or a larger one: under graph capture that zeroing is captured too. A set
+    is never freed, since a captured graph keeps using it; that is 4 KB a stream, and `torch.cuda.graph` captures on
+    one stream a process unless given another (`CUDAGraph.default_capture_stream`, torch 2.11), so it does not grow
+    with the number of graphs."""
     key = (cuda_index(device), torch.cuda.current_stream(device).cuda_stream) if device.type == "cuda" else (-1, 0)
     have = _COUNTS.get(key)
     if have is None or have.numel() < tiles:
