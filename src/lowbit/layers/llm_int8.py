@@ -81,10 +81,10 @@ class LLMInt8Linear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
         known = self.outlier_cols
-        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M and known is None:  # decode and a few tokens: weight-only (module doc)
-            out = weight_only_linear(x2, self.qweight, self.scale, None, 8, self.in_features, None, self.bias)
-            return out.reshape(*x.shape[:-1], self.out_features)
-        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # the same, the calibrated outlier columns with their 16-bit weights
+        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
+            if known is None:  # the op adds the bias and returns x's dtype
+                out = weight_only_linear(x2, self.qweight, self.scale, None, 8, self.in_features, None, self.bias)
+                return out.reshape(*x.shape[:-1], self.out_features)
             out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
         # the batch's outlier columns as a mask, not as indices: nothing is read on the host, so this captures too

@@ -346,13 +346,15 @@ if triton is not None:
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
                 # a column's sums start from its first word's (a sum from zeros cost an FADD a row: 0 + x is not x
                 # for x = −0); with one scale a row, integer codes' products run on in acc
+                if INT:
+                    x = tl.permute(x, (1, 0))  # [C, PER], as `_words_chain` takes it
                 if INT and GROUP_W == 0:
-                    acc, sxv = _words_chain(acc, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", False)
+                    acc, sxv = _words_chain(acc, w, x, BITS, VALUES == "sint", False)
                     sx_all += sxv
                 elif INT and v == 0:
-                    t, sx = _words_chain(w, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", True)
+                    t, sx = _words_chain(w, w, x, BITS, VALUES == "sint", True)
                 elif INT:
-                    t, sxv = _words_chain(t, w, tl.permute(x, (1, 0)), BITS, VALUES == "sint", False)
+                    t, sxv = _words_chain(t, w, x, BITS, VALUES == "sint", False)
                     sx += sxv
                 elif v == 0:
                     t = _words_products(w, x, i, table, BITS, VALUES)
