@@ -1,6 +1,5 @@
-# Prepared in session 17 after its device time was spent: LLM.int8()'s masked outlier path past 32 tokens (captured
-# at every M), the GPU tests around it, then `lowbit bench linear` at 1 / 16 / 256 / 4096 tokens for its row. Rename to
-# _call78.sh when run.
+# Session 18, call 1 (prepared in session 17 after its device time was spent): LLM.int8()'s masked outlier path past 32 tokens (captured
+# at every M), the GPU tests around it, then `lowbit bench linear` at 1 / 16 / 256 / 4096 tokens for its row.
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 200 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gpu.py tests/test_layers.py tests/test_ops_int8_hopper.py \
