@@ -7,11 +7,9 @@ weight columns in 16-bit (`outlier_cols`), as the paper does: the outlier featur
 this costs a few columns, and it keeps their products exact where int8 rows would lose them.
 
 The batch's outlier columns are found without reading the host (bitsandbytes' LLM.int8() reads the outlier count), so
-the layer can be captured in a CUDA graph: they are the columns over the threshold among the BATCH_OUTLIERS with the
-largest |x| (a fixed number, so every shape is known ahead). Their product is a small matmul on those columns of x and
-of the int8 weight dequantized; the int8 product quantizes x with them zeroed. A batch with more columns over the
-threshold than BATCH_OUTLIERS keeps the smallest of them in the int8 product, as a higher threshold would (the paper
-found outliers in about 6 of the hidden features of its 6.7B model). At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column goes through the
+the layer can be captured in a CUDA graph: the int8 product quantizes x with them zeroed, and their product is added
+by `ops.outliers`, whose kernel reads their count on the device and gathers only their columns of x and of the int8
+weight (a batch without outliers costs it a launch). At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column goes through the
 weight-only kernels, x exact: no activation is quantized, so no column needs the outlier path (the calibrated ones
 still take their 16-bit weights).
 """
@@ -22,10 +20,9 @@ import torch
 
 from .. import ops
 from ..formats import int as intfmt
+from ..ops import outliers
 from ..ops.weight_only import VALUES_MAX_M, weight_only_linear
 from .base import QuantLinear
-
-BATCH_OUTLIERS = 256  # the most columns of a batch that take the outlier product
 
 
 def half_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -91,30 +88,17 @@ class LLMInt8Linear(QuantLinear):
                 return out.reshape(*x.shape[:-1], self.out_features)
             out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
-        skip, x_out, w_out = self._batch_outliers(x2, known)
+        over = torch.linalg.vector_norm(x2, float("inf"), dim=0) > self.threshold  # this batch's outlier columns
+        skip = over
+        if known is not None:  # calibrated: in the 16-bit product of _finish, never in these two
+            over, skip = over.index_fill(0, known, False), over.index_fill(0, known, True)
         codes, x_scale = ops.quantize_rows(x2.masked_fill(skip, 0))  # the same int8 path as W8A8: fused kernels on CUDA
-        if known is None:  # x's dtype throughout, the bias in the int8 product's epilogue, the outliers' product added on
-            bias = None if self.bias is None else self.bias.float()
-            out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), bias, x.dtype)
-            return out.addmm_(x_out, w_out.t()).reshape(*x.shape[:-1], self.out_features)
-        out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), None, torch.float32)
-        return self._finish(out + (x_out @ w_out.t()).float(), x2, known, x)
-
-    def _batch_outliers(self, x2: torch.Tensor, known: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The columns the int8 product skips (mask [K]: this batch's outliers and the calibrated ones), and this batch's
-        outliers as x's columns [M, B] and the int8 weight's dequantized [N, B] in x's dtype, B = BATCH_OUTLIERS: the
-        B columns of largest |x| not calibrated, zero in x where one is under the threshold."""
-        peak = torch.linalg.vector_norm(x2, float("inf"), dim=0)
-        if known is not None:
-            peak = peak.index_fill(0, known, 0)
-        top, cols = peak.topk(min(BATCH_OUTLIERS, self.in_features))
-        picked = top > self.threshold
-        skip = torch.zeros(self.in_features, dtype=torch.bool, device=x2.device).scatter(0, cols, picked)
-        if known is not None:
-            skip = skip.index_fill(0, known, True)
-        x_out = x2.index_select(1, cols) * picked
-        w_out = (self.qweight.index_select(1, cols).float() * self.scale).to(x2.dtype)
-        return skip, x_out, w_out
+        bias = None if self.bias is None or known is not None else self.bias.float()
+        out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), bias, x.dtype if known is None else torch.float32)
+        outliers.add_product_(out, x2, self.qweight, self.scale, *outliers.mask_columns(over))
+        if known is None:  # x's dtype throughout, the bias in the int8 product's epilogue
+            return out.reshape(*x.shape[:-1], self.out_features)
+        return self._finish(out, x2, known, x)
 
     def _finish(self, out: torch.Tensor, x2: torch.Tensor, known: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         """The fp32 sum `out` of the int8 weight's columns, plus the calibrated outlier columns' 16-bit products and the
