@@ -556,22 +556,3 @@ def test_mma_swapped_tables_match_float64():
     x = torch.randn(m, k, generator=gen).to(torch.float16)
     out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
     check(out, x.double() @ w.t(), torch.float16, k)
-
-
-@pytest.mark.parametrize("block_k,g,k", [(16, 64, 320), (64, 128, 384), (128, None, 200)])
-@pytest.mark.parametrize("m", [1, 16])
-def test_mma_swapped_packed_tables_match_float64(m, block_k, g, k):
-    """A code table's values two codes a lookup (`_packed_table_values`: a pair table of the 256 bytes, the K order
-    permuted in both operands), against float64 and against a lookup a code: each K-step size, groups and one scale a
-    row, the K tail (200), ragged N; fp16 (and bf16 on the GPU)."""
-    g = g or k
-    assert ops._packed(torch.empty(1, dtype=torch.float16), 4, "lut", block_k, 16)  # the dispatch takes this path
-    gen = torch.Generator().manual_seed(block_k + k + m)
-    q, s, _, table, w = random_storage(40, k, 4, g, True, gen, lut=True)
-    for dtype in (torch.float16, torch.bfloat16) if DEVICE == "cuda" else (torch.float16,):
-        x = torch.randn(m, k, generator=gen).to(dtype)
-        cfg = dict(BLOCK_M=16, BLOCK_K=block_k, SPLIT_K=2)
-        packed = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config={**cfg, "PACKED": True})
-        check(packed, x.double() @ w.t(), dtype, k)
-        one = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config={**cfg, "PACKED": False})
-        check(packed, one.double().cpu(), dtype, k)

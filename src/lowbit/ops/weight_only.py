@@ -405,43 +405,19 @@ if triton is not None:
         return tl.inline_asm_elementwise(_PAIRS_BF16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
 
     @triton.jit
-    def _packed_bytes(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-        """Bytes b [BLOCK_N, BLOCK_K / 2] permuted so that each thread of the MMA operand holds BLOCK_K / 8 consecutive
-        ones (one vector load from shared memory, not a load a byte), for `_packed_order`'s K order."""
-        NC: tl.constexpr = BLOCK_K // 16
-        return tl.reshape(tl.permute(tl.reshape(b, (BLOCK_N, 4, NC, 2)), (0, 2, 3, 1)), (BLOCK_N, BLOCK_K // 2))
-
-    @triton.jit
-    def _unpack_pairs(pair, dtype: tl.constexpr):
-        """int32 bits of 16-bit pairs (a byte's low nibble's value low, its high nibble's high) → the values in
-        column order, a [BLOCK_N, BLOCK_K] tile of dtype."""
-        lo = pair.to(tl.int16).to(dtype, bitcast=True)
-        hi = (pair >> 16).to(tl.int16).to(dtype, bitcast=True)
-        return tl.interleave(lo, hi)
-
-    @triton.jit
     def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
         """The 4-bit codes − z of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit dtype,
-        K in the order `_packed_order` gives (`_packed_bytes`)."""
+        K in the order `_packed_order` gives: the bytes are first permuted so that each thread of the MMA
+        operand holds BLOCK_K / 8 consecutive ones (one vector load from shared memory, not a load a byte)."""
+        NC: tl.constexpr = BLOCK_K // 16
+        b = tl.reshape(tl.permute(tl.reshape(b, (BLOCK_N, 4, NC, 2)), (0, 2, 3, 1)), (BLOCK_N, BLOCK_K // 2))
         FP16: tl.constexpr = dtype == tl.float16
         magic = 0x6400 if FP16 else 0x4300  # 1024 (fp16) or 128 (bf16) with the code in the low mantissa bits
         zz = ((z | magic) * 65537)[:, None]
-        return _unpack_pairs(_nibble_pairs(_packed_bytes(b, BLOCK_N, BLOCK_K), zz, FP16), dtype)
-
-    @triton.jit
-    def _pair_table(lut_ptr, dtype: tl.constexpr):
-        """A 16-value code table as 256 pairs, one int32 a byte: (table[byte & 15], table[byte >> 4]) in dtype's bits,
-        for `_packed_table_values`."""
-        i = tl.arange(0, 256)
-        lo = tl.load(lut_ptr + (i & 15)).to(dtype).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
-        hi = tl.load(lut_ptr + (i >> 4)).to(dtype).to(tl.int16, bitcast=True).to(tl.int32)
-        return lo | (hi << 16)
-
-    @triton.jit
-    def _packed_table_values(b, pairs, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-        """A code table's values (NF4) of bytes b [BLOCK_N, BLOCK_K / 2], two codes a lookup in the byte's pair
-        (`_pair_table`), as `_packed_codes` gives integer codes: the same values as a lookup a code rounded to dtype."""
-        return _unpack_pairs(_lookup(pairs, _packed_bytes(b, BLOCK_N, BLOCK_K).to(tl.int32)), dtype)
+        pair = _nibble_pairs(b, zz, FP16)
+        lo = pair.to(tl.int16).to(dtype, bitcast=True)
+        hi = (pair >> 16).to(tl.int16).to(dtype, bitcast=True)
+        return tl.interleave(lo, hi)
 
     @triton.jit
     def _packed_order(BLOCK_K: tl.constexpr):
@@ -495,8 +471,6 @@ if triton is not None:
         z_ptrs = z_ptr + rows * stride_zn
         s_ptrs = s_ptr + rows * stride_sn
         table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
-        if PACKED and VALUES == "lut":
-            table = _pair_table(lut_ptr, x_ptr.dtype.element_ty)
         if HAS_ZERO and GROUP == 0:  # one zero point a row: loaded once
             z_row = tl.load(z_ptrs)
         if GROUP > 0:  # each step's scale is loaded a step ahead
@@ -517,9 +491,7 @@ if triton is not None:
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :])
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
-            if PACKED and VALUES == "lut":
-                v = _packed_table_values(b, table, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K)
-            elif PACKED:
+            if PACKED:
                 if HAS_ZERO:
                     zc = z.to(tl.int32)
                 else:  # symmetric storage: the fixed offset 8
@@ -920,12 +892,11 @@ def _tile_counts(device: torch.device, tiles: int) -> torch.Tensor:
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
-    """Whether the swapped kernel takes 4-bit codes two at a time: integer codes by `_packed_codes` (inline PTX, so on
-    the GPU only), a code table's by `_packed_table_values`; 16-bit x; K-steps of whole 16-code MMA chunks; 16-token
-    tiles (x is loaded in the permuted K order 4 bytes at a time, which cost more than the codes saved on taller tiles:
-    session 9, call 1)."""
-    return (bits == 4 and (values == "lut" or values == "int" and not interpreting()) and x.dtype in (torch.float16, torch.bfloat16)
-            and block_k % 16 == 0 and block_m == 16)
+    """Whether the swapped kernel takes 4-bit integer codes two at a time (`_packed_codes`): inline PTX, so on
+    the GPU only; 16-bit x; K-steps of whole 16-code MMA chunks; 16-token tiles (x is loaded in the permuted K
+    order 4 bytes at a time, which cost more than the codes saved on taller tiles: session 9, call 1)."""
+    return (bits == 4 and values == "int" and x.dtype in (torch.float16, torch.bfloat16) and block_k % 16 == 0 and block_m == 16
+            and not interpreting())
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
