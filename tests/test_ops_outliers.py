@@ -1,5 +1,5 @@
-"""LLM.int8()'s outlier product (`ops.outliers`): the Triton kernel (in the interpreter on CPU, on the GPU where there is
-one) against float64 on fresh random inputs, with the count read on the device."""
+"""LLM.int8()'s outlier columns (`ops.outliers`): the Triton kernels (in the interpreter on CPU, on the GPU where there is
+one) against float64 and torch on fresh random inputs, with the count read on the device."""
 
 import pytest
 import torch
@@ -22,12 +22,17 @@ def operands(m: int, n: int, k: int, n_out: int, dtype: torch.dtype, seed: int):
     return x, w, s, over.to(DEVICE), out
 
 
+def columns(over: torch.Tensor):
+    """The (cols, count) of `find` for the columns of a mask."""
+    return outliers.find_triton(over.float() * 10, 6.0)[1:]
+
+
 @pytest.mark.parametrize("m,n,k,n_out", [(1, 16, 32, 1), (33, 40, 96, 17), (70, 24, 64, 64), (5, 50, 48, 3)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_outlier_product_matches_float64(m, n, k, n_out, dtype):
     x, w, s, over, out = operands(m, n, k, n_out, dtype, hash((m, n, k, n_out, str(dtype))) % 2**31)
     before = out.clone()
-    cols, count = outliers.mask_columns(over)
+    cols, count = columns(over)
     got = outliers.add_product_triton(out, x, w, s, cols, count)
     assert got is out
     c = over.nonzero().flatten()
@@ -43,7 +48,7 @@ def test_outlier_product_matches_float64(m, n, k, n_out, dtype):
 def test_no_outlier_leaves_out_as_it_was():
     x, w, s, over, out = operands(20, 32, 64, 0, torch.float32, 1)
     before = out.clone()
-    outliers.add_product_triton(out, x, w, s, *outliers.mask_columns(over))
+    outliers.add_product_triton(out, x, w, s, *columns(over))
     assert torch.equal(out, before)
 
 
@@ -51,21 +56,33 @@ def test_a_nan_in_an_outlier_column_reaches_its_row():
     x, w, s, over, out = operands(18, 16, 32, 2, torch.float32, 2)
     col = over.nonzero().flatten()[0]
     x[3, col] = float("nan")
-    outliers.add_product_triton(out, x, w, s, *outliers.mask_columns(over))
+    outliers.add_product_triton(out, x, w, s, *columns(over))
     assert out[3].isnan().all() and not out[torch.arange(18, device=out.device) != 3].isnan().any()
 
 
-def test_mask_columns_puts_the_true_positions_first_in_order():
-    over = torch.zeros(40, dtype=torch.bool, device=DEVICE)
-    over[[3, 17, 39]] = True
-    cols, count = outliers.mask_columns(over)
-    assert count.tolist() == [3] and cols[:3].tolist() == [3, 17, 39] and sorted(cols.tolist()) == list(range(40))
+@pytest.mark.parametrize("k", [1, 64, 150, 2500])
+def test_find_lists_the_columns_over_the_threshold_in_order(k):
+    """Chunks of the kernel's scan (64 in the interpreter, 1024 on the GPU) and a ragged end; NaN is never over."""
+    gen = torch.Generator().manual_seed(k)
+    peak = torch.rand(k, generator=gen) * 8
+    peak[torch.randperm(k, generator=gen)[: k // 10]] = float("nan")
+    skip, cols, count = outliers.find_triton(peak.to(torch.bfloat16).to(DEVICE), 6.0)
+    want = peak.to(torch.bfloat16).float() > 6.0
+    n = int(want.sum())
+    assert torch.equal(skip.cpu(), want) and count.tolist() == [n] and torch.equal(cols[:n].cpu().long(), want.nonzero().flatten())
+    ref = outliers._find_reference(peak.to(torch.bfloat16), 6.0)
+    assert torch.equal(ref[0], want) and torch.equal(ref[1][:n], cols[:n].cpu()) and ref[2].tolist() == [n]
+
+
+def test_find_names_a_bad_peak():
+    with pytest.raises(ValueError, match="peak must be 1-D"):
+        outliers.find(torch.ones(2, 3), 6.0)
 
 
 def test_the_reference_path_agrees_with_the_kernel():
     x, w, s, over, out = operands(9, 24, 48, 5, torch.float32, 3)
-    a, b = out.clone(), out.clone()
-    cols, count = outliers.mask_columns(over)
+    a, b = out.clone(), out.cpu().clone()
+    cols, count = columns(over)
     outliers.add_product_triton(a, x, w, s, cols, count)
     outliers.add_product_reference(b, x.cpu(), w.cpu(), s.cpu(), cols.cpu(), count.cpu())
     assert torch.allclose(a.cpu(), b.cpu(), rtol=1e-5, atol=1e-5)
@@ -73,7 +90,7 @@ def test_the_reference_path_agrees_with_the_kernel():
 
 def test_bad_shapes_are_named():
     x, w, s, over, out = operands(4, 8, 16, 2, torch.float32, 4)
-    cols, count = outliers.mask_columns(over)
+    cols, count = columns(over)
     with pytest.raises(ValueError, match="out must be"):
         outliers.add_product_(out[:, :5], x, w, s, cols, count)
     with pytest.raises(ValueError, match="qweight must be int8"):

@@ -88,14 +88,16 @@ class LLMInt8Linear(QuantLinear):
                 return out.reshape(*x.shape[:-1], self.out_features)
             out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
-        over = torch.linalg.vector_norm(x2, float("inf"), dim=0) > self.threshold  # this batch's outlier columns
-        skip = over
+        peak = torch.linalg.vector_norm(x2, float("inf"), dim=0)  # each column's largest |x|
         if known is not None:  # calibrated: in the 16-bit product of _finish, never in these two
-            over, skip = over.index_fill(0, known, False), over.index_fill(0, known, True)
+            peak = peak.index_fill(0, known, 0)
+        skip, cols, count = outliers.find(peak, self.threshold)  # this batch's outlier columns
+        if known is not None:
+            skip = skip.index_fill(0, known, True)
         codes, x_scale = ops.quantize_rows(x2.masked_fill(skip, 0))  # the same int8 path as W8A8: fused kernels on CUDA
         bias = None if self.bias is None or known is not None else self.bias.float()
         out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), bias, x.dtype if known is None else torch.float32)
-        outliers.add_product_(out, x2, self.qweight, self.scale, *outliers.mask_columns(over))
+        outliers.add_product_(out, x2, self.qweight, self.scale, cols, count)
         if known is None:  # x's dtype throughout, the bias in the int8 product's epilogue
             return out.reshape(*x.shape[:-1], self.out_features)
         return self._finish(out, x2, known, x)

@@ -1,9 +1,10 @@
-"""LLM.int8()'s outlier product, added in place: out += x[:, cols] @ (W[:, cols] · s)ᵀ over the first `count` of `cols`,
-with W the int8 weight [N, K] and s its row scales.
+"""LLM.int8()'s outlier columns: which columns of x are over the threshold (`find`), and their product added in place
+(`add_product_`): out += x[:, cols] @ (W[:, cols] · s)ᵀ over the first `count` of `cols`, with W the int8 weight [N, K]
+and s its row scales.
 
-`cols` and `count` stay on the device (the batch's outlier columns, found without reading the host), so a layer
-using this can be captured in a CUDA graph; the kernel reads `count` and loops over that many columns, so a batch
-without outliers costs a launch and nothing else, and one with a few reads only their columns of W.
+`cols` and `count` stay on the device, so a layer using these can be captured in a CUDA graph: `find` writes them in
+one small kernel, and the product's kernel reads `count` and loops over that many columns, so a batch without outliers
+costs it a launch and nothing else, and one with a few reads only their columns of W.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ if triton is not None:
             tl.store(o_ptrs, (prev + acc).to(out_ptr.dtype.element_ty), mask=o_mask)
 
 
+    @triton.jit
+    def _find_kernel(peak_ptr, skip_ptr, cols_ptr, count_ptr, K, threshold, BLOCK: tl.constexpr):
+        """One program: the columns whose peak |x| is over the threshold, as a mask and, in order, as a list and its
+        length (an exclusive prefix sum a chunk gives each its place)."""
+        base = tl.zeros((), dtype=tl.int32)
+        for k0 in range(0, K, BLOCK):
+            offs = k0 + tl.arange(0, BLOCK)
+            ok = offs < K
+            over = (tl.load(peak_ptr + offs, mask=ok, other=0.0).to(tl.float32) > threshold) & ok
+            tl.store(skip_ptr + offs, over, mask=ok)
+            o = over.to(tl.int32)
+            tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
+            base += tl.sum(o, 0)
+        tl.store(count_ptr, base)
+
 def _check(out, x, qweight, scale, cols, count) -> None:
     m, k = x.shape
     n = qweight.shape[0]
@@ -61,8 +77,9 @@ def _check(out, x, qweight, scale, cols, count) -> None:
         raise ValueError(f"out must be [{m}, {n}], got {tuple(out.shape)}")
     if scale.numel() != n:
         raise ValueError(f"scale must hold one value per row of qweight ({n}), got {scale.numel()}")
-    if cols.dim() != 1 or cols.numel() > k or count.numel() != 1:
-        raise ValueError(f"cols must be 1-D with at most K = {k} columns and count one value, got {tuple(cols.shape)}, {tuple(count.shape)}")
+    if cols.dim() != 1 or cols.numel() > k or count.numel() != 1 or cols.dtype != torch.int32:
+        raise ValueError(f"cols must be 1-D int32 with at most K = {k} columns and count one value, got {cols.dtype} "
+                         f"{tuple(cols.shape)}, {tuple(count.shape)}")
 
 
 def add_product_triton(out, x, qweight, scale, cols, count) -> torch.Tensor:
@@ -105,8 +122,39 @@ def add_product_(out, x, qweight, scale, cols, count) -> torch.Tensor:
     return out
 
 
-def mask_columns(over: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The True positions of a bool mask [K] first, in order, and how many there are, both on the mask's device (a
-    stable sort: nothing read on the host)."""
-    cols = torch.sort((~over).to(torch.uint8), stable=True).indices
-    return cols, over.sum().reshape(1)
+def _find_reference(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    over = peak.float() > threshold
+    cols = torch.sort((~over).to(torch.uint8), stable=True).indices.to(torch.int32)  # the True positions first, in order
+    return over, cols, over.sum().reshape(1).to(torch.int32)
+
+
+def find_triton(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kernel (CUDA, or CPU tensors under TRITON_INTERPRET=1)."""
+    k = peak.numel()
+    skip = torch.empty(k, device=peak.device, dtype=torch.bool)
+    cols = torch.empty(k, device=peak.device, dtype=torch.int32)
+    count = torch.empty(1, device=peak.device, dtype=torch.int32)
+    _find_kernel[(1,)](peak.contiguous(), skip, cols, count, k, float(threshold), BLOCK=64 if interpreting() else 1024)
+    return skip, cols, count
+
+
+@torch.library.custom_op("lowbit::find_outlier_columns", mutates_args=())
+def _find(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if triton is not None and peak.is_cuda:
+        return find_triton(peak, threshold)
+    return _find_reference(peak, threshold)
+
+
+@_find.register_fake
+def _(peak, threshold):
+    k = peak.numel()
+    return peak.new_empty(k, dtype=torch.bool), peak.new_empty(k, dtype=torch.int32), peak.new_empty(1, dtype=torch.int32)
+
+
+def find(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The columns of peak [K] (each column's largest |x|) over `threshold`: a bool mask [K], their indices in order
+    at the front of an int32 [K] (the rest undefined) and their count [1], all on peak's device, nothing read on the
+    host (one small kernel on CUDA)."""
+    if peak.dim() != 1:
+        raise ValueError(f"peak must be 1-D, one value a column, got shape {tuple(peak.shape)}")
+    return _find(peak, float(threshold))
