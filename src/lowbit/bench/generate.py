@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from ..measure import environment, model_bytes
-from ..methods import FP8, NF4, RTN, W8A8
+from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
 from ..models.hf import repeated_blocks
 from . import peers
 from .report import first_line
@@ -88,6 +88,7 @@ SCHEMES = {
     "nf4": Scheme("NF4 (block 64)", NF4()),
     "w8a8-int8": Scheme("W8A8 int8 (per-token act)", W8A8(act_granularity="token", weight_granularity="channel")),
     "fp8": Scheme("FP8 e4m3 weight-only", FP8()),
+    "llm-int8": Scheme("LLM.int8() (threshold 6)", LLMInt8()),
 }
 if "activations" in {f.name for f in dataclasses.fields(FP8)}:  # FP8 × FP8 matmuls, where this lowbit has them
     SCHEMES["w8a8-fp8"] = Scheme("W8A8 FP8 e4m3 (per-token act)", FP8(activations="token"))
