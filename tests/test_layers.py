@@ -258,6 +258,7 @@ def test_llm_int8_calibrated_columns_take_their_16_bit_weights_once():
     assert ((out - expected).abs() <= tol).all()
 
 
+@pytest.mark.parametrize("method,floor", [(m[1], m[2]) for m in METHODS], ids=IDS)
 def test_output_sqnr_floor(method, floor):
     gen = make_gen("sqnr", repr(method))
     lin, _ = float_pair(gen)
