@@ -382,6 +382,135 @@ if triton is not None:
             out += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)
         tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
 
+    @triton.jit
+    def _split3(x):
+        """[T, C, 2n] → its even and odd codes, two [T, C, n] (a thread holds a word's codes: free)."""
+        return tl.split(tl.reshape(x, (x.shape[0], x.shape[1], x.shape[2] // 2, 2)))
+
+    @triton.jit
+    def _tokens_fma(t, w, xj, PLACE: tl.constexpr, BITS: tl.constexpr, FIRST: tl.constexpr):
+        """`_code_fma` for T tokens: t [T, BLOCK_N, C] + value · x, the code's float (one AND) shared by the tokens'
+        FFMAs, xj [T, C]."""
+        f = (w & (((1 << BITS) - 1) << PLACE)).to(tl.float32, bitcast=True)
+        xs = xj * tl.exp2(64.0 - PLACE)
+        if FIRST:
+            return f[None, :, :] * xs[:, None, :]
+        return t + f[None, :, :] * xs[:, None, :]
+
+    @triton.jit
+    def _tokens_chain(t, w, x, BITS: tl.constexpr, SIGNED: tl.constexpr, FIRST: tl.constexpr):
+        """`_words_chain` for T tokens: t [T, BLOCK_N, C] + Σ over a word's integer codes of c·x·2^-85, for words
+        w [BLOCK_N, C] and activations x [T, C, PER] (fp32): one AND a code and one FFMA a code and token. Returns
+        (t, Σx [T, C])."""
+        if SIGNED:
+            w = w ^ -2139062144  # 0x80808080: each two's complement byte + 128
+        hi = w >> 12
+        e, o = _split3(x)
+        if BITS == 4:  # code j at bit 4j (j < 5), 4j − 12 (j ≥ 5)
+            ee, eo = _split3(e)
+            oe, oo = _split3(o)
+            x0, x4 = tl.split(ee)
+            x2, x6 = tl.split(eo)
+            x1, x5 = tl.split(oe)
+            x3, x7 = tl.split(oo)
+            t = _tokens_fma(t, w, x0, 0, BITS, FIRST)
+            t = _tokens_fma(t, w, x1, 4, BITS, False)
+            t = _tokens_fma(t, w, x2, 8, BITS, False)
+            t = _tokens_fma(t, w, x3, 12, BITS, False)
+            t = _tokens_fma(t, w, x4, 16, BITS, False)
+            t = _tokens_fma(t, hi, x5, 8, BITS, False)
+            t = _tokens_fma(t, hi, x6, 12, BITS, False)
+            t = _tokens_fma(t, hi, x7, 16, BITS, False)
+            sx = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))
+        else:  # 8 bits: code j at bit 8j (j < 2), 8j − 12 (j ≥ 2)
+            x0, x2 = tl.split(e)
+            x1, x3 = tl.split(o)
+            t = _tokens_fma(t, w, x0, 0, BITS, FIRST)
+            t = _tokens_fma(t, w, x1, 8, BITS, False)
+            t = _tokens_fma(t, hi, x2, 4, BITS, False)
+            t = _tokens_fma(t, hi, x3, 12, BITS, False)
+            sx = (x0 + x1) + (x2 + x3)
+        return t, sx
+
+    @triton.jit
+    def _tokens_products(w, x, i, table, BITS: tl.constexpr, VALUES: tl.constexpr):
+        """`_words_products` for T tokens: Σ over a word's codes of value · x, [T, BLOCK_N, C], for codes that are not
+        integers, each looked up once for all the tokens; x [T, C, PER] (fp32)."""
+        c = (w[None, :, :] >> (BITS * i)[:, None, None]) & ((1 << BITS) - 1)
+        v = _byte_values(c, table, VALUES)  # [PER, BLOCK_N, C]
+        return tl.sum(v[None, :, :, :] * tl.permute(x, (0, 2, 1))[:, :, None, :], axis=1)
+
+    @triton.jit
+    def _gemv_words_tokens_kernel(
+        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
+        M, N, KW, stride_xm, stride_wn, stride_sn, stride_zn, stride_om, magic,
+        BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
+        EVEN_K: tl.constexpr, TOKENS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
+    ):
+        """The word GEMV for a few tokens: each program reads its BLOCK_N rows of words once for TOKENS tokens, where
+        `_gemv_words_kernel` reads them once a token. Each code's float (integer codes, one AND) or value (a table's,
+        FP8's) is made once and multiplied into every token's chain, so a code costs ~1 + TOKENS instructions: the
+        weight's bytes, not the arithmetic, set the time up to a few tokens. The same storage, steps of V words a
+        column in one group, and offsets and scales as `_gemv_words_kernel`; tokens past M read x as 0 and are not
+        stored; rows past N read row N − 1."""
+        PER: tl.constexpr = 32 // BITS
+        C: tl.constexpr = BLOCK_W // V
+        offs_t = tl.program_id(0) * TOKENS + tl.arange(0, TOKENS)
+        t_mask = offs_t < M
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
+        rows = tl.minimum(offs_n, N - 1)
+        w_rows = w_ptr + rows[:, None] * stride_wn
+        i = tl.arange(0, PER)
+        table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
+        INT: tl.constexpr = VALUES == "int" or VALUES == "sint"
+        acc = tl.zeros((TOKENS, BLOCK_N, C), dtype=tl.float32)
+        sx_all = tl.zeros((TOKENS, C), dtype=tl.float32)
+        cols = tl.arange(0, C) * V
+        x_tile = x_ptr + offs_t[:, None, None] * stride_xm + cols[None, :, None] * PER + i[None, None, :]
+        for w0 in range(0, KW, BLOCK_W):
+            for v in tl.static_range(V):
+                if EVEN_K:
+                    w = tl.load(w_rows + (w0 + cols + v)[None, :])
+                    x = tl.load(x_tile + (w0 + v) * PER, mask=t_mask[:, None, None], other=0.0).to(tl.float32)
+                else:  # past K: code 0, x 0
+                    k_ok = w0 + cols + v < KW
+                    w = tl.load(w_rows + (w0 + cols + v)[None, :], mask=k_ok[None, :], other=0)
+                    x = tl.load(x_tile + (w0 + v) * PER, mask=t_mask[:, None, None] & k_ok[None, :, None], other=0.0).to(tl.float32)
+                if INT and GROUP_W == 0:
+                    acc, sxv = _tokens_chain(acc, w, x, BITS, VALUES == "sint", False)
+                    sx_all += sxv
+                elif INT and v == 0:
+                    t, sx = _tokens_chain(acc, w, x, BITS, VALUES == "sint", True)
+                elif INT:
+                    t, sxv = _tokens_chain(t, w, x, BITS, VALUES == "sint", False)
+                    sx += sxv
+                elif v == 0:
+                    t = _tokens_products(w, x, i, table, BITS, VALUES)
+                else:
+                    t += _tokens_products(w, x, i, table, BITS, VALUES)
+            if not (INT and GROUP_W == 0):
+                g = _group_col(tl.minimum(w0 + cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
+                if INT:  # Σ(c − z)·x = Σc·x − z·Σx
+                    zf = _zero_point(z_ptr + rows[:, None] * stride_zn + g[None, :], magic, BITS, HAS_ZERO)
+                    t -= zf[None, :, :] * (sx * 2.5849394142282115e-26)[:, None, :]  # 2^-85
+                if GROUP_W > 0:
+                    acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :])[None, :, :]
+                else:
+                    acc += t
+        if INT and GROUP_W == 0:
+            zf = _zero_point(z_ptr + rows[:, None] * stride_zn, magic, BITS, HAS_ZERO)
+            acc -= zf[None, :, :] * (sx_all * 2.5849394142282115e-26)[:, None, :]
+        out = tl.sum(acc, axis=2)  # [TOKENS, BLOCK_N]
+        if INT:
+            out *= 3.8685626227668134e25  # 2^85
+        if GROUP_W == 0:
+            out *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)[None, :]
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+        tl.store(out_ptr + offs_t[:, None] * stride_om + offs_n[None, :], out.to(out_ptr.dtype.element_ty),
+                 mask=t_mask[:, None] & n_mask[None, :])
+
     def _nibble_pairs_asm(magic: str, sub: str) -> str:
         """PTX of `_nibble_pairs` for one 16-bit type: its exponent `magic` (two halves) and packed subtraction."""
         pairs = "\n".join(f"prmt.b32 t{i}, $4, w4, 0x{4 + i}{4 + i}{i}{i};" for i in range(4))
@@ -801,6 +930,58 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0, **cfg,
     )
     return sum_split_k(out, dst)
+
+
+def tokens_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
+    """Tile of the few-token word GEMV, or None where its storage cannot be read as words (as `words_config`)."""
+    if words_config(n, k, bits, group_size) is None:
+        return None
+    tokens = min(8, next_power_of_2(max(m, 2)))
+    if interpreting():
+        return dict(TOKENS=tokens, BLOCK_N=8, BLOCK_W=16, V=2, num_warps=1)
+    return dict(TOKENS=tokens, BLOCK_N=max(2, 16 // tokens), BLOCK_W=256, V=2, num_warps=4)
+
+
+def gemv_tokens_triton(
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None
+) -> torch.Tensor:
+    """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the few-token word GEMV
+    (TOKENS tokens a program); `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
+    m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
+    _launch_checks(x, (x, qweight, scale))
+    cfg = tokens_config(m, n, k, bits, group_size)
+    if cfg is None:
+        raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
+                         f"group_size={group_size}, bits={bits}")
+    return _launch_tokens(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
+
+
+def _launch_tokens(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
+    """The few-token word GEMV on arguments already checked, with the tile `cfg`."""
+    m, k = x.shape
+    n = qweight.shape[0]
+    cfg = dict(cfg)
+    group_w = 0 if scale.shape[1] == 1 else group_size * bits // 32
+    cfg["V"] = math.gcd(cfg.get("V", 1), cfg["BLOCK_W"], group_w or cfg["BLOCK_W"])
+    out = torch.empty(m, n, device=x.device, dtype=x.dtype)
+    if m == 0 or n == 0:
+        return out
+    x = x.contiguous()
+    scale, zero = _unit_stride(scale, zero)
+    values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+    words = _as_words(qweight, k, bits)
+    scale_ = scale if scale.dtype == torch.float32 else scale.float()
+    bias_ = None if bias is None else bias.float()
+    kw = words.shape[1]
+    grid = (cdiv(m, cfg["TOKENS"]), cdiv(n, cfg["BLOCK_N"]))
+    _gemv_words_tokens_kernel[grid](
+        x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
+        bias_ if bias_ is not None else scale_, out,
+        m, n, kw, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, out.stride(0),
+        0x4B000000, BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w, HAS_BIAS=bias is not None,
+        EVEN_K=kw % cfg["BLOCK_W"] == 0, **cfg,
+    )
+    return out
 
 
 def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
