@@ -429,35 +429,6 @@ def test_word_gemv_tables_match_float64():
     check(ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE)), x.double() @ w.t(), torch.float16, k)
 
 
-@pytest.mark.parametrize("storage", ["int4-zero", "int4-sym", "int4-row", "int8-codes", "int8-values", "e4m3-values", "table"])
-@pytest.mark.parametrize("m", [2, 3, 7])
-def test_few_token_word_gemv_matches_float64(storage, m):
-    """The few-token word GEMV (`gemv_tokens_triton`: TOKENS tokens a program, M not a multiple of them) on every
-    storage it takes: int4 with and without zero points, in groups and one scale a row, int8 codes and values, FP8
-    values, a code table; a K tail (K not a whole number of steps), ragged N, a bias; bf16 x (fp32 math)."""
-    gen = torch.Generator().manual_seed(hash((storage, m)) % 2**31)
-    n, lut = 21, None
-    k = 328 if storage.startswith(("int8", "e4m3")) else 320  # a K tail: not a whole number of 16-word steps
-    if storage.endswith("values"):
-        q, s, w = values_storage(n, k, torch.int8 if storage.startswith("int8") else torch.float8_e4m3fn, gen)
-        bits, g, z = 8, k, None
-    elif storage == "table":
-        bits, g = 4, 64
-        q, s, z, lut, w = random_storage(n, k, 4, g, True, gen, lut=True)
-        z, lut = None, lut.to(DEVICE)
-    else:
-        bits = 8 if storage == "int8-codes" else 4
-        g = k if storage in ("int4-row", "int8-codes") else 64
-        q, s, z, _, w = random_storage(n, k, bits, g, storage == "int4-sym", gen)
-    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
-    bias = torch.randn(n, generator=gen)
-    ref = x.double() @ w.t() + bias.double()
-    cfg = ops.tokens_config(m, n, k, bits, g)
-    assert k * bits // 32 % cfg["BLOCK_W"]  # a K tail
-    out = ops.gemv_tokens_triton(*to_dev(x, q, s, z), bits, g, lut, bias.to(DEVICE))
-    check(out, ref, torch.bfloat16, k)
-
-
 def test_word_gemv_refuses_what_is_not_whole_words():
     gen = torch.Generator().manual_seed(6)
     q, s, z, _, _ = random_storage(4, 36, 4, 12, True, gen)  # 36 codes: 4.5 words a row
