@@ -5,7 +5,7 @@ counts the bytes each scheme must move at least (weights as stored, activations 
 
 Peers (`bench.peers`: bitsandbytes, torchao) run side by side where they import: torchao's layers
 compiled, as torchao is meant to run, bitsandbytes' eagerly. A layer that cannot be captured in a
-CUDA graph (LLM.int8()'s outlier split syncs with the host) is timed eagerly, said so in its row.
+CUDA graph (bitsandbytes' LLM.int8() reads its outlier count on the host) is timed eagerly, said so in its row.
 Writes results.json, report.md and speedup.png into `out`.
 """
 
