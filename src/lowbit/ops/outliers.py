@@ -19,6 +19,8 @@ try:
 except ImportError:  # lowbit runs without Triton; the op then takes the reference path
     triton = None
 
+_INT32_MAX = 2**31 - 1
+
 
 if triton is not None:
 
@@ -110,9 +112,9 @@ def add_product_reference(out, x, qweight, scale, cols, count) -> torch.Tensor:
 def _add_outlier_product(
     out: torch.Tensor, x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, cols: torch.Tensor, count: torch.Tensor
 ) -> None:
-    if triton is not None and out.is_cuda:
+    if triton is not None and out.is_cuda and max(out.numel(), x.numel(), qweight.numel()) <= _INT32_MAX:
         add_product_triton(out, x.contiguous(), qweight, scale, cols, count)
-    else:
+    else:  # (the kernel's offsets are 32-bit)
         add_product_reference(out, x, qweight, scale, cols, count)
 
 
