@@ -9,9 +9,10 @@ this costs a few columns, and it keeps their products exact where int8 rows woul
 The batch's outlier columns are found without reading the host (bitsandbytes' LLM.int8() reads the outlier count), so
 the layer can be captured in a CUDA graph: the int8 product quantizes x with them zeroed, and their product is added
 by `ops.outliers`, whose kernel reads their count on the device and gathers only their columns of x and of the int8
-weight (a batch without outliers costs it a launch). At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column goes through the
-weight-only kernels, x exact: no activation is quantized, so no column needs the outlier path (the calibrated ones
-still take their 16-bit weights).
+weight (a batch without outliers costs it a launch). Without calibrated columns the product is in x's dtype, the bias
+in the int8 product's epilogue. At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column
+goes through the weight-only kernels, x exact: no activation is quantized, so no column needs the outlier path (the
+calibrated ones still take their 16-bit weights).
 """
 
 from __future__ import annotations
