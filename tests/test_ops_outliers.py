@@ -60,9 +60,10 @@ def test_a_nan_in_an_outlier_column_reaches_its_row():
     assert out[3].isnan().all() and not out[torch.arange(18, device=out.device) != 3].isnan().any()
 
 
-@pytest.mark.parametrize("k", [1, 64, 150, 2500])
+@pytest.mark.parametrize("k", [1, 64, 150, 2500, 20000])
 def test_find_lists_the_columns_over_the_threshold_in_order(k):
-    """Chunks of the kernel's scan (64 in the interpreter, 1024 on the GPU) and a ragged end; NaN is never over."""
+    """Chunks of the kernel's scan (64 columns in the interpreter; on the GPU one of up to 16384) and a ragged end; NaN is
+    never over."""
     gen = torch.Generator().manual_seed(k)
     peak = torch.rand(k, generator=gen) * 8
     peak[torch.randperm(k, generator=gen)[: k // 10]] = float("nan")

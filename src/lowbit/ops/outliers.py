@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .tiles import cdiv, interpreting
+from .tiles import cdiv, interpreting, next_power_of_2
 
 try:
     import triton
@@ -136,7 +136,10 @@ def find_triton(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, tor
     skip = torch.empty(k, device=peak.device, dtype=torch.bool)
     cols = torch.empty(k, device=peak.device, dtype=torch.int32)
     count = torch.empty(1, device=peak.device, dtype=torch.int32)
-    _find_kernel[(1,)](peak.contiguous(), skip, cols, count, k, float(threshold), BLOCK=64 if interpreting() else 1024)
+    # one chunk up to 16384 columns on the GPU (one program's loads all in flight at once, one scan), several past that
+    block = 64 if interpreting() else min(16384, next_power_of_2(max(k, 1)))
+    _find_kernel[(1,)](peak.contiguous(), skip, cols, count, k, float(threshold), BLOCK=block,
+                       num_warps=1 if interpreting() else max(4, min(16, block // 256)))
     return skip, cols, count
 
 
