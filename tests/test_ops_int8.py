@@ -208,6 +208,32 @@ def test_quantize_rows_equals_the_format_definition(m, n):
     assert torch.equal(q.cpu(), ref.codes)
 
 
+@pytest.mark.parametrize("layout", ["one pass", "transposed view", "long rows"])
+def test_quantize_rows_takes_masked_columns_as_zero(monkeypatch, layout):
+    """`zero_cols` (LLM.int8()'s outlier columns): the codes and scales of x with those columns 0, bit for bit, on the
+    one-pass kernel (which reads the mask) and the tiled passes (which take x masked), a NaN and the row's largest
+    value among the masked ones; a mask of the wrong shape or dtype is named."""
+    gen = torch.Generator().manual_seed(len(layout) + 11)
+    base = torch.randn(45, 70, generator=gen) * 3
+    x = base.to(DEVICE).t() if layout == "transposed view" else base.to(DEVICE)
+    if layout == "long rows":
+        monkeypatch.setattr(ops, "MAX_ROW", 64)
+    n = x.shape[1]
+    zero_cols = torch.zeros(n, dtype=torch.bool)
+    zero_cols[torch.randperm(n, generator=gen)[: n // 5]] = True
+    col = int(zero_cols.nonzero()[0])
+    x[0, col], x[1, col] = float("nan"), 1e4  # masked: neither reaches its row's scale
+    zero_cols = zero_cols.to(DEVICE)
+    q, s = ops.quantize_rows_triton(x, zero_cols=zero_cols)
+    ref = intfmt.quantize(x.cpu().contiguous().masked_fill(zero_cols.cpu(), 0), 8, granularity="token")
+    torch.testing.assert_close(s.cpu(), ref.scale.reshape(-1), rtol=0, atol=0)
+    assert torch.equal(q.cpu(), ref.codes) and torch.isfinite(s).all()
+    with pytest.raises(ValueError, match="zero_cols must be a bool mask"):
+        ops.quantize_rows(x, zero_cols=zero_cols[:-1])
+    if layout == "one pass":  # the op with a mask: its schema, fake and dispatch
+        torch.library.opcheck(ops.quantize_rows, (x, False, 0, zero_cols))
+
+
 @pytest.mark.parametrize("layout", ["transposed view", "long rows", "strided rows"])
 def test_quantize_rows_tiled_path_equals_the_format_definition(monkeypatch, layout):
     """Rows that are not contiguous (training quantizes gᵀ and xᵀ as views) or longer than MAX_ROW take

@@ -80,11 +80,14 @@ if triton is not None:
         tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
     @triton.jit
-    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, seed_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr, STOCHASTIC: tl.constexpr):
+    def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, seed_ptr, zero_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr,
+                              STOCHASTIC: tl.constexpr, ZERO_COLS: tl.constexpr):
         row = tl.program_id(0)
         offs = tl.arange(0, BLOCK_N)
         mask = offs < N
         x = tl.load(x_ptr + row * stride_xm + offs, mask=mask, other=0.0).to(tl.float32)
+        if ZERO_COLS:  # the columns another product takes (LLM.int8()'s outliers) count as 0
+            x = tl.where(tl.load(zero_ptr + offs, mask=mask, other=0) != 0, 0.0, x)
         # IEEE-rounded division (plain / is approximate on the GPU): codes and scales equal formats.int's exactly
         scale = absmax_scale(abs_max(x, 0), False)
         u = 0.0
@@ -276,20 +279,26 @@ def _check_mm(a, b, scale_a, scale_b) -> None:
 MAX_ROW = 16384  # longest row the one-pass kernel holds in registers; longer rows take the tiled passes
 
 
-def quantize_rows_triton(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_rows_triton(
+    x: torch.Tensor, stochastic: bool = False, seed: int = 0, zero_cols: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row symmetric int8 of a 2-D float tensor: (codes [M, N] int8, row-major; scales [M] float32).
     `stochastic`: round up with probability frac(x/scale), from Philox draws keyed by `seed` (< 0: a
-    fresh one) and the element's index (the same seed gives the same codes). Rows that fit in
+    fresh one) and the element's index (the same seed gives the same codes). `zero_cols` (bool [N]): columns
+    taken as 0, as x.masked_fill(zero_cols, 0) would give, without the copy on the one-pass path. Rows that fit in
     registers take one pass; longer rows, and rows that are not contiguous (a transposed view, as
     training's gradient matmuls quantize), take two tiled passes over x in place — never a transposed copy."""
     m, n = x.shape
     if x.stride(1) != 1 or n > MAX_ROW:
+        if zero_cols is not None:
+            x = x.masked_fill(zero_cols, 0)
         return quantize_tiled(x, "int8", stochastic, seed, cols=False)
     q = torch.empty(m, n, device=x.device, dtype=torch.int8)
     s = torch.empty(m, device=x.device, dtype=torch.float32)
     block = next_power_of_2(n)
-    wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, seed_tensor(x, stochastic, seed, s), n, x.stride(0), q.stride(0),
-                                             BLOCK_N=block, STOCHASTIC=stochastic, num_warps=min(16, max(1, block // 256)))
+    wrap_triton(_quantize_rows_kernel)[(m,)](x, q, s, seed_tensor(x, stochastic, seed, s), zero_cols if zero_cols is not None else s,
+                                             n, x.stride(0), q.stride(0), BLOCK_N=block, STOCHASTIC=stochastic,
+                                             ZERO_COLS=zero_cols is not None, num_warps=min(16, max(1, block // 256)))
     return q, s
 
 
@@ -326,11 +335,15 @@ def scaled_int8_mm(
 
 
 @triton_op("lowbit::quantize_rows_int8", mutates_args=())
-def quantize_rows(x: torch.Tensor, stochastic: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_rows(
+    x: torch.Tensor, stochastic: bool = False, seed: int = 0, zero_cols: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row (per-token) absmax int8 codes and scales of a 2-D tensor, in one pass on CUDA.
     `stochastic=True` rounds stochastically (unbiased), seeded by `seed` (< 0: a fresh draw from
     torch's generator); the draws differ between the Triton and the reference path, their
-    distribution does not."""
+    distribution does not. `zero_cols` (bool [N]): columns taken as 0 (LLM.int8()'s outlier columns)."""
+    if zero_cols is not None and (zero_cols.dtype != torch.bool or zero_cols.shape != (x.shape[-1],)):
+        raise ValueError(f"zero_cols must be a bool mask of x's {x.shape[-1]} columns, got {zero_cols.dtype} {tuple(zero_cols.shape)}")
     if use_triton(x):
-        return quantize_rows_triton(x, stochastic, seed)
-    return _quantize_rows_reference_op(x, stochastic, seed)
+        return quantize_rows_triton(x, stochastic, seed, zero_cols)
+    return _quantize_rows_reference_op(x if zero_cols is None else x.masked_fill(zero_cols, 0), stochastic, seed)
