@@ -54,7 +54,6 @@ if triton is not None:
             prev = tl.load(o_ptrs, mask=o_mask, other=0.0).to(tl.float32)
             tl.store(o_ptrs, (prev + acc).to(out_ptr.dtype.element_ty), mask=o_mask)
 
-
     @triton.jit
     def _find_kernel(peak_ptr, skip_ptr, cols_ptr, count_ptr, K, threshold, BLOCK: tl.constexpr):
         """One program: the columns whose peak |x| is over the threshold, as a mask and, in order, as a list and its
@@ -69,6 +68,7 @@ if triton is not None:
             tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
             base += tl.sum(o, 0)
         tl.store(count_ptr, base)
+
 
 def _check(out, x, qweight, scale, cols, count) -> None:
     m, k = x.shape
