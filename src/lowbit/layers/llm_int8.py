@@ -74,11 +74,22 @@ class LLMInt8Linear(QuantLinear):
         return w.to(dtype)
 
     def outlier_columns(self, x2: torch.Tensor) -> torch.Tensor:
-        """Columns over the threshold in this batch that calibration did not already name."""
-        over = (x2.abs() > self.threshold).any(dim=0)
-        if self.outlier_cols is not None:
-            over[self.outlier_cols] = False
-        return over.nonzero().flatten()
+        """Columns over the threshold in this batch that calibration did not already name (reads their count on the
+        host: for inspection, not the forward)."""
+        _, cols, count = self._batch_outliers(x2)
+        return cols[: int(count.item())].long()
+
+    def _batch_outliers(self, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the mask of columns the int8 product takes as 0: this batch's outliers and the calibrated columns; this
+        batch's outlier columns and their count, as `outliers.find` gives them), on x's device."""
+        known = self.outlier_cols
+        peak = torch.linalg.vector_norm(x2, float("inf"), dim=0)  # each column's largest |x|
+        if known is not None:  # calibrated: in the 16-bit product of _finish, never in the outlier product
+            peak = peak.index_fill(0, known, 0)
+        skip, cols, count = outliers.find(peak, self.threshold)
+        if known is not None:
+            skip = skip.index_fill(0, known, True)
+        return skip, cols, count
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
@@ -89,12 +100,7 @@ class LLMInt8Linear(QuantLinear):
                 return out.reshape(*x.shape[:-1], self.out_features)
             out = weight_only_linear(x2.index_fill(1, known, 0), self.qweight, self.scale, None, 8, self.in_features).float()
             return self._finish(out, x2, known, x)
-        peak = torch.linalg.vector_norm(x2, float("inf"), dim=0)  # each column's largest |x|
-        if known is not None:  # calibrated: in the 16-bit product of _finish, never in these two
-            peak = peak.index_fill(0, known, 0)
-        skip, cols, count = outliers.find(peak, self.threshold)  # this batch's outlier columns
-        if known is not None:
-            skip = skip.index_fill(0, known, True)
+        skip, cols, count = self._batch_outliers(x2)
         codes, x_scale = ops.quantize_rows(x2, zero_cols=skip)  # W8A8's int8 path, the outlier columns as 0: one pass on CUDA
         bias = None if self.bias is None or known is not None else self.bias.float()
         out = ops.scaled_int8_mm(codes, self.qweight.t(), x_scale, self.scale.reshape(-1), bias, x.dtype if known is None else torch.float32)
