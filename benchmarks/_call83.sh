@@ -1,7 +1,7 @@
 # Prepared in session 18 after its device time was spent: LLM.int8()'s outlier columns as zero inside quantize_rows'
 # one-pass kernel (no masked copy of x) and `outliers.find` as one chunk up to 16384 columns, neither run on a GPU yet.
 # GPU tests, then `lowbit bench linear` for LLM.int8()'s row (session 18, call 4: 0.372 ms, 0.56x bf16 at 256 tokens;
-# 2.027 ms, 1.26x at 4096). Rename to _call83.sh when run.
+# 2.027 ms, 1.26x at 4096).
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 200 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_ops_outliers.py tests/test_ops_int8.py tests/test_gpu.py \

@@ -1,0 +1,135 @@
+"""Where the GPU time goes, kernel by kernel: a 7B decode step per scheme (the step `bench generate`
+times, layers compiled), and the seven linears of `bench linear` per scheme at a token count.
+
+The kernels run eagerly under torch.profiler (device-side durations, so launch gaps do not count);
+the step is also replayed as a CUDA graph for its real time. Kernels are grouped by a short name.
+
+    python benchmarks/profile_kernels.py --out profile.json \
+        --decode bf16 w4a16-g128 --linear "LLM.int8() (Triton)" --tokens 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import tempfile
+import time
+
+import torch
+
+
+def kernel_times(fn, repeats: int) -> dict[str, float]:
+    """µs a call of each kernel name that `fn` launches, from the profiler's trace."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeats):
+            fn()
+        torch.cuda.synchronize()
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        prof.export_chrome_trace(f.name)
+        trace = json.load(open(f.name))
+    sums: dict[str, float] = collections.defaultdict(float)
+    for ev in trace["traceEvents"]:
+        if ev.get("cat") == "kernel":
+            sums[short(ev["name"])] += ev["dur"] / repeats
+    return dict(sorted(sums.items(), key=lambda kv: -kv[1]))
+
+
+def short(name: str) -> str:
+    name = re.sub(r"<.*", "", name)
+    name = re.sub(r"\(.*", "", name)
+    return name[:70]
+
+
+def graph_us(fn, repeats: int = 20) -> float:
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        graph.replay()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats * 1e6
+
+
+def print_table(title: str, times: dict[str, float], total_us: float | None) -> None:
+    busy = sum(times.values())
+    print(f"\n{title}: kernels {busy:.1f} µs" + (f", graph replay {total_us:.1f} µs" if total_us else ""), flush=True)
+    for name, us in list(times.items())[:25]:
+        print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
+
+
+def profile_decode(scheme: str) -> dict:
+    from lowbit.bench import generate as g
+
+    device = torch.device("cuda")
+    model = g.build_model("7b", device)
+    g.quantize_model(model, g.available_schemes()[scheme])
+    prompt = torch.randint(3, 32000, (1, 128), generator=torch.Generator().manual_seed(1))
+    gen = g.StaticGenerator(model, 1, 128, 128, graph=False, compile=True)
+    gen.warmup(prompt)
+    gen.step()
+
+    def step():
+        gen.position.fill_(130)  # stay inside the cache however many steps run
+        gen.step_index.fill_(2)
+        gen.step()
+
+    times = kernel_times(step, 5)
+    total = graph_us(step)
+    print_table(f"decode step, 7B, {scheme}", times, total)
+    return dict(kernels_us=times, graph_us=total)
+
+
+def profile_linear(scheme: str, tokens: int) -> dict:
+    from lowbit.bench import linear as lin
+
+    layers = lin.build_layers(lin.SCHEMES[scheme])
+    xs = [torch.randn(tokens, k, device="cuda", dtype=torch.bfloat16) for _, k, _ in lin.LLAMA2_7B_LINEARS]
+
+    def run():
+        with torch.no_grad():
+            for layer, x in zip(layers, xs):
+                layer(x)
+
+    times = kernel_times(run, 10)
+    total = graph_us(run)
+    print_table(f"bench linear's seven linears, {scheme}, {tokens} tokens", times, total)
+    return dict(kernels_us=times, graph_us=total)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--decode", nargs="*", default=[], help="bench generate scheme names")
+    ap.add_argument("--linear", nargs="*", default=[], help="bench linear scheme labels")
+    ap.add_argument("--tokens", type=int, nargs="+", default=[256])
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
+    jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m)) for s in args.linear for m in args.tokens]
+    jobs += [("decode", s, lambda s=s: profile_decode(s)) for s in args.decode]
+    for part, key, job in jobs:
+        try:
+            result[part][key] = job()
+        except Exception as e:  # one failing part must not lose the others
+            print(f"{part} {key}: FAILED {type(e).__name__}: {e}", flush=True)
+            result[part][key] = {"error": f"{type(e).__name__}: {e}"}
+        torch.cuda.empty_cache()
+        json.dump(result, open(args.out, "w"), indent=1)
+    json.dump(result, open(args.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
