@@ -36,14 +36,15 @@ def kernel_times(fn, repeats: int) -> dict[str, float]:
     sums: dict[str, float] = collections.defaultdict(float)
     for ev in trace["traceEvents"]:
         if ev.get("cat") == "kernel":
-            sums[short(ev["name"])] += ev["dur"] / repeats
+            grid = ev.get("args", {}).get("grid")
+            sums[short(ev["name"]) + (f" grid {grid}" if grid else "")] += ev["dur"] / repeats
     return dict(sorted(sums.items(), key=lambda kv: -kv[1]))
 
 
 def short(name: str) -> str:
     name = re.sub(r"<.*", "", name)
     name = re.sub(r"\(.*", "", name)
-    return name[:70]
+    return name[:60]
 
 
 def graph_us(fn, repeats: int = 20) -> float:
@@ -67,7 +68,7 @@ def graph_us(fn, repeats: int = 20) -> float:
 def print_table(title: str, times: dict[str, float], total_us: float | None) -> None:
     busy = sum(times.values())
     print(f"\n{title}: kernels {busy:.1f} µs" + (f", graph replay {total_us:.1f} µs" if total_us else ""), flush=True)
-    for name, us in list(times.items())[:25]:
+    for name, us in list(times.items())[:40]:
         print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
 
 
