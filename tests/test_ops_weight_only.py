@@ -17,6 +17,7 @@ import lowbit
 from lowbit.formats import fp
 from lowbit.formats.packing import pack
 from lowbit.layers.int_weight import IntWeightLinear
+from lowbit.ops import tiles
 from lowbit.ops import weight_only as ops
 
 pytestmark = pytest.mark.skipif(ops.triton is None, reason="needs triton")
@@ -487,7 +488,7 @@ def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
     for _ in range(2):
         for out, (_, w, _, k) in zip(run(), cases):
             check(out, x[k].double() @ w.t(), torch.float16, k)
-    assert all(int(c.abs().sum()) == 0 for c in ops._COUNTS.values())
+    assert all(int(c.abs().sum()) == 0 for c in tiles._COUNTERS.values())
     if DEVICE == "cuda":
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
@@ -498,7 +499,7 @@ def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
             graph.replay()
             for out, (_, w, _, k) in zip(outs, cases):
                 check(out, x[k].double() @ w.t(), torch.float16, k)
-        assert all(int(c.abs().sum()) == 0 for c in ops._COUNTS.values())
+        assert all(int(c.abs().sum()) == 0 for c in tiles._COUNTERS.values())
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="the GPU's tiles: the interpreter takes 16-token ones")

@@ -82,14 +82,10 @@ class LLMInt8Linear(QuantLinear):
     def _batch_outliers(self, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(the mask of columns the int8 product takes as 0: this batch's outliers and the calibrated columns; this
         batch's outlier columns and their count, as `outliers.find` gives them), on x's device."""
-        known = self.outlier_cols
-        peak = torch.linalg.vector_norm(x2, float("inf"), dim=0)  # each column's largest |x|
-        if known is not None:  # calibrated: in the 16-bit product of _finish, never in the outlier product
-            peak = peak.index_fill(0, known, 0)
-        skip, cols, count = outliers.find(peak, self.threshold)
-        if known is not None:
-            skip = skip.index_fill(0, known, True)
-        return skip, cols, count
+        known = None  # calibrated: in the 16-bit product of _finish, never in the outlier product
+        if self.outlier_cols is not None:
+            known = torch.zeros(self.in_features, dtype=torch.bool, device=x2.device).index_fill_(0, self.outlier_cols, True)
+        return outliers.find(x2, self.threshold, known)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)

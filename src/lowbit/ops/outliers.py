@@ -2,16 +2,18 @@
 (`add_product_`): out += x[:, cols] @ (W[:, cols] · s)ᵀ over the first `count` of `cols`, with W the int8 weight [N, K]
 and s its row scales.
 
-`cols` and `count` stay on the device, so a layer using these can be captured in a CUDA graph: `find` writes them in
-one small kernel, and the product's kernel reads `count` and loops over that many columns, so a batch without outliers
-costs it a launch and nothing else, and one with a few reads only their columns of W.
+`cols` and `count` stay on the device, so a layer using these can be captured in a CUDA graph. `find` writes them in
+one kernel that also takes each column's peak |x|: torch's column max and a list kernel were two launches and ~16 µs
+a 7B linear at 256 tokens on the H200, most of it the max (docs/benchmarks/README.md, session 19). The product's
+kernel reads `count` and loops over that many columns, so a batch without outliers costs it a launch and nothing else,
+and one with a few reads only their columns of W.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .tiles import cdiv, interpreting, next_power_of_2
+from .tiles import cdiv, interpreting, next_power_of_2, tile_counters
 
 try:
     import triton
@@ -55,19 +57,47 @@ if triton is not None:
             tl.store(o_ptrs, (prev + acc).to(out_ptr.dtype.element_ty), mask=o_mask)
 
     @triton.jit
-    def _find_kernel(peak_ptr, skip_ptr, cols_ptr, count_ptr, K, threshold, BLOCK: tl.constexpr):
-        """One program: the columns whose peak |x| is over the threshold, as a mask and, in order, as a list and its
-        length (an exclusive prefix sum a chunk gives each its place)."""
-        base = tl.zeros((), dtype=tl.int32)
-        for k0 in range(0, K, BLOCK):
-            offs = k0 + tl.arange(0, BLOCK)
-            ok = offs < K
-            over = (tl.load(peak_ptr + offs, mask=ok, other=0.0).to(tl.float32) > threshold) & ok
-            tl.store(skip_ptr + offs, over, mask=ok)
-            o = over.to(tl.int32)
-            tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
-            base += tl.sum(o, 0)
-        tl.store(count_ptr, base)
+    def _max_nan(a, b):
+        return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+    @triton.jit
+    def _find_kernel(
+        x_ptr, exclude_ptr, peak_ptr, skip_ptr, cols_ptr, count_ptr, ticket_ptr, M, K, stride_xm, threshold,
+        HAS_EXCLUDE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, SCAN: tl.constexpr,
+    ):
+        """A program a block of columns: their peak |x| (NaN if any is NaN, as torch's max) over every row, and the mask
+        of those over the threshold or excluded. The last program to finish (a counter, zero before and left zero after)
+        lists the columns over the threshold and not excluded, in order, and their count: an exclusive prefix sum a
+        chunk of SCAN columns gives each its place."""
+        offs_k = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < K
+        acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+        for m0 in range(0, M, BLOCK_M):
+            rows = m0 + tl.arange(0, BLOCK_M)
+            v = tl.load(x_ptr + rows[:, None] * stride_xm + offs_k[None, :], mask=(rows < M)[:, None] & k_ok[None, :], other=0.0)
+            acc = _max_nan(acc, tl.abs(v.to(tl.float32)))
+        peak = tl.reduce(acc, 0, _max_nan)
+        if HAS_EXCLUDE:
+            excluded = tl.load(exclude_ptr + offs_k, mask=k_ok, other=0) != 0
+            peak = tl.where(excluded, 0.0, peak)
+            skip = (peak > threshold) | excluded
+        else:
+            skip = peak > threshold
+        tl.store(skip_ptr + offs_k, skip, mask=k_ok)
+        tl.store(peak_ptr + offs_k, peak, mask=k_ok)
+        tl.debug_barrier()  # every thread's peaks are written before the counter says so
+        done = tl.atomic_add(ticket_ptr, 1, sem="acq_rel", scope="gpu")
+        if done == tl.num_programs(0) - 1:
+            base = tl.zeros((), dtype=tl.int32)
+            for k0 in range(0, K, SCAN):
+                offs = k0 + tl.arange(0, SCAN)
+                ok = offs < K
+                over = (tl.load(peak_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg") > threshold) & ok
+                o = over.to(tl.int32)
+                tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
+                base += tl.sum(o, 0)
+            tl.store(count_ptr, base)
+            tl.atomic_xchg(ticket_ptr, 0, sem="relaxed", scope="gpu")  # ready for the next call
 
 
 def _check(out, x, qweight, scale, cols, count) -> None:
@@ -124,42 +154,62 @@ def add_product_(out, x, qweight, scale, cols, count) -> torch.Tensor:
     return out
 
 
-def _find_reference(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    over = peak.float() > threshold
+def _check_find(x: torch.Tensor, exclude: torch.Tensor | None) -> None:
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D [tokens, K], got shape {tuple(x.shape)}")
+    if exclude is not None and (exclude.dtype != torch.bool or tuple(exclude.shape) != (x.shape[1],)):
+        raise ValueError(f"exclude must be a bool mask of x's {x.shape[1]} columns, got {exclude.dtype} {tuple(exclude.shape)}")
+
+
+def _find_reference(x: torch.Tensor, threshold: float, exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check_find(x, exclude)
+    peak = torch.linalg.vector_norm(x, float("inf"), dim=0).float() if x.shape[0] else x.new_zeros(x.shape[1], dtype=torch.float32)
+    if exclude is not None:
+        peak = peak.masked_fill(exclude, 0)
+    over = peak > threshold
     cols = torch.sort((~over).to(torch.uint8), stable=True).indices.to(torch.int32)  # the True positions first, in order
-    return over, cols, over.sum().reshape(1).to(torch.int32)
+    return over if exclude is None else over | exclude, cols, over.sum().reshape(1).to(torch.int32)
 
 
-def find_triton(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def find_triton(x: torch.Tensor, threshold: float, exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The kernel (CUDA, or CPU tensors under TRITON_INTERPRET=1)."""
-    k = peak.numel()
-    skip = torch.empty(k, device=peak.device, dtype=torch.bool)
-    cols = torch.empty(k, device=peak.device, dtype=torch.int32)
-    count = torch.empty(1, device=peak.device, dtype=torch.int32)
-    # one chunk up to 16384 columns on the GPU (one program's loads all in flight at once, one scan), several past that
-    block = 64 if interpreting() else min(16384, next_power_of_2(max(k, 1)))
-    _find_kernel[(1,)](peak.contiguous(), skip, cols, count, k, float(threshold), BLOCK=block,
-                       num_warps=1 if interpreting() else max(4, min(16, block // 256)))
+    _check_find(x, exclude)
+    m, k = x.shape
+    skip = torch.empty(k, device=x.device, dtype=torch.bool)
+    cols = torch.empty(k, device=x.device, dtype=torch.int32)
+    if k == 0:
+        return skip, cols, torch.zeros(1, device=x.device, dtype=torch.int32)
+    count = torch.empty(1, device=x.device, dtype=torch.int32)
+    peak = torch.empty(k, device=x.device, dtype=torch.float32)
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    # 32 columns a program (128 programs on 4096 columns); the list in chunks of up to 4096 (sm_90: 91 registers on
+    # 8 warps, two programs an SM; chunks of 8192 took 167)
+    bm, bk, scan, warps = (16, 16, 64, 1) if interpreting() else (64, 32, min(4096, next_power_of_2(k)), 8)
+    _find_kernel[(cdiv(k, bk),)](
+        x, exclude if exclude is not None else skip, peak, skip, cols, count, tile_counters(x.device, 1), m, k, x.stride(0),
+        float(threshold), HAS_EXCLUDE=exclude is not None, BLOCK_M=bm, BLOCK_K=bk, SCAN=scan, num_warps=warps,
+    )
     return skip, cols, count
 
 
 @torch.library.custom_op("lowbit::find_outlier_columns", mutates_args=())
-def _find(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if triton is not None and peak.is_cuda:
-        return find_triton(peak, threshold)
-    return _find_reference(peak, threshold)
+def _find(x: torch.Tensor, threshold: float, exclude: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if triton is not None and x.is_cuda and x.numel() <= _INT32_MAX:
+        return find_triton(x, threshold, exclude)
+    return _find_reference(x, threshold, exclude)  # (the kernel's offsets are 32-bit)
 
 
 @_find.register_fake
-def _(peak, threshold):
-    k = peak.numel()
-    return peak.new_empty(k, dtype=torch.bool), peak.new_empty(k, dtype=torch.int32), peak.new_empty(1, dtype=torch.int32)
+def _(x, threshold, exclude):
+    k = x.shape[1]
+    return x.new_empty(k, dtype=torch.bool), x.new_empty(k, dtype=torch.int32), x.new_empty(1, dtype=torch.int32)
 
 
-def find(peak: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The columns of peak [K] (each column's largest |x|) over `threshold`: a bool mask [K], their indices in order
-    at the front of an int32 [K] (the rest undefined) and their count [1], all on peak's device, nothing read on the
-    host (one small kernel on CUDA)."""
-    if peak.dim() != 1:
-        raise ValueError(f"peak must be 1-D, one value a column, got shape {tuple(peak.shape)}")
-    return _find(peak, float(threshold))
+def find(x: torch.Tensor, threshold: float, exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The outlier columns of x [tokens, K]: those whose largest |x| is over `threshold` (NaN never is) and not in
+    `exclude` (a bool mask [K]; LLM.int8()'s calibrated columns). Returns a bool mask [K] of the columns over the
+    threshold or excluded, the outliers' indices in order at the front of an int32 [K] (the rest undefined) and their
+    count [1], all on x's device, nothing read on the host (one small kernel on CUDA)."""
+    _check_find(x, exclude)
+    return _find(x, float(threshold), exclude)

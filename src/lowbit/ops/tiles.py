@@ -1,5 +1,5 @@
 """What the Triton kernels share: whether they run in the interpreter, the order in which programs
-visit output tiles, split-K, and a row-major copy of a transposed operand."""
+visit output tiles, split-K, counters for a last program, and a row-major copy of a transposed operand."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def _sm_count(index: int) -> int:
 def sm_count(device: torch.device) -> int:
     """The streaming multiprocessors of a CUDA device, for grids sized to the GPU (queried once a device)."""
     return _sm_count(cuda_index(device))
+
+
+_COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def tile_counters(device: torch.device, n: int) -> torch.Tensor:
+    """int32 counters, zero between calls, for kernels whose last program to finish a piece of work does the rest
+    (the swapped kernel's split-K sum, the outlier columns' list); the last program resets its own counter.
+    One set a device and stream: calls in one stream run one after another, calls in two streams may overlap.
+    Made (zeroed) on a stream's first call, or a larger one: under graph capture that zeroing is captured too. A set
+    is never freed, since a captured graph keeps using it; that is 4 KB a stream, and `torch.cuda.graph` captures on
+    one stream a process unless given another (`CUDAGraph.default_capture_stream`, torch 2.11), so it does not grow
+    with the number of graphs."""
+    key = (cuda_index(device), torch.cuda.current_stream(device).cuda_stream) if device.type == "cuda" else (-1, 0)
+    have = _COUNTERS.get(key)
+    if have is None or have.numel() < n:
+        have = _COUNTERS[key] = torch.zeros(max(n, 1024), device=device, dtype=torch.int32)
+    return have
 
 
 def interpreting() -> bool:

@@ -51,7 +51,7 @@ from ..formats import fp
 from ..formats import int as intfmt
 from ..formats import nf4
 from .fp8 import FP8_DTYPES
-from .tiles import cdiv, cuda_index, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k
+from .tiles import cdiv, cuda_index, interpreting, next_power_of_2, split_k_partials, split_k_plan, sum_split_k, tile_counters
 from .w4a16 import dequantize_w4, w4a16_matmul
 
 try:
@@ -861,7 +861,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
-    counts = _tile_counts(x.device, grid[0] * grid[1]) if split > 1 else dst
+    counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
         bias_ if bias_ is not None else scale_, dst, out, counts,
@@ -872,23 +872,6 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         PACKED=packed, SUM_HERE=split > 1, **cfg,
     )
     return out
-
-
-_COUNTS: dict[tuple[int, int], torch.Tensor] = {}
-
-
-def _tile_counts(device: torch.device, tiles: int) -> torch.Tensor:
-    """The split-K kernel's counters, one a tile, zero between calls (the last program of a tile resets its own).
-    One set a device and stream: calls in one stream run one after another, calls in two streams may overlap.
-    Made (zeroed) on a stream's first call, or a larger one: under graph capture that zeroing is captured too. A set
-    is never freed, since a captured graph keeps using it; that is 4 KB a stream, and `torch.cuda.graph` captures on
-    one stream a process unless given another (`CUDAGraph.default_capture_stream`, torch 2.11), so it does not grow
-    with the number of graphs."""
-    key = (cuda_index(device), torch.cuda.current_stream(device).cuda_stream) if device.type == "cuda" else (-1, 0)
-    have = _COUNTS.get(key)
-    if have is None or have.numel() < tiles:
-        have = _COUNTS[key] = torch.zeros(max(tiles, 1024), device=device, dtype=torch.int32)
-    return have
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
