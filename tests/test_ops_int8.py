@@ -141,6 +141,27 @@ def test_scaled_mm_copies_a_transposed_operand_k_major_for_the_tma_kernel(monkey
     assert torch.equal(a, a_before) and torch.equal(b, b_before)
 
 
+@pytest.mark.skipif(DEVICE != "cuda", reason="the Gluon ping-pong: a Hopper GPU")
+@pytest.mark.parametrize("m", [ops.PINGPONG_MIN_M + 1, 300, ops.TUNED_MIN_M])
+def test_scaled_mm_past_pingpong_min_m_takes_the_pingpong_on_k_major_operands(monkeypatch, m):
+    """Prefill lengths between PINGPONG_MIN_M and TUNED_MIN_M: K-major operands (W8A8's) go through the TMA op, a
+    transposed one keeps the pointer kernel; both right against float64, a ragged M and N too."""
+    if torch.cuda.get_device_capability()[0] != 9 or ops.int8_hopper.gluon is None:
+        pytest.skip("the ping-pong is taken on sm_90 with Gluon only")
+    gen = torch.Generator().manual_seed(m)
+    n, k = 264, 208
+    calls = []
+    tma_op = ops._scaled_mm_tma_op
+    monkeypatch.setattr(ops, "_scaled_mm_tma_op", lambda *args: calls.append(1) or tma_op(*args))
+    sa, sb = (torch.rand(m, generator=gen) + 0.1).to(DEVICE) / 127, (torch.rand(n, generator=gen) + 0.1).to(DEVICE) / 127
+    for a, b, want in [(rand_int8(m, k, gen=gen), rand_int8(n, k, gen=gen).t(), [1]), (rand_int8(m, k, gen=gen), rand_int8(k, n, gen=gen), [])]:
+        calls.clear()
+        out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.bfloat16)
+        assert calls == want
+        ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
+        assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-3
+
+
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
 def test_scaled_mm_takes_the_tma_kernel_only_where_it_can():
     """Large M with K-major, 16-byte-aligned operands goes through the TMA op (bit-equal to the pointer kernel's

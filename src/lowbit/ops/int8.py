@@ -130,6 +130,10 @@ if triton is not None:
 
 
 TUNED_MIN_M = 512  # above it the autotuned kernel; at and below it the fixed tiles of `_mm_config`
+# Above it, operands already K-major take the Gluon ping-pong on Hopper (the H200, session 19, the 7B linears with
+# weights read from memory, quantization included: 256 / 512 tokens 163.5 / 193.0 µs against the fixed 64 × 128
+# tile's 182.5 / 236.4, bf16 191.1 / 323.3; at 128 tokens 140.7 against 138.1; benchmarks/_exp_w8a8_mid.py)
+PINGPONG_MIN_M = 128
 
 
 def _mm_config(m: int, n: int, k: int, k_major: bool = False) -> dict:
@@ -169,6 +173,8 @@ def scaled_int8_mm_triton(
     if tuned and a.is_cuda and torch.cuda.get_device_capability(a.device)[0] == 9 and k % 16 == 0:
         a, b = _k_major(a, b)
     if tuned and tma_takes(a, b, out_dtype):
+        return _scaled_mm_tma_op(a, b.t(), scale_a, scale_b, bias, out_dtype)
+    if m > PINGPONG_MIN_M and config is None and int8_hopper.gluon is not None and tma_takes(a, b, out_dtype):
         return _scaled_mm_tma_op(a, b.t(), scale_a, scale_b, bias, out_dtype)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     args = (a, b, out, scale_a, scale_b, bias if bias is not None else scale_b,
