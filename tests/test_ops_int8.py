@@ -159,7 +159,8 @@ def test_scaled_mm_past_pingpong_min_m_takes_the_pingpong_on_k_major_operands(mo
         out = ops.scaled_int8_mm_triton(a, b, sa, sb, out_dtype=torch.bfloat16)
         assert calls == want
         ref = reference(a.cpu(), b.cpu(), sa.cpu(), sb.cpu())
-        assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 1e-3
+        # exact int32 sums; each output rounded once to bf16, at most 2^-8 relative (the GPU saw 1.66e-3)
+        assert ((out.cpu().double() - ref).norm() / ref.norm()).item() <= 2**-8
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="TMA: a Hopper GPU")
