@@ -66,9 +66,9 @@ if triton is not None:
         HAS_EXCLUDE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, SCAN: tl.constexpr,
     ):
         """A program a block of columns: their peak |x| (NaN if any is NaN, as torch's max) over every row, and the mask
-        of those over the threshold or excluded. The last program to finish (a counter, zero before and left zero after)
-        lists the columns over the threshold and not excluded, in order, and their count: an exclusive prefix sum a
-        chunk of SCAN columns gives each its place."""
+        of those over the threshold or excluded. The last program to finish (two counters, the programs done and the
+        outliers seen, zero before and left zero after) lists the columns over the threshold and not excluded, in
+        order, and their count: an exclusive prefix sum a chunk of SCAN columns gives each its place."""
         offs_k = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
         k_ok = offs_k < K
         acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
@@ -85,18 +85,23 @@ if triton is not None:
             skip = peak > threshold
         tl.store(skip_ptr + offs_k, skip, mask=k_ok)
         tl.store(peak_ptr + offs_k, peak, mask=k_ok)
+        listed = tl.sum(((peak > threshold) & k_ok).to(tl.int32), 0)
+        if listed > 0:  # the outliers' total, so that the last program can skip the list when there are none
+            tl.atomic_add(ticket_ptr + 1, listed, sem="relaxed", scope="gpu")
         tl.debug_barrier()  # every thread's peaks are written before the counter says so
         done = tl.atomic_add(ticket_ptr, 1, sem="acq_rel", scope="gpu")
         if done == tl.num_programs(0) - 1:
-            base = tl.zeros((), dtype=tl.int32)
-            for k0 in range(0, K, SCAN):
-                offs = k0 + tl.arange(0, SCAN)
-                ok = offs < K
-                over = (tl.load(peak_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg") > threshold) & ok
-                o = over.to(tl.int32)
-                tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
-                base += tl.sum(o, 0)
-            tl.store(count_ptr, base)
+            total = tl.atomic_xchg(ticket_ptr + 1, 0, sem="relaxed", scope="gpu")
+            if total > 0:  # a chunk's scan costs ~2.7 µs on the H200 (session 19, call 5): only when there is a list
+                base = tl.zeros((), dtype=tl.int32)
+                for k0 in range(0, K, SCAN):
+                    offs = k0 + tl.arange(0, SCAN)
+                    ok = offs < K
+                    over = (tl.load(peak_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg") > threshold) & ok
+                    o = over.to(tl.int32)
+                    tl.store(cols_ptr + base + tl.cumsum(o, 0) - o, offs, mask=over)
+                    base += tl.sum(o, 0)
+            tl.store(count_ptr, total)
             tl.atomic_xchg(ticket_ptr, 0, sem="relaxed", scope="gpu")  # ready for the next call
 
 
@@ -183,12 +188,12 @@ def find_triton(x: torch.Tensor, threshold: float, exclude: torch.Tensor | None 
     peak = torch.empty(k, device=x.device, dtype=torch.float32)
     if x.stride(1) != 1:
         x = x.contiguous()
-    # 32 columns a program (128 programs on 4096 columns), up to 256 rows a load: the loop's loads are not pipelined,
-    # and on 64 rows a load 256 tokens took 6.5 µs on 4096 columns (H200, session 19, call 3); the list in chunks of
-    # up to 4096 (sm_90: 91 registers on 8 warps with 64 rows, two programs an SM; chunks of 8192 took 167)
-    bm, bk, scan, warps = (16, 16, 64, 1) if interpreting() else (min(256, next_power_of_2(m)), 32, min(4096, next_power_of_2(k)), 8)
+    # 64 rows × 32 columns a load, 8 warps (128 programs on 4096 columns): of seven tiles the fastest or within 3 % at
+    # 256 × 4096, 256 × 11008 and 4096 × 4096 (H200, session 19, call 5, benchmarks/_exp_find.py); the list in chunks
+    # of up to 4096 (sm_90: 91 registers, two programs an SM; chunks of 8192 took 167)
+    bm, bk, scan, warps = (16, 16, 64, 1) if interpreting() else (64, 32, min(4096, next_power_of_2(k)), 8)
     _find_kernel[(cdiv(k, bk),)](
-        x, exclude if exclude is not None else skip, peak, skip, cols, count, tile_counters(x.device, 1), m, k, x.stride(0),
+        x, exclude if exclude is not None else skip, peak, skip, cols, count, tile_counters(x.device, 2), m, k, x.stride(0),
         float(threshold), HAS_EXCLUDE=exclude is not None, BLOCK_M=bm, BLOCK_K=bk, SCAN=scan, num_warps=warps,
     )
     return skip, cols, count
