@@ -52,3 +52,21 @@ def test_peers_know_their_libraries():
     assert {peers.library(p) for p in peers.PEERS} == {"bitsandbytes", "torchao"}
     assert all(isinstance(peers.importable(p), bool) for p in peers.PEERS)
 
+
+
+def test_outlier_feature_columns_are_planted_in_every_row():
+    x = linear.activations(33, 512, 7, torch.Generator().manual_seed(1), device="cpu")
+    big = (x.float().abs() > 15).all(0)
+    assert x.dtype == torch.bfloat16 and int(big.sum()) == 7
+    assert x.float()[:, ~big].abs().max() < 8  # the rest N(0, 1)
+    plain = linear.activations(33, 512, 0, torch.Generator().manual_seed(1), device="cpu")
+    assert torch.equal(plain, torch.randn(33, 512, generator=torch.Generator().manual_seed(1), dtype=torch.bfloat16))
+
+
+def test_outlier_cols_are_checked_and_reported():
+    for bad in (-1, 4097):
+        with pytest.raises(ValueError, match="outlier_cols must be between 0 and"):
+            linear.run(outlier_cols=bad)
+    result = {**fake_result(), "outlier_cols": 8}
+    assert "; 8 outlier feature columns (±20) in every input" in linear.format_table(result)[0]
+    assert "outlier" not in linear.format_table(fake_result())[0]

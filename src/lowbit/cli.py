@@ -118,7 +118,7 @@ def _bench_dispatch(args: argparse.Namespace) -> int:
 def _bench_linear(args: argparse.Namespace) -> int:
     from .bench import linear
 
-    result = linear.run(tuple(args.m), out=args.out, peer_names=args.peers)
+    result = linear.run(tuple(args.m), out=args.out, peer_names=args.peers, outlier_cols=args.outlier_cols)
     print("\n".join(linear.format_table(result)))
     print(f"\nwrote {args.out}/results.json, report.md, speedup.png")
     return 0
@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--m", type=int, nargs="+", default=[1, 16, 256, 4096], help="tokens per call")
     bl.add_argument("--out", default="reports/bench-linear", help="output dir: results.json, report.md, speedup.png")
     bl.add_argument("--peers", nargs="*", default=None, help="bitsandbytes / torchao schemes to add (default: all that import)")
+    bl.add_argument("--outlier-cols", type=int, default=0,
+                    help="outlier feature columns (±20 in every row) planted in each input, as LLMs have; default 0: N(0, 1) inputs")
     bl.set_defaults(func=_bench_linear)
 
     bd = bench.add_parser("dispatch", help="time every weight-only path on this GPU at 1-512 tokens; --write the token limits the op dispatches by")

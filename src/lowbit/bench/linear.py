@@ -69,13 +69,25 @@ def peer_layers(peer: str, device: str = "cuda") -> tuple[list[nn.Module], list[
     return ([torch.compile(m) for m in mods] if peer.startswith("torchao") else mods), weights
 
 
-def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: list[torch.Tensor] | None = None) -> tuple[float, float, str]:
+def activations(m: int, k: int, outlier_cols: int, gen: torch.Generator, device: str = "cuda") -> torch.Tensor:
+    """x [m, k] ~ N(0, 1) in bf16, with `outlier_cols` random columns made outlier features: ±20 (+ N(0, 1)) in every
+    row, the systematic large magnitudes LLM.int8()'s paper finds in a few hidden dimensions."""
+    x = torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen)
+    if outlier_cols:
+        cols = torch.randperm(k, device=device, generator=gen)[:outlier_cols]
+        sign = torch.randint(0, 2, (outlier_cols,), device=device, generator=gen) * 2 - 1
+        x[:, cols] += (20 * sign).to(x.dtype)
+    return x
+
+
+def time_layers(layers: list[nn.Module], m: int, device: str = "cuda", weights: list[torch.Tensor] | None = None,
+                outlier_cols: int = 0) -> tuple[float, float, str]:
     """(median ms of one pass through all seven, relative error against x @ Wᵀ in float64, how it was
     timed). W: each layer's dequantized weight (the kernel's error alone), or `weights` where given
     (a peer's float weights: its quantization error too). Timed as a CUDA graph; a layer that cannot
-    be captured is timed eagerly."""
+    be captured is timed eagerly. `outlier_cols`: that many outlier feature columns in every x (`activations`)."""
     gen = torch.Generator(device=device).manual_seed(m)
-    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16, generator=gen) for _, k, _ in LLAMA2_7B_LINEARS]
+    xs = [activations(m, k, outlier_cols, gen, device) for _, k, _ in LLAMA2_7B_LINEARS]
 
     def run():
         return [layer(x) for layer, x in zip(layers, xs)]
@@ -94,9 +106,12 @@ def _dequant(layer: nn.Module) -> torch.Tensor:
     return layer.weight if isinstance(layer, nn.Linear) else layer.dequantize_weight(torch.float32)
 
 
-def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[str] | None = None) -> dict:
+def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[str] | None = None, outlier_cols: int = 0) -> dict:
     """Every (scheme, M) row. `peer_names`: the peer schemes to add (default: every one whose library
-    imports); results.json, report.md and speedup.png go into `out` when given."""
+    imports); results.json, report.md and speedup.png go into `out` when given. `outlier_cols`: outlier
+    feature columns planted in every input (`activations`; 0: plain N(0, 1) inputs)."""
+    if not 0 <= outlier_cols <= min(k for _, k, _ in LLAMA2_7B_LINEARS):
+        raise ValueError(f"outlier_cols must be between 0 and the linears' smallest input width, 4096, got {outlier_cols}")
     if peer_names is None:
         peer_names = [p for p in peers.PEERS if peers.importable(p)]
     unknown = [p for p in peer_names if p not in peers.PEERS]
@@ -114,7 +129,7 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
     for name, build, is_peer in entries:
         try:
             layers, weights = build()
-            timed = [(m, *time_layers(layers, m, weights=weights)) for m in ms_tokens]
+            timed = [(m, *time_layers(layers, m, weights=weights, outlier_cols=outlier_cols)) for m in ms_tokens]
             weight_bytes = sum(model_bytes(layer) for layer in layers)
         except Exception as exc:  # noqa: BLE001 - a peer that fails on this GPU / torch: a row that says so
             if not is_peer:
@@ -133,7 +148,7 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
     for r in rows:
         if "ms" in r:
             r["speedup_vs_bf16"] = base[r["M"]] / r["ms"]
-    result = {**environment("cuda"), "copy_bandwidth_GB_s": bandwidth / 1e9, "rows": rows}
+    result = {**environment("cuda"), "copy_bandwidth_GB_s": bandwidth / 1e9, "outlier_cols": outlier_cols, "rows": rows}
     if out:
         write_report(result, Path(out))
     return result
@@ -141,7 +156,9 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
 
 def format_table(result: dict) -> list[str]:
     ms_tokens = sorted({r["M"] for r in result["rows"]})
-    lines = [f"{result['gpu']}, torch {result['torch']}, triton {result['triton']}; device copy {result['copy_bandwidth_GB_s']:.0f} GB/s",
+    outliers = result.get("outlier_cols", 0)
+    lines = [f"{result['gpu']}, torch {result['torch']}, triton {result['triton']}; device copy {result['copy_bandwidth_GB_s']:.0f} GB/s"
+             + (f"; {outliers} outlier feature columns (±20) in every input" if outliers else ""),
              "", "| scheme | " + " | ".join(f"M={m}: ms (x bf16, GB/s)" for m in ms_tokens) + " | max rel err |",
              "|---|" + "---:|" * (len(ms_tokens) + 1)]
     for scheme in dict.fromkeys(r["scheme"] for r in result["rows"]):
