@@ -94,11 +94,12 @@ def profile_decode(scheme: str) -> dict:
     return dict(kernels_us=times, graph_us=total)
 
 
-def profile_linear(scheme: str, tokens: int) -> dict:
+def profile_linear(scheme: str, tokens: int, outlier_cols: int = 0) -> dict:
     from lowbit.bench import linear as lin
 
     layers = lin.build_layers(lin.SCHEMES[scheme])
-    xs = [torch.randn(tokens, k, device="cuda", dtype=torch.bfloat16) for _, k, _ in lin.LLAMA2_7B_LINEARS]
+    gen = torch.Generator(device="cuda").manual_seed(tokens)
+    xs = [lin.activations(tokens, k, outlier_cols, gen) for _, k, _ in lin.LLAMA2_7B_LINEARS]
 
     def run():
         with torch.no_grad():
@@ -107,7 +108,7 @@ def profile_linear(scheme: str, tokens: int) -> dict:
 
     times = kernel_times(run, 10)
     total = graph_us(run)
-    print_table(f"bench linear's seven linears, {scheme}, {tokens} tokens", times, total)
+    print_table(f"bench linear's seven linears, {scheme}, {tokens} tokens, {outlier_cols} outlier columns", times, total)
     return dict(kernels_us=times, graph_us=total)
 
 
@@ -116,10 +117,11 @@ def main() -> None:
     ap.add_argument("--decode", nargs="*", default=[], help="bench generate scheme names")
     ap.add_argument("--linear", nargs="*", default=[], help="bench linear scheme labels")
     ap.add_argument("--tokens", type=int, nargs="+", default=[256])
+    ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
-    jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m)) for s in args.linear for m in args.tokens]
+    jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m, args.outlier_cols)) for s in args.linear for m in args.tokens]
     jobs += [("decode", s, lambda s=s: profile_decode(s)) for s in args.decode]
     for part, key, job in jobs:
         try:
