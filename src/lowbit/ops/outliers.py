@@ -28,36 +28,33 @@ if triton is not None:
 
     @triton.jit
     def _outlier_mm_kernel(
-        x_ptr, w_ptr, s_ptr, cols_ptr, count_ptr, out_ptr, M, N, K, stride_xm, stride_wn, stride_om,
+        x_ptr, w_ptr, s_ptr, cols_ptr, count_ptr, out_ptr, M, N, stride_xm, stride_wn, stride_om,
         FP32: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_J: tl.constexpr,
     ):
         """An output tile += its rows of x times its rows of W, both gathered at the columns cols[:count]. The products
         are exact in x's 16-bit dtype (|code| ≤ 127) and summed in fp32; FP32: x is fp32 (or the interpreter, whose bf16
-        dot is wrong), IEEE fp32 products. The count, the first BLOCK_J columns and the scales are loaded together, and
-        the tile of out with the gathers: two round trips to memory before the store, not four (the first columns and
-        the scales are small, and read for nothing when count is 0; out is not)."""
+        dot is wrong), IEEE fp32 products."""
         count = tl.load(count_ptr)
-        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        m_mask, n_mask = offs_m < M, offs_n < N
-        jj = tl.arange(0, BLOCK_J)
-        c = tl.load(cols_ptr + jj, mask=jj < K, other=0)
-        s = tl.load(s_ptr + offs_n, mask=n_mask, other=0.0)
         if count > 0:
-            o_ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
-            o_mask = m_mask[:, None] & n_mask[None, :]
-            prev = tl.load(o_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+            offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+            offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+            m_mask, n_mask = offs_m < M, offs_n < N
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             for j0 in range(0, count, BLOCK_J):
-                j_mask = j0 + jj < count
+                j = j0 + tl.arange(0, BLOCK_J)
+                j_mask = j < count
+                c = tl.load(cols_ptr + j, mask=j_mask, other=0)
                 xo = tl.load(x_ptr + offs_m[:, None] * stride_xm + c[None, :], mask=m_mask[:, None] & j_mask[None, :], other=0)
                 wo = tl.load(w_ptr + offs_n[:, None] * stride_wn + c[None, :], mask=n_mask[:, None] & j_mask[None, :], other=0)
-                c = tl.load(cols_ptr + j0 + BLOCK_J + jj, mask=j0 + BLOCK_J + jj < count, other=0)  # the next chunk's
                 if FP32:
                     acc += tl.dot(xo.to(tl.float32), tl.trans(wo.to(tl.float32)), input_precision="ieee")
                 else:
                     acc += tl.dot(xo, tl.trans(wo.to(xo.dtype)))
-            tl.store(o_ptrs, (prev + acc * s[None, :]).to(out_ptr.dtype.element_ty), mask=o_mask)
+            acc *= tl.load(s_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+            o_ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :]
+            o_mask = m_mask[:, None] & n_mask[None, :]
+            prev = tl.load(o_ptrs, mask=o_mask, other=0.0).to(tl.float32)
+            tl.store(o_ptrs, (prev + acc).to(out_ptr.dtype.element_ty), mask=o_mask)
 
     @triton.jit
     def _max_nan(a, b):
@@ -131,7 +128,7 @@ def add_product_triton(out, x, qweight, scale, cols, count) -> torch.Tensor:
     fp32 = x.dtype == torch.float32 or interpreting()
     bm, bn, bj = (16, 16, 16) if interpreting() else (64, 64, 32)
     _outlier_mm_kernel[(cdiv(m, bm), cdiv(n, bn))](
-        x, qweight, scale.reshape(-1).float().contiguous(), cols.contiguous(), count.reshape(1), out, m, n, cols.numel(),
+        x, qweight, scale.reshape(-1).float().contiguous(), cols.contiguous(), count.reshape(1), out, m, n,
         x.stride(0), qweight.stride(0), out.stride(0), FP32=fp32, BLOCK_M=bm, BLOCK_N=bn, BLOCK_J=bj,
     )
     return out
