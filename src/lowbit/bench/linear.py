@@ -110,8 +110,9 @@ def run(ms_tokens=(1, 16, 256, 4096), out: str | None = None, peer_names: list[s
     """Every (scheme, M) row. `peer_names`: the peer schemes to add (default: every one whose library
     imports); results.json, report.md and speedup.png go into `out` when given. `outlier_cols`: outlier
     feature columns planted in every input (`activations`; 0: plain N(0, 1) inputs)."""
-    if not 0 <= outlier_cols <= min(k for _, k, _ in LLAMA2_7B_LINEARS):
-        raise ValueError(f"outlier_cols must be between 0 and the linears' smallest input width, 4096, got {outlier_cols}")
+    narrowest = min(k for _, k, _ in LLAMA2_7B_LINEARS)
+    if not 0 <= outlier_cols <= narrowest:
+        raise ValueError(f"outlier_cols must be between 0 and the linears' smallest input width, {narrowest}, got {outlier_cols}")
     if peer_names is None:
         peer_names = [p for p in peers.PEERS if peers.importable(p)]
     unknown = [p for p in peer_names if p not in peers.PEERS]
