@@ -60,6 +60,7 @@ from torch import nn
 
 from ..measure import environment, model_bytes
 from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
+from ..models.attention import use_decode_attention
 from ..models.hf import repeated_blocks
 from . import peers
 from .report import first_line
@@ -96,6 +97,10 @@ if "activations" in {f.name for f in dataclasses.fields(FP8)}:  # FP8 × FP8 mat
 # Other libraries' schemes, side by side where they are installed (`bench.peers`)
 EXTERNAL = {name: Scheme(label, None, name) for name, label in peers.PEERS.items()}
 DEFAULT_SCHEMES = list(SCHEMES)
+
+
+# transformers' SDPA (cuDNN's kernel on the H200), or lowbit's split-KV kernel for the one-token steps (`models.attention`)
+ATTENTION = ("sdpa", "lowbit")
 
 
 def available_schemes() -> dict[str, Scheme]:
@@ -316,11 +321,14 @@ def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, gra
 
 
 def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_tokens: int, device: torch.device,
-                 graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False) -> tuple[dict, torch.Tensor]:
+                 graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False,
+                 attention: str = "sdpa") -> tuple[dict, torch.Tensor]:
     scheme = available_schemes()[scheme_name]
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
     model = build_model(model_name, device, dtype, seed)
+    if attention == "lowbit":
+        use_decode_attention(model)
     _sync(device)
     built = time.perf_counter() - t
     t = time.perf_counter()
@@ -367,7 +375,7 @@ def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
 
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,
         graph: bool = True, repeats: int = 1, out: str | None = None, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-        command: str | None = None, compile: bool | None = None) -> dict:
+        command: str | None = None, compile: bool | None = None, attention: str = "sdpa") -> dict:
     """Every (model, scheme) row; writes results.json, report.md and tokens_per_s.png into `out`.
     `compile`: compile the decoder layers for the decode step (default: on CUDA)."""
     names = resolve_schemes(list(schemes or DEFAULT_SCHEMES))
@@ -380,6 +388,8 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         raise ValueError("CUDA is not available; pass --device cpu for a smoke test (tiny model only)")
     if dev.type == "cpu" and any(m in ("7b", "13b") for m in models):
         raise ValueError("the 7b/13b models are for the GPU; on --device cpu use --models tiny")
+    if attention not in ATTENTION:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
     if batch < 1 or prompt_len < 1 or new_tokens < 1 or repeats < 1:
         raise ValueError("batch, prompt-len, new-tokens and repeats must be >= 1")
     compile = dev.type == "cuda" if compile is None else compile
@@ -391,7 +401,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         reference = None
         for scheme_name in names:
             try:
-                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile)
+                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile, attention)
             except torch.OutOfMemoryError as e:
                 row, tokens = _error_row(model_name, scheme_name, e), None
                 row["error"] = "out of memory"
@@ -414,7 +424,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         _add_speedups(rows, model_name)
     result = {"env": environment(dev), "command": command or " ".join(sys.argv),
               "settings": dict(models=list(models), schemes=names, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
-                               device=str(dev), graph=graph, compile=compile, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
+                               device=str(dev), graph=graph, compile=compile, attention=attention, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
                                seed=seed),
               "rows": rows}
     if out:
@@ -447,6 +457,7 @@ def command_line(args) -> str:
               "--repeats", str(args.repeats), "--seed", str(args.seed)]
     parts += ["--no-graph"] * args.no_graph + {True: ["--compile"], False: ["--no-compile"], None: []}[args.compile]
     parts += ["--device", args.device] if args.device else []
+    parts += ["--attention", args.attention] if args.attention != "sdpa" else []
     parts += ["--out", args.out]
     return shlex.join(parts)
 
@@ -506,7 +517,7 @@ def write_outputs(result: dict, out: Path) -> None:
         f"- {versions}; Python {env['python']}",
         f"- command: `{result['command']}`",
         f"- batch {s['batch']}, prompt {s['prompt_len']} tokens, {s['new_tokens']} new tokens, greedy, static KV cache, "
-        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, timed generates: {s['repeats']} (median) after one warm-up",
+        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, attention: {s.get('attention', 'sdpa')}, timed generates: {s['repeats']} (median) after one warm-up",
         "- models: Llama-2 shapes with seeded random weights (or a local checkpoint); every linear but lm_head quantized",
         "",
         *format_tables(result), "",
