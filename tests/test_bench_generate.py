@@ -130,3 +130,14 @@ def test_bench_runs_on_the_gpu(tmp_path):
     rows = result["rows"]
     assert all(r["decode"] == "graph" and r["peak_bytes"] >= r["model_bytes"] > 0 for r in rows)
     assert result["env"]["gpu"] and (tmp_path / "report.md").is_file()
+
+
+def test_bench_takes_lowbit_decode_attention_and_refuses_an_unknown_one(tmp_path, one_thread):
+    out = tmp_path / "gen"
+    assert main(["bench", "generate", "--models", "tiny", "--schemes", "bf16", "--device", "cpu", "--prompt-len", "8",
+                 "--new-tokens", "4", "--attention", "lowbit", "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["settings"]["attention"] == "lowbit" and "--attention lowbit" in result["command"]
+    assert "attention: lowbit" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="attention must be one of sdpa, lowbit"):
+        generate.run(models=["tiny"], schemes=["bf16"], device="cpu", attention="flash")

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from .tiles import cdiv, interpreting, next_power_of_2, tile_counters
+from .tiles import cdiv, interpreting, next_power_of_2, sm_count, tile_counters
 
 try:
     import triton
@@ -121,7 +121,7 @@ def decode_attention_triton(q, k, v, mask, scale: float, *, splits: int | None =
     out = torch.empty(b, h, 1, d, device=q.device, dtype=q.dtype)
     if b * h == 0:
         return out
-    sm = 4 if interpreting() or not q.is_cuda else torch.cuda.get_device_properties(q.device).multi_processor_count
+    sm = 4 if interpreting() or not q.is_cuda else sm_count(q.device)
     n = splits or _splits(b * h, length, sm)
     if n < 1 or n & (n - 1):
         raise ValueError(f"splits must be a power of two, got {n}")
