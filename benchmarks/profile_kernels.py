@@ -72,11 +72,14 @@ def print_table(title: str, times: dict[str, float], total_us: float | None) -> 
         print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
 
 
-def profile_decode(scheme: str) -> dict:
+def profile_decode(scheme: str, attention: str = "sdpa") -> dict:
     from lowbit.bench import generate as g
+    from lowbit.models.attention import use_decode_attention
 
     device = torch.device("cuda")
     model = g.build_model("7b", device)
+    if attention == "lowbit":
+        use_decode_attention(model)
     g.quantize_model(model, g.available_schemes()[scheme])
     prompt = torch.randint(3, 32000, (1, 128), generator=torch.Generator().manual_seed(1))
     gen = g.StaticGenerator(model, 1, 128, 128, graph=False, compile=True)
@@ -90,7 +93,7 @@ def profile_decode(scheme: str) -> dict:
 
     times = kernel_times(step, 5)
     total = graph_us(step)
-    print_table(f"decode step, 7B, {scheme}", times, total)
+    print_table(f"decode step, 7B, {scheme}, {attention} attention", times, total)
     return dict(kernels_us=times, graph_us=total)
 
 
@@ -118,11 +121,12 @@ def main() -> None:
     ap.add_argument("--linear", nargs="*", default=[], help="bench linear scheme labels")
     ap.add_argument("--tokens", type=int, nargs="+", default=[256])
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
+    ap.add_argument("--attention", choices=["sdpa", "lowbit"], default="sdpa", help="the decode steps' attention")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
     jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m, args.outlier_cols)) for s in args.linear for m in args.tokens]
-    jobs += [("decode", s, lambda s=s: profile_decode(s)) for s in args.decode]
+    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention)) for s in args.decode]
     for part, key, job in jobs:
         try:
             result[part][key] = job()
