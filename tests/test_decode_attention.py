@@ -31,14 +31,13 @@ def float64_attention(q, k, v, mask, scale):
 
 
 def operands(b, h, hkv, length, d, dtype, seed, valid=None):
+    """q (strided, as transformers passes it), k, v and the mask of a static cache whose first valid[i] slots of
+    sequence i are written (None: no mask)."""
     gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(b, 1, h, d, generator=gen).to(dtype).transpose(1, 2)  # strided, as transformers passes it
+    q = torch.randn(b, 1, h, d, generator=gen).to(dtype).transpose(1, 2)
     k = torch.randn(b, hkv, length, d, generator=gen).to(dtype)
     v = torch.randn(b, hkv, length, d, generator=gen).to(dtype)
-    mask = None
-    if valid is not None:  # a static cache: the first valid[i] slots written
-        mask = torch.arange(length)[None, :] < torch.tensor(valid)[:, None]
-        mask = mask[:, None, None, :]
+    mask = None if valid is None else (torch.arange(length)[None, :] < torch.tensor(valid)[:, None])[:, None, None, :]
     return q, k, v, mask
 
 
@@ -51,8 +50,7 @@ TOL = {torch.float32: 1e-5, torch.float16: 2**-10}  # fp32 sums; one rounding of
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_kernel_matches_float64_attention(b, h, hkv, length, d, valid, splits, dtype):
     """Grouped queries, masks with one to every slot, slices of the cache that are empty or entirely masked."""
-    q, k, v, mask = operands(b, h, hkv, length, d, dtype, seed=b * h * length + d)
-    _, _, _, mask = operands(b, h, hkv, length, d, dtype, seed=0, valid=valid)
+    q, k, v, mask = operands(b, h, hkv, length, d, dtype, seed=b * h * length + d, valid=valid)
     want = float64_attention(q, k, v, mask, 1 / math.sqrt(d))
     dev = [t.to(DEVICE) if t is not None else None for t in (q, k, v, mask)]
     out = da.decode_attention_triton(*dev, 1 / math.sqrt(d), splits=splits).cpu()
