@@ -13,7 +13,7 @@ try:
     import triton
     import triton.language as tl
 except ImportError:  # the kernels' modules fall back to their reference paths
-    triton = grouped_tile = None
+    triton = None
 
 
 
@@ -88,6 +88,8 @@ if triton is not None:
         mask = (offs_r < R)[:, None] & (offs_c < C)[None, :]
         t = tl.load(x_ptr + offs_r[:, None] + offs_c[None, :].to(tl.int64) * stride_xc, mask=mask)
         tl.store(y_ptr + offs_r[:, None].to(tl.int64) * C + offs_c[None, :], t, mask=mask)
+else:  # no Triton: the kernels' modules take their reference paths
+    grouped_tile = None
 
 
 # BLOCK_R, BLOCK_C, warps. H200 (session 16, call 4, `benchmarks/_exp_transpose_copy.py`), µs at 1024² / 4096² / 8192²
