@@ -70,3 +70,12 @@ def test_outlier_cols_are_checked_and_reported():
     result = {**fake_result(), "outlier_cols": 8}
     assert "; 8 outlier feature columns (±20) in every input" in linear.format_table(result)[0]
     assert "outlier" not in linear.format_table(fake_result())[0]
+
+
+def test_llm_int8_finds_exactly_the_planted_outlier_columns():
+    from lowbit.methods import LLMInt8
+
+    x = linear.activations(40, 256, 5, torch.Generator().manual_seed(2), device="cpu")
+    layer = LLMInt8().layer(torch.randn(32, 256) * 0.02, None)
+    planted = (x.float().abs() > 15).all(0).nonzero().flatten()
+    assert torch.equal(layer.outlier_columns(x), planted) and planted.numel() == 5
