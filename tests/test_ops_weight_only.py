@@ -557,3 +557,115 @@ def test_mma_swapped_tables_match_float64():
     x = torch.randn(m, k, generator=gen).to(torch.float16)
     out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
     check(out, x.double() @ w.t(), torch.float16, k)
+
+
+def _run_ptx(asm: str, operands: dict[int, int]) -> dict[int, int]:
+    """The 32-bit integer PTX of an inline-asm block (shl, shr, and, prmt in its default mode, lop3), run on
+    Python ints: the PTX ISA's definitions, so that the text itself is checked without a GPU."""
+    regs = {f"${i}": v for i, v in operands.items()}
+    mask32 = 0xFFFFFFFF
+
+    def val(tok):
+        return int(tok, 16) if tok.startswith("0x") else int(tok) if tok.isdigit() else regs[tok]
+
+    for line in asm.split("\n"):
+        line = line.strip().rstrip(";")
+        if not line or line in "{}" or line.startswith(".reg"):
+            continue
+        op, args = line.split(None, 1)
+        d, *src = [a.strip() for a in args.split(",")]
+        a = [val(t) for t in src]
+        if op == "shl.b32":
+            regs[d] = (a[0] << a[1]) & mask32
+        elif op == "shr.b32":
+            regs[d] = a[0] >> a[1]
+        elif op == "and.b32":
+            regs[d] = a[0] & a[1]
+        elif op == "prmt.b32":
+            pool, out = a[0] | (a[1] << 32), 0
+            for k in range(4):
+                sel = (a[2] >> (4 * k)) & 0xF
+                byte = (pool >> (8 * (sel & 7))) & 0xFF
+                if sel & 8:  # sign-replicate: the selected byte's msb in all 8 bits
+                    byte = 0xFF if byte & 0x80 else 0
+                out |= byte << (8 * k)
+            regs[d] = out
+        elif op == "lop3.b32":
+            lut, out = a[3], 0
+            for bit in range(32):
+                i = (((a[0] >> bit) & 1) << 2) | (((a[1] >> bit) & 1) << 1) | ((a[2] >> bit) & 1)
+                out |= ((lut >> i) & 1) << bit
+            regs[d] = out
+        else:
+            raise AssertionError(f"the emulator does not know {op}")
+    return {i: regs[f"${i}"] for i in range(4)}
+
+
+def _table_word_values(bits16: list[int]) -> list[int]:
+    """L0-L3, H0-H3 of `_table_words` from a table's 16-bit patterns, in Python."""
+    return [sum(((bits16[4 * j + t] >> (8 * high)) & 0xFF) << (8 * t) for t in range(4)) for high in (0, 1) for j in range(4)]
+
+
+@pytest.mark.skipif(ops.triton is None, reason="needs triton")
+def test_table_pairs_ptx_looks_up_both_nibbles_of_every_byte():
+    """The PTX text of `_table_pairs`, run by the ISA's definitions: every byte value in every position of the
+    word, each of its four output pairs (table[low nibble], table[high nibble]), on fresh random 16-bit tables."""
+    gen = torch.Generator().manual_seed(17)
+    asm = ops._table_pairs_asm()
+    for _ in range(3):
+        table = torch.randint(0, 2**16, (16,), generator=gen).tolist()
+        words = _table_word_values(table)
+        operands = {5 + 4 * j: words[j] for j in range(4)} | {21 + 4 * j: words[4 + j] for j in range(4)}
+        for v in range(256):
+            word = int.from_bytes(bytes([v, (v * 7 + 3) % 256, (v * 13 + 5) % 256, 255 - v]), "little")
+            out = _run_ptx(asm, {4: word, **operands})
+            for i in range(4):
+                byte = (word >> (8 * i)) & 0xFF
+                assert out[i] == table[byte & 0xF] | (table[byte >> 4] << 16), (hex(word), i)
+
+
+if ops.triton is not None:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _table_words_probe(lut_ptr, out_ptr, FP16: tl.constexpr):
+        if FP16:
+            words = ops._table_words(lut_ptr, tl.float16)
+        else:
+            words = ops._table_words(lut_ptr, tl.bfloat16)
+        for j in tl.static_range(8):
+            tl.store(out_ptr + j, words[j])
+
+
+@pytest.mark.skipif(ops.triton is None, reason="needs triton")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_table_words_hold_the_bytes_of_the_table_rounded_to_x_dtype(dtype):
+    table = torch.rand(16, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    out = torch.zeros(8, dtype=torch.int32, device=DEVICE)
+    _table_words_probe[(1,)](table.to(DEVICE), out, FP16=dtype == torch.float16)
+    bits16 = (table.to(dtype).view(torch.int16).int() & 0xFFFF).tolist()
+    want = [w - (1 << 32) if w >= 1 << 31 else w for w in _table_word_values(bits16)]
+    if dtype == torch.bfloat16 and DEVICE == "cpu":  # the interpreter truncates fp32 → bf16 (the GPU rounds): its own bytes
+        bits16 = (torch.tensor(table.numpy().view("int32") >> 16, dtype=torch.int32) & 0xFFFF).tolist()
+        want = [w - (1 << 32) if w >= 1 << 31 else w for w in _table_word_values(bits16)]
+    assert out.cpu().tolist() == want
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX: the GPU only")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("m", [1, 16, 19])
+def test_mma_swapped_packed_tables_match_float64(monkeypatch, m, dtype):
+    """A code table's 4-bit codes two at a time from registers (`_packed_table`, PACKED_TABLES): groups of 64 and
+    one scale a row, the K tail, ragged N, a split K; and equal to the shared-memory lookup's answer."""
+    gen = torch.Generator().manual_seed(m + 3)
+    for n, k, g in [(200, 384, 64), (70, 200, 200)]:
+        q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        monkeypatch.setattr(ops, "PACKED_TABLES", False)
+        gathered = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
+        monkeypatch.setattr(ops, "PACKED_TABLES", True)
+        assert ops._packed(x, 4, "lut", 64, 16)  # this test reaches the packed path
+        out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
+        check(out, x.double() @ w.t(), dtype, k)
+        assert torch.equal(out, gathered)

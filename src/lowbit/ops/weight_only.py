@@ -404,20 +404,83 @@ if triton is not None:
             return tl.inline_asm_elementwise(_PAIRS_FP16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
         return tl.inline_asm_elementwise(_PAIRS_BF16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
 
+    def _table_pairs_asm() -> str:
+        """PTX of `_table_pairs`. Operands: $0-$3 the four pairs out; $4 the word of 4 bytes (8 codes); then each
+        32-bit table word as 4 operands (pack 4), of which the first is used: L0-L3 at $5, $9, $13, $17, H0-H3 at
+        $21, $25, $29, $33."""
+        low, high = [f"${5 + 4 * j}" for j in range(4)], [f"${21 + 4 * j}" for j in range(4)]
+        lines = ["shl.b32 w4, $4, 4;", "and.b32 sa, $4, 0x7777;", "shr.b32 sb, $4, 16;", "and.b32 sb, sb, 0x7777;",
+                 "prmt.b32 ma, w4, $4, 0xD9C8;", "prmt.b32 mb, w4, $4, 0xFBEA;"]
+        for dst, words, sel, mask in (("la", low, "sa", "ma"), ("ha", high, "sa", "ma"), ("lb", low, "sb", "mb"), ("hb", high, "sb", "mb")):
+            lines += [f"prmt.b32 x0, {words[0]}, {words[1]}, {sel};", f"prmt.b32 x1, {words[2]}, {words[3]}, {sel};",
+                      f"lop3.b32 {dst}, x0, x1, {mask}, 0xD8;"]
+        lines += ["prmt.b32 $0, la, ha, 0x5140;", "prmt.b32 $1, la, ha, 0x7362;", "prmt.b32 $2, lb, hb, 0x5140;",
+                  "prmt.b32 $3, lb, hb, 0x7362;"]
+        return "{\n.reg .b32 w4, sa, sb, ma, mb, x0, x1, la, ha, lb, hb;\n" + "\n".join(lines) + "\n}"
+
+    _TABLE_PAIRS = tl.constexpr(_table_pairs_asm())
+    _TABLE_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 33))  # 4 pairs out; 4 bytes in, 8 table words × 4
+
     @triton.jit
-    def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-        """The 4-bit codes − z of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit dtype,
-        K in the order `_packed_order` gives: the bytes are first permuted so that each thread of the MMA
-        operand holds BLOCK_K / 8 consecutive ones (one vector load from shared memory, not a load a byte)."""
+    def _table_pairs(b, l0, l1, l2, l3, h0, h1, h2, h3):
+        """uint8 bytes b (4 a register) → the int32 bits of the 16-bit pair (table[low nibble], table[high nibble]),
+        the table's 16 entries given as the bytes of 8 words (`_table_words`), in registers: no memory access.
+        PRMT picks a byte of 8 by a 3-bit index, so each lookup is two PRMTs (entries 0-7 and 8-15) and a LOP3
+        choosing between them by the code's bit 3 (a byte mask made by PRMT's sign-replicating mode); low and
+        high bytes are looked up apart, then interleaved into pairs: 22 instructions a word of 8 codes, against
+        ~10 a code for a gather from shared memory (`_lookup`). Inline PTX: not for the interpreter."""
+        return tl.inline_asm_elementwise(_TABLE_PAIRS, _TABLE_CONSTRAINTS, [b, l0, l1, l2, l3, h0, h1, h2, h3], tl.int32, True, 4)
+
+    @triton.jit
+    def _table_word(e, shift, j, J: tl.constexpr, HIGH: tl.constexpr):
+        """Byte HIGH of the 16-bit entries 4J .. 4J + 3 (of e, their bits), packed into one int32 (entry 4J lowest)."""
+        part = (e >> 8) if HIGH else (e & 0xFF)
+        return tl.sum(tl.where(j == J, part << shift, 0), axis=0)  # disjoint bytes: the sum is their OR
+
+    @triton.jit
+    def _table_words(lut_ptr, dtype: tl.constexpr):
+        """A 16-entry code table (fp32) rounded to x's 16-bit dtype, as `_table_pairs` takes it: L0-L3 the low
+        bytes of entries 0-3, 4-7, 8-11, 12-15, H0-H3 their high bytes."""
+        i = tl.arange(0, 16)
+        e = tl.load(lut_ptr + i).to(dtype).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+        shift, j = (i % 4) * 8, i // 4
+        return (_table_word(e, shift, j, 0, False), _table_word(e, shift, j, 1, False), _table_word(e, shift, j, 2, False),
+                _table_word(e, shift, j, 3, False), _table_word(e, shift, j, 0, True), _table_word(e, shift, j, 1, True),
+                _table_word(e, shift, j, 2, True), _table_word(e, shift, j, 3, True))
+
+    @triton.jit
+    def _mma_byte_order(b, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """Bytes b [BLOCK_N, BLOCK_K / 2] permuted so that each thread of the MMA operand holds BLOCK_K / 8
+        consecutive ones (one vector load from shared memory, not a load a byte); K in `_packed_order`'s order."""
         NC: tl.constexpr = BLOCK_K // 16
-        b = tl.reshape(tl.permute(tl.reshape(b, (BLOCK_N, 4, NC, 2)), (0, 2, 3, 1)), (BLOCK_N, BLOCK_K // 2))
-        FP16: tl.constexpr = dtype == tl.float16
-        magic = 0x6400 if FP16 else 0x4300  # 1024 (fp16) or 128 (bf16) with the code in the low mantissa bits
-        zz = ((z | magic) * 65537)[:, None]
-        pair = _nibble_pairs(b, zz, FP16)
+        return tl.reshape(tl.permute(tl.reshape(b, (BLOCK_N, 4, NC, 2)), (0, 2, 3, 1)), (BLOCK_N, BLOCK_K // 2))
+
+    @triton.jit
+    def _pairs_as_values(pair, dtype: tl.constexpr):
+        """int32 pairs of 16-bit values (a byte's low nibble's in the low half) → the values, two a byte, in order."""
         lo = pair.to(tl.int16).to(dtype, bitcast=True)
         hi = (pair >> 16).to(tl.int16).to(dtype, bitcast=True)
         return tl.interleave(lo, hi)
+
+    @triton.jit
+    def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """The 4-bit codes − z of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit dtype,
+        K in the order `_packed_order` gives (`_mma_byte_order`)."""
+        b = _mma_byte_order(b, BLOCK_N, BLOCK_K)
+        FP16: tl.constexpr = dtype == tl.float16
+        magic = 0x6400 if FP16 else 0x4300  # 1024 (fp16) or 128 (bf16) with the code in the low mantissa bits
+        zz = ((z | magic) * 65537)[:, None]
+        return _pairs_as_values(_nibble_pairs(b, zz, FP16), dtype)
+
+    @triton.jit
+    def _packed_table(b, words, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """table[code] of the 4-bit codes of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit
+        dtype (the table's words from `_table_words`), K in the order `_packed_order` gives."""
+        b = _mma_byte_order(b, BLOCK_N, BLOCK_K)
+        z = tl.zeros((BLOCK_N, BLOCK_K // 2), dtype=tl.int32)
+        pair = _table_pairs(b, z + words[0], z + words[1], z + words[2], z + words[3], z + words[4], z + words[5],
+                            z + words[6], z + words[7])
+        return _pairs_as_values(pair, dtype)
 
     @triton.jit
     def _packed_order(BLOCK_K: tl.constexpr):
@@ -471,6 +534,8 @@ if triton is not None:
         z_ptrs = z_ptr + rows * stride_zn
         s_ptrs = s_ptr + rows * stride_sn
         table = _table(lut_ptr, BITS) if VALUES == "lut" else lut_ptr
+        if PACKED and VALUES == "lut":  # the table as bytes in 8 registers, for `_table_pairs`
+            words = _table_words(lut_ptr, x_ptr.dtype.element_ty)
         if HAS_ZERO and GROUP == 0:  # one zero point a row: loaded once
             z_row = tl.load(z_ptrs)
         if GROUP > 0:  # each step's scale is loaded a step ahead
@@ -491,7 +556,9 @@ if triton is not None:
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :])
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
-            if PACKED:
+            if PACKED and VALUES == "lut":
+                v = _packed_table(b, words, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K)
+            elif PACKED:
                 if HAS_ZERO:
                     zc = z.to(tl.int32)
                 else:  # symmetric storage: the fixed offset 8
@@ -874,12 +941,19 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     return out
 
 
+# 4-bit code tables (NF4) through `_packed_table`'s registers in the swapped kernel: written in session 19 after its
+# device time was spent, compiled for sm_90 on the CPU only; off until a GPU has run its tests and timed it
+# (benchmarks/_next_call.sh)
+PACKED_TABLES = False
+
+
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
-    """Whether the swapped kernel takes 4-bit integer codes two at a time (`_packed_codes`): inline PTX, so on
-    the GPU only; 16-bit x; K-steps of whole 16-code MMA chunks; 16-token tiles (x is loaded in the permuted K
-    order 4 bytes at a time, which cost more than the codes saved on taller tiles: session 9, call 1)."""
-    return (bits == 4 and values == "int" and x.dtype in (torch.float16, torch.bfloat16) and block_k % 16 == 0 and block_m == 16
-            and not interpreting())
+    """Whether the swapped kernel takes 4-bit codes two at a time: integer codes (`_packed_codes`), or a table's
+    (`_packed_table`, where PACKED_TABLES). Inline PTX, so on the GPU only; 16-bit x; K-steps of whole 16-code MMA
+    chunks; 16-token tiles (x is loaded in the permuted K order 4 bytes at a time, which cost more than the codes
+    saved on taller tiles: session 9, call 1)."""
+    return (bits == 4 and (values == "int" or (values == "lut" and PACKED_TABLES)) and x.dtype in (torch.float16, torch.bfloat16)
+            and block_k % 16 == 0 and block_m == 16 and not interpreting())
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
