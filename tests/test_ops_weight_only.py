@@ -657,7 +657,8 @@ def test_table_words_hold_the_bytes_of_the_table_rounded_to_x_dtype(dtype):
 @pytest.mark.parametrize("m", [1, 16, 19])
 def test_mma_swapped_packed_tables_match_float64(monkeypatch, m, dtype):
     """A code table's 4-bit codes two at a time from registers (`_packed_table`, PACKED_TABLES): groups of 64 and
-    one scale a row, the K tail, ragged N, a split K; and equal to the shared-memory lookup's answer."""
+    one scale a row, the K tail, ragged N, a split K; the shared-memory lookup's answer too (the same MMA operands,
+    summed in another K order inside each MMA, so to the same bound rather than bit for bit)."""
     gen = torch.Generator().manual_seed(m + 3)
     for n, k, g in [(200, 384, 64), (70, 200, 200)]:
         q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
@@ -668,4 +669,4 @@ def test_mma_swapped_packed_tables_match_float64(monkeypatch, m, dtype):
         assert ops._packed(x, 4, "lut", 64, 16)  # this test reaches the packed path
         out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
         check(out, x.double() @ w.t(), dtype, k)
-        assert torch.equal(out, gathered)
+        check(gathered, x.double() @ w.t(), dtype, k)
