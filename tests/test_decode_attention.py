@@ -118,6 +118,27 @@ def test_as_a_transformers_attention_it_decodes_sdpa_tokens(monkeypatch, one_thr
     assert len(calls) == 6 * layers and all(s == (2, 4, 1, 16) for s in calls)
 
 
+@pytest.mark.parametrize("case", ["prefill", "softcap", "float mask", "decode"])
+def test_only_plain_one_token_steps_take_the_kernel(monkeypatch, case):
+    from transformers.integrations import sdpa_attention
+
+    from lowbit.models import attention
+
+    took = []
+    monkeypatch.setattr(attention, "decode_attention", lambda *a: took.append("kernel") or torch.zeros(1, 4, 1, 16))
+    monkeypatch.setattr(sdpa_attention, "sdpa_attention_forward", lambda *a, **kw: took.append("sdpa") or (None, None))
+    q, k, v, mask = operands(1, 4, 2, 8, 16, torch.float32, seed=7, valid=[5])
+    kwargs = {"position_ids": torch.zeros(1, 1), "use_cache": True}
+    if case == "prefill":
+        q = torch.cat([q, q], 2)
+    if case == "softcap":
+        kwargs["softcap"] = 30.0
+    if case == "float mask":
+        mask = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+    attention.decode_attention_forward(torch.nn.Module(), q, k, v, mask, scaling=0.25, **kwargs)
+    assert took == (["kernel"] if case == "decode" else ["sdpa"])
+
+
 def test_use_decode_attention_names_a_wrong_model():
     from lowbit.models import attention
 

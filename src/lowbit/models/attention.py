@@ -3,8 +3,9 @@
     from lowbit.models.attention import use_decode_attention
     use_decode_attention(model)   # one-token steps take the split-KV kernel; prefill and the rest, SDPA
 
-Masks are built as for "sdpa" (bool, True: attend). A step with one query token, no dropout and no attention weights
-asked for goes to the kernel; everything else (prefill, training, float masks) to transformers' SDPA function.
+Masks are built as for "sdpa" (bool, True: attend). A step with one query token, no dropout, no attention weights
+asked for and nothing else that changes the math (a softcap, sinks: `IGNORED`) goes to the kernel; everything else
+(prefill, training, float masks) to transformers' SDPA function.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from torch import nn
 from ..ops.decode_attention import decode_attention
 
 NAME = "lowbit_decode"
+# what a model's attention passes that the kernel may ignore: positions, cache bookkeeping, the causal flag (one query
+# attends to every unmasked slot) and a sliding window (already in the mask). Anything else set (a softcap, attention
+# sinks, ...) changes the math: SDPA's function gets the call.
+IGNORED = {"position_ids", "use_cache", "cache_position", "is_causal", "sliding_window", "output_attentions"}
 
 
 def decode_attention_forward(
@@ -25,7 +30,8 @@ def decode_attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     one_token = query.shape[2] == 1 and dropout == 0.0 and not kwargs.get("output_attentions", False)
-    if one_token and (attention_mask is None or attention_mask.dtype == torch.bool):
+    plain = all(v is None or v is False or name in IGNORED for name, v in kwargs.items())
+    if one_token and plain and (attention_mask is None or attention_mask.dtype == torch.bool):
         return decode_attention(query, key, value, attention_mask, scaling).transpose(1, 2), None
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
 
