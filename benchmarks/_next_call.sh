@@ -4,7 +4,8 @@
 #   call 2) and with `--attention lowbit`, bf16 and W4A16 (session 18: 198.0 and 361.2 tok/s);
 # - NF4's codes from registers in the swapped kernel (weight_only._packed_table, off: PACKED_TABLES): its GPU test,
 #   then _exp_packed_tables.py at 2-16 tokens against the shared-memory gather (bench linear, 16 tokens: 0.83x bf16).
-# Rename to _callNN.sh when run.
+# If the packed tables win, set PACKED_TABLES = True and re-sweep the NF4 (table4) limits with `lowbit bench dispatch`
+# (the words/swapped crossover at 2 tokens may move). Rename to _callNN.sh when run.
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 150 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_decode_attention.py tests/test_bench_generate.py \
