@@ -172,9 +172,8 @@ def scaled_int8_mm_triton(
     bias = bias.float().contiguous() if bias is not None else None
     if tuned and a.is_cuda and torch.cuda.get_device_capability(a.device)[0] == 9 and k % 16 == 0:
         a, b = _k_major(a, b)
-    if tuned and tma_takes(a, b, out_dtype):
-        return _scaled_mm_tma_op(a, b.t(), scale_a, scale_b, bias, out_dtype)
-    if m > PINGPONG_MIN_M and config is None and int8_hopper.gluon is not None and tma_takes(a, b, out_dtype):
+    pingpong = m > PINGPONG_MIN_M and config is None and int8_hopper.gluon is not None
+    if (tuned or pingpong) and tma_takes(a, b, out_dtype):
         return _scaled_mm_tma_op(a, b.t(), scale_a, scale_b, bias, out_dtype)
     out = torch.empty(m, n, device=a.device, dtype=out_dtype)
     args = (a, b, out, scale_a, scale_b, bias if bias is not None else scale_b,
