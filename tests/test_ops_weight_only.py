@@ -672,7 +672,7 @@ def test_mma_swapped_packed_tables_match_float64(monkeypatch, m, dtype):
         check(gathered, x.double() @ w.t(), dtype, k)
 
 
-_SM90_PREPARED = """
+_SM90_PACKED_TABLES = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from sm90_asm import compile_sm90, sass
@@ -689,14 +689,14 @@ for x in ("*bf16", "*fp16"):
 
 @pytest.mark.skipif(ops.triton is None, reason="needs triton")
 def test_packed_tables_compile_for_sm90_without_spills():
-    """The prepared register lookups (off, so no GPU run reaches them yet) still assemble for the H100/H200, bf16 and
-    fp16 x, with nothing spilled: ptxas checks their inline PTX (a subprocess: the suite runs the interpreter)."""
+    """The register lookups (inline PTX, which the interpreter cannot run) assemble for the H100/H200, bf16 and fp16 x,
+    with nothing spilled: ptxas checks them on a machine without a GPU (a subprocess: the suite runs the interpreter)."""
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
-    out = subprocess.run([sys.executable, "-c", _SM90_PREPARED, bench], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, "-c", _SM90_PACKED_TABLES, bench], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["*bf16", "ok", "*fp16", "ok"], out.stdout

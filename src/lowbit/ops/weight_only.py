@@ -941,10 +941,10 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     return out
 
 
-# 4-bit code tables (NF4) through `_packed_table`'s registers in the swapped kernel: written in session 19 after its
-# device time was spent, compiled for sm_90 on the CPU only; off until a GPU has run its tests and timed it
-# (benchmarks/_next_call.sh)
-PACKED_TABLES = False
+# 4-bit code tables (NF4) through `_packed_table`'s registers in the swapped kernel, not `_lookup`'s shared-memory
+# gather: the seven 7B linears at 2-16 tokens (H200, session 20, call 1) 160.3-162.7 → 133.8-136.4 µs, bf16 128.7-134.5;
+# False restores the gather
+PACKED_TABLES = True
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
