@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .layers import LAYER_CLASSES, QuantLinear, float_weight, replace_module
 from .methods import resolve
 from .methods.sequential import calibrate_sequentially
+from .models.fuse import Columns, fuse_projections
 from .select import output_projection_name, select_modules
 
 log = logging.getLogger("lowbit")
@@ -99,6 +100,7 @@ def save(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
         "format_version": FORMAT_VERSION,
         "model_config": config.to_dict(),
         "dtype": str(dtype).removeprefix("torch."),
+        "fused_projections": any(isinstance(m, Columns) for m in model.modules()),  # `models.fuse`, redone on load
         "layers": {
             name: {
                 "class": type(m).__name__,
@@ -136,6 +138,8 @@ def load(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     dtype = getattr(torch, description["dtype"])
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    if description.get("fused_projections"):
+        fuse_projections(model)
     for name, spec in description["layers"].items():
         cls = LAYER_CLASSES.get(spec["class"])
         if cls is None:

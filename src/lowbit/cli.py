@@ -129,7 +129,7 @@ def _bench_generate(args: argparse.Namespace) -> int:
 
     result = generate.run(args.models, args.schemes, batch=args.batch, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
                           device=args.device, graph=not args.no_graph, compile=args.compile, repeats=args.repeats, out=args.out, seed=args.seed,
-                          command=generate.command_line(args), attention=args.attention)
+                          command=generate.command_line(args), attention=args.attention, fuse=args.fuse)
     generate.print_summary(result)
     print(f"\nwrote {args.out}/results.json, report.md, tokens_per_s.png")
     return 0
@@ -350,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--seed", type=int, default=0)
     bg.add_argument("--attention", choices=["sdpa", "lowbit"], default="sdpa",
                     help="decode attention: transformers' SDPA, or lowbit's split-KV kernel for one-token steps")
+    bg.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True,
+                    help="q/k/v and gate/up projections as one linear each, for every scheme (default: on)")
     bg.add_argument("--out", default="reports/bench-generate", help="output dir (default reports/bench-generate)")
     bg.set_defaults(func=_bench_generate)
 

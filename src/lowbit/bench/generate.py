@@ -61,6 +61,7 @@ from torch import nn
 from ..measure import environment, model_bytes
 from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
 from ..models.attention import use_decode_attention
+from ..models.fuse import fuse_projections
 from ..models.hf import repeated_blocks
 from . import peers
 from .report import first_line
@@ -322,11 +323,13 @@ def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, gra
 
 def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_tokens: int, device: torch.device,
                  graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False,
-                 attention: str = "sdpa") -> tuple[dict, torch.Tensor]:
+                 attention: str = "sdpa", fuse: bool = True) -> tuple[dict, torch.Tensor]:
     scheme = available_schemes()[scheme_name]
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
     model = build_model(model_name, device, dtype, seed)
+    if fuse:  # every scheme, bf16 too: the speedups compare the same model
+        fuse_projections(model)
     if attention == "lowbit":
         use_decode_attention(model)
     _sync(device)
@@ -375,9 +378,10 @@ def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
 
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,
         graph: bool = True, repeats: int = 1, out: str | None = None, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-        command: str | None = None, compile: bool | None = None, attention: str = "sdpa") -> dict:
+        command: str | None = None, compile: bool | None = None, attention: str = "sdpa", fuse: bool = True) -> dict:
     """Every (model, scheme) row; writes results.json, report.md and tokens_per_s.png into `out`.
-    `compile`: compile the decoder layers for the decode step (default: on CUDA)."""
+    `compile`: compile the decoder layers for the decode step (default: on CUDA). `fuse`: q/k/v and gate/up as one
+    linear each (`models.fuse`), for every scheme."""
     names = resolve_schemes(list(schemes or DEFAULT_SCHEMES))
     if device is None:
         if not torch.cuda.is_available():
@@ -401,7 +405,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         reference = None
         for scheme_name in names:
             try:
-                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile, attention)
+                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile, attention, fuse)
             except torch.OutOfMemoryError as e:
                 row, tokens = _error_row(model_name, scheme_name, e), None
                 row["error"] = "out of memory"
@@ -424,7 +428,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         _add_speedups(rows, model_name)
     result = {"env": environment(dev), "command": command or " ".join(sys.argv),
               "settings": dict(models=list(models), schemes=names, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
-                               device=str(dev), graph=graph, compile=compile, attention=attention, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
+                               device=str(dev), graph=graph, compile=compile, attention=attention, fuse=fuse, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
                                seed=seed),
               "rows": rows}
     if out:
@@ -458,6 +462,7 @@ def command_line(args) -> str:
     parts += ["--no-graph"] * args.no_graph + {True: ["--compile"], False: ["--no-compile"], None: []}[args.compile]
     parts += ["--device", args.device] if args.device else []
     parts += ["--attention", args.attention] if args.attention != "sdpa" else []
+    parts += [] if args.fuse else ["--no-fuse"]
     parts += ["--out", args.out]
     return shlex.join(parts)
 
@@ -517,7 +522,7 @@ def write_outputs(result: dict, out: Path) -> None:
         f"- {versions}; Python {env['python']}",
         f"- command: `{result['command']}`",
         f"- batch {s['batch']}, prompt {s['prompt_len']} tokens, {s['new_tokens']} new tokens, greedy, static KV cache, "
-        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, attention: {s.get('attention', 'sdpa')}, timed generates: {s['repeats']} (median) after one warm-up",
+        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, attention: {s.get('attention', 'sdpa')}, q/k/v and gate/up fused: {s.get('fuse', False)}, timed generates: {s['repeats']} (median) after one warm-up",
         "- models: Llama-2 shapes with seeded random weights (or a local checkpoint); every linear but lm_head quantized",
         "",
         *format_tables(result), "",

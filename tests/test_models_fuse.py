@@ -1,0 +1,83 @@
+"""`fuse_projections`: q/k/v and gate/up as one linear each. The reference is the same model unfused: in float64 the
+logits agree to summation order, and a row-wise quantization of the fused weight is its parts' codes and scales."""
+
+import pytest
+import torch
+from tiny_models import make_gen, tiny_gpt2, tiny_llama, token_ids
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import lowbit
+from lowbit.models.fuse import Columns, fuse_projections
+
+
+def _llama(seed: int, bias: bool) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                      vocab_size=256, attention_bias=bias, mlp_bias=bias)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_llama_gives_the_unfused_logits(one_thread, bias):
+    seed = int(torch.randint(0, 2**31, (1,), generator=make_gen("fuse", bias)))
+    model, fused = _llama(seed, bias).double(), _llama(seed, bias).double()
+    assert fuse_projections(fused) == 4  # two layers, attention and MLP each
+    attn = fused.model.layers[0].self_attn
+    assert type(attn).__name__ == "FusedLlamaAttention" and isinstance(attn.k_proj, Columns)
+    assert attn.qkv_proj.out_features == 64 + 2 * 32 and fused.model.layers[1].mlp.gate_up_proj.out_features == 2 * 96
+    ids = token_ids(("fuse", bias), n=3, length=11)
+    with torch.no_grad():
+        ref, out = model(ids).logits, fused(ids).logits
+    assert (out - ref).norm() / ref.norm() < 1e-12
+    assert fuse_projections(fused) == 0  # fused already: left as it is
+
+
+def test_a_quantized_fused_weight_is_its_parts_codes_and_scales(one_thread):
+    model, fused = tiny_llama(seed=3), tiny_llama(seed=3)
+    fuse_projections(fused)
+    method = lowbit.RTN(bits=4, granularity="group", group_size=32, symmetric=False)
+    lowbit.quantize(model, method, "no-lm_head")
+    lowbit.quantize(fused, method, "no-lm_head")
+    for i in range(2):
+        for fused_name, module, parts in [("qkv_proj", "self_attn", ("q_proj", "k_proj", "v_proj")),
+                                          ("gate_up_proj", "mlp", ("gate_proj", "up_proj"))]:
+            whole = getattr(getattr(fused.model.layers[i], module), fused_name).state_dict()
+            pieces = [getattr(getattr(model.model.layers[i], module), p).state_dict() for p in parts]
+            assert whole.keys() == pieces[0].keys() and whole
+            for key, value in whole.items():
+                assert torch.equal(value, torch.cat([p[key] for p in pieces])), key
+    ids = token_ids("fuse-q", n=2, length=9)
+    with torch.no_grad():
+        ref, out = model(ids).logits, fused(ids).logits
+    assert (out - ref).norm() / ref.norm() < 1e-5  # fp32, the same codes: summation order only
+
+
+def test_a_saved_fused_model_loads_fused(tmp_path, one_thread):
+    model = tiny_llama(seed=5)
+    fuse_projections(model)
+    lowbit.quantize(model, lowbit.RTN(bits=8), "no-lm_head")
+    lowbit.save(model, tmp_path / "m")
+    back = lowbit.load(tmp_path / "m")
+    assert isinstance(back.model.layers[0].mlp.up_proj, Columns)
+    ids = token_ids("fuse-save", n=2, length=7)
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, model(ids).logits)
+
+
+def test_gpt2_has_nothing_to_fuse():
+    model = tiny_gpt2()
+    assert fuse_projections(model) == 0  # its c_attn is one Conv1D already
+
+
+def test_fusing_quantized_projections_is_refused(one_thread):
+    model = lowbit.quantize(tiny_llama(), lowbit.RTN(bits=8), "no-lm_head")
+    with pytest.raises(ValueError, match="fuse before quantizing"):
+        fuse_projections(model)
+
+
+def test_projections_of_different_inputs_are_refused():
+    model = tiny_llama()
+    mlp = model.model.layers[0].mlp
+    mlp.up_proj = torch.nn.Linear(32, mlp.up_proj.out_features, bias=False)
+    with pytest.raises(ValueError, match="cannot be one matmul"):
+        fuse_projections(model)
