@@ -72,12 +72,15 @@ def print_table(title: str, times: dict[str, float], total_us: float | None) -> 
         print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
 
 
-def profile_decode(scheme: str, attention: str = "sdpa") -> dict:
+def profile_decode(scheme: str, attention: str = "sdpa", fuse: bool = True) -> dict:
     from lowbit.bench import generate as g
     from lowbit.models.attention import use_decode_attention
+    from lowbit.models.fuse import fuse_projections
 
     device = torch.device("cuda")
     model = g.build_model("7b", device)
+    if fuse:  # as bench generate does
+        fuse_projections(model)
     if attention == "lowbit":
         use_decode_attention(model)
     g.quantize_model(model, g.available_schemes()[scheme])
@@ -93,7 +96,7 @@ def profile_decode(scheme: str, attention: str = "sdpa") -> dict:
 
     times = kernel_times(step, 5)
     total = graph_us(step)
-    print_table(f"decode step, 7B, {scheme}, {attention} attention", times, total)
+    print_table(f"decode step, 7B, {scheme}, {attention} attention, {'' if fuse else 'not '}fused", times, total)
     return dict(kernels_us=times, graph_us=total)
 
 
@@ -122,11 +125,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, nargs="+", default=[256])
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
     ap.add_argument("--attention", choices=["sdpa", "lowbit"], default="sdpa", help="the decode steps' attention")
+    ap.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True, help="q/k/v and gate/up fused (decode)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
     jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m, args.outlier_cols)) for s in args.linear for m in args.tokens]
-    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention)) for s in args.decode]
+    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention, args.fuse)) for s in args.decode]
     for part, key, job in jobs:
         try:
             result[part][key] = job()

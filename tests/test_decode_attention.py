@@ -25,19 +25,22 @@ def float64_attention(q, k, v, mask, scale):
         for j in range(h):
             s = (k[i, j // group].double() @ q[i, j, 0].double()) * scale
             keep = torch.ones_like(s, dtype=torch.bool) if mask is None else mask[min(i, mask.shape[0] - 1), 0, 0].cpu()
-            e = torch.where(keep, torch.exp(s - s[keep].max()) if keep.any() else s * 0, torch.zeros_like(s))
-            out[i, j, 0] = (e[:, None] * v[i, j // group].double()).sum(0) / e.sum()
+            e = torch.exp(s[keep] - s[keep].max()) if keep.any() else s[keep]
+            out[i, j, 0] = (e[:, None] * v[i, j // group][keep].double()).sum(0) / e.sum()
     return out
 
 
 def operands(b, h, hkv, length, d, dtype, seed, valid=None):
     """q (strided, as transformers passes it), k, v and the mask of a static cache whose first valid[i] slots of
-    sequence i are written (None: no mask)."""
+    sequence i are written (None: no mask); the other slots hold NaN, which must not reach the output."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(b, 1, h, d, generator=gen).to(dtype).transpose(1, 2)
     k = torch.randn(b, hkv, length, d, generator=gen).to(dtype)
     v = torch.randn(b, hkv, length, d, generator=gen).to(dtype)
     mask = None if valid is None else (torch.arange(length)[None, :] < torch.tensor(valid)[:, None])[:, None, None, :]
+    if mask is not None:
+        k[~mask[:, 0, 0][:, None].expand_as(k[..., 0])] = float("nan")
+        v[~mask[:, 0, 0][:, None].expand_as(v[..., 0])] = float("nan")
     return q, k, v, mask
 
 
@@ -74,6 +77,7 @@ def test_the_op_takes_the_reference_off_cuda_and_passes_opcheck():
     want = float64_attention(q, k, v, mask, 0.3)
     out = da.decode_attention(q, k, v, mask, 0.3)
     assert ((out.double() - want).norm() / want.norm()).item() <= 1e-5
+    k, v = k.nan_to_num(), v.nan_to_num()  # opcheck compares outputs without equal_nan (no mask below: NaN out)
     torch.library.opcheck(da._decode_attention, (q, k, v, mask, 0.3))
     torch.library.opcheck(da._decode_attention, (q, k, v, None, 0.3))
 

@@ -54,7 +54,9 @@ if triton is not None:
             ok = offs_l < end
             if HAS_MASK:
                 ok = ok & (tl.load(mask_ptr + b * smb + offs_l * sml, mask=ok, other=0) != 0)
-            k = tl.load(k_base + offs_l[:, None] * skl + offs_d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
+            # k is read in the slice whether masked or not (its load need not wait for the mask's), and a masked
+            # slot's score, NaN or not, becomes -inf; v only where attended (0 · NaN is NaN)
+            k = tl.load(k_base + offs_l[:, None] * skl + offs_d[None, :], mask=(offs_l < end)[:, None], other=0.0).to(tl.float32)
             s = tl.where(ok, tl.sum(k * q[None, :], axis=1), float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, axis=0))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # nothing seen yet: every weight 0, no inf - inf
@@ -103,6 +105,7 @@ def decode_attention_reference(q, k, v, mask, scale: float) -> torch.Tensor:
     s = (q.float() @ kf.transpose(-1, -2)) * scale
     if mask is not None:
         s = s.masked_fill(~mask, float("-inf"))
+        vf = vf.masked_fill(~mask.transpose(-1, -2), 0.0)  # a masked slot's v, NaN or not, gets weight 0 exactly
     return (torch.softmax(s, dim=-1) @ vf).to(q.dtype)
 
 
