@@ -72,7 +72,7 @@ def print_table(title: str, times: dict[str, float], total_us: float | None) -> 
         print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
 
 
-def profile_decode(scheme: str, attention: str = "sdpa", fuse: bool = True) -> dict:
+def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True) -> dict:
     from lowbit.bench import generate as g
     from lowbit.models.attention import use_decode_attention
     from lowbit.models.fuse import fuse_projections
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--linear", nargs="*", default=[], help="bench linear scheme labels")
     ap.add_argument("--tokens", type=int, nargs="+", default=[256])
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
-    ap.add_argument("--attention", choices=["sdpa", "lowbit"], default="sdpa", help="the decode steps' attention")
+    ap.add_argument("--attention", choices=["lowbit", "sdpa"], default="lowbit", help="the decode steps' attention")
     ap.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True, help="q/k/v and gate/up fused (decode)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

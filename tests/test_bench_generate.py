@@ -133,12 +133,17 @@ def test_bench_runs_on_the_gpu(tmp_path):
     assert result["env"]["gpu"] and (tmp_path / "report.md").is_file()
 
 
-def test_bench_takes_lowbit_decode_attention_and_refuses_an_unknown_one(tmp_path, one_thread):
-    out = tmp_path / "gen"
-    assert main(["bench", "generate", "--models", "tiny", "--schemes", "bf16", "--device", "cpu", "--prompt-len", "8",
-                 "--new-tokens", "4", "--attention", "lowbit", "--out", str(out)]) == 0
-    result = json.loads((out / "results.json").read_text())
-    assert result["settings"]["attention"] == "lowbit" and "--attention lowbit" in result["command"]
-    assert "attention: lowbit" in (out / "report.md").read_text()
-    with pytest.raises(ValueError, match="attention must be one of sdpa, lowbit"):
+def test_bench_defaults_to_lowbit_attention_and_fused_projections_and_says_so(tmp_path, one_thread):
+    """The defaults (lowbit's decode attention, q/k/v and gate/up fused), and the switches back, spelled out in the
+    command that reproduces the run and in the report; an unknown attention is refused."""
+    args = ["bench", "generate", "--models", "tiny", "--schemes", "bf16", "--device", "cpu", "--prompt-len", "8", "--new-tokens", "4"]
+    for extra, attention, fuse in [([], "lowbit", True), (["--attention", "sdpa", "--no-fuse"], "sdpa", False)]:
+        out = tmp_path / attention
+        assert main(args + extra + ["--out", str(out)]) == 0
+        result = json.loads((out / "results.json").read_text())
+        assert result["settings"]["attention"] == attention and f"--attention {attention}" in result["command"]
+        assert result["settings"]["fuse"] is fuse and ("--no-fuse" in result["command"]) is not fuse
+        report = (out / "report.md").read_text()
+        assert f"attention: {attention}" in report and f"q/k/v and gate/up fused: {fuse}" in report
+    with pytest.raises(ValueError, match="attention must be one of lowbit, sdpa"):
         generate.run(models=["tiny"], schemes=["bf16"], device="cpu", attention="flash")

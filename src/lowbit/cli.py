@@ -348,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "~30 s a model; default: on CUDA)")
     bg.add_argument("--device", default=None, help="cuda (default; required) or cpu for a smoke test with --models tiny")
     bg.add_argument("--seed", type=int, default=0)
-    bg.add_argument("--attention", choices=["sdpa", "lowbit"], default="sdpa",
-                    help="decode attention: transformers' SDPA, or lowbit's split-KV kernel for one-token steps")
+    bg.add_argument("--attention", choices=["lowbit", "sdpa"], default="lowbit",
+                    help="decode attention: lowbit's split-KV kernel for one-token steps (default), or transformers' SDPA")
     bg.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True,
                     help="q/k/v and gate/up projections as one linear each, for every scheme (default: on)")
     bg.add_argument("--out", default="reports/bench-generate", help="output dir (default reports/bench-generate)")
