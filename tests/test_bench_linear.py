@@ -79,3 +79,19 @@ def test_llm_int8_finds_exactly_the_planted_outlier_columns():
     layer = LLMInt8().layer(torch.randn(32, 256) * 0.02, None)
     planted = (x.float().abs() > 15).all(0).nonzero().flatten()
     assert torch.equal(layer.outlier_columns(x), planted) and planted.numel() == 5
+
+
+def test_the_act_order_scheme_builds_gptq_act_order_storage(one_thread):
+    """bench linear's act-order row: a real GPTQ act-order layer (columns stored in group order, not their own)."""
+    from lowbit.bench.linear import SCHEMES, ActOrderGPTQ
+
+    assert isinstance(SCHEMES["W4A16 g128 act-order (Triton)"], ActOrderGPTQ)
+    w = torch.randn(64, 512, generator=torch.Generator().manual_seed(3))
+    layer = ActOrderGPTQ().layer(w, None)
+    assert layer.act_order and not torch.equal(layer.perm, torch.arange(512, dtype=torch.int32))
+    x = torch.randn(5, 512)
+    want = x.double() @ layer.dequantize_weight(torch.float64).t()
+    assert ((layer(x).double() - want).norm() / want.norm()).item() < 1e-6
+    # codes of w itself: a diagonal Hessian propagates no error, so each weight is rounded to the nearest step of its group
+    step = layer.scale[:, layer.g_idx.long()]
+    assert ((layer.dequantize_weight() - w).abs() <= 0.5 * step * (1 + 1e-5)).all()

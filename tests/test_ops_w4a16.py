@@ -7,7 +7,7 @@ import torch
 
 import lowbit
 from lowbit.formats.packing import pack, packed_length
-from lowbit.layers.int_weight import IntWeightLinear
+from lowbit.layers.int_weight import IntWeightLinear, _to_unsigned
 from lowbit.ops import w4a16 as ops
 
 pytestmark = pytest.mark.skipif(ops.triton is None, reason="needs triton")
@@ -37,9 +37,12 @@ def act_order_layer(n, k, g, symmetric, gen, bias=True):
     return IntWeightLinear.from_codes(codes, scale, zero, b, g_idx=g_idx, bits=4, granularity="group", group_size=g, symmetric=symmetric)
 
 
-def storage(layer):
-    t = lambda v: None if v is None else v.to(DEVICE)  # noqa: E731
-    return t(layer.qweight), t(layer.scale), t(layer.zero), t(layer.g_idx), layer.group_size, t(layer.bias)
+def storage(layer, device=DEVICE):
+    """The op's operands: an act-order layer keeps its codes in group order (`perm`), the op takes them in input-column
+    order with g_idx."""
+    t = lambda v: None if v is None else v.to(device)  # noqa: E731
+    qweight = layer.qweight if layer.perm is None else pack(_to_unsigned(layer.codes(), 4, layer.symmetric), 4)
+    return t(qweight), t(layer.scale), t(layer.zero), t(layer.g_idx), layer.group_size, t(layer.bias)
 
 
 def reference(x, layer):
@@ -171,14 +174,14 @@ def test_nibble_order_matches_packing():
     assert packed[0, :3].tolist() == [1 | 2 << 4, 3 | 4 << 4, 5 | 6 << 4]
     gen = torch.Generator().manual_seed(8)
     for layer in (rtn_layer(8, 64, 32, True, gen), rtn_layer(8, 64, 16, False, gen), act_order_layer(8, 64, 32, False, gen)):
-        w = ops.dequantize_w4(layer.qweight, layer.scale, layer.zero, layer.g_idx, layer.group_size, 64)
+        w = ops.dequantize_w4(*storage(layer, "cpu")[:5], 64)
         assert torch.equal(w, layer.dequantize_weight(torch.float32))
 
 
 def test_custom_op_cpu_reference_and_linear_shapes():
     gen = torch.Generator().manual_seed(9)
     for layer in (rtn_layer(24, 64, 32, False, gen), act_order_layer(24, 64, 32, True, gen)):
-        args = (layer.qweight, layer.scale, layer.zero, layer.g_idx, layer.group_size, layer.bias)
+        args = storage(layer, "cpu")
         x = torch.randn(2, 3, 64, generator=gen)
         out = ops.w4a16_linear(x, *args)
         assert out.shape == (2, 3, 24) and out.dtype == x.dtype
@@ -187,7 +190,7 @@ def test_custom_op_cpu_reference_and_linear_shapes():
         torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-5)
         assert_close(out.reshape(6, 24), reference(x.reshape(6, 64), layer), tol=1e-5)
         # float64 is no kernel dtype: the op still answers, by the reference
-        assert not ops._kernel_takes(x.double().reshape(6, 64), layer.qweight, layer.scale, layer.zero, layer.g_idx, layer.bias)
+        assert not ops._kernel_takes(x.double().reshape(6, 64), *args[:4], layer.bias)
         assert ops.w4a16_linear(x.double(), *args).dtype == torch.float64
         xh = x.half()
         assert ops.w4a16_linear(xh, *args).dtype == torch.float16
@@ -199,7 +202,7 @@ def test_custom_op_opcheck():
     for layer in (rtn_layer(16, 64, 32, True, gen), act_order_layer(16, 64, 32, False, gen, bias=False)):
         x = torch.randn(4, 64, generator=gen)
         torch.library.opcheck(
-            ops.w4a16_matmul, (x, layer.qweight, layer.scale, layer.zero, layer.g_idx, layer.group_size, layer.bias)
+            ops.w4a16_matmul, (x, *storage(layer, "cpu"))
         )
 
 

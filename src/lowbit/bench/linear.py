@@ -18,9 +18,20 @@ import torch
 from torch import nn
 
 from ..measure import environment, model_bytes
-from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
+from ..methods import FP8, GPTQ, LLMInt8, NF4, RTN, W8A8
 from . import peers, report
 from .timing import gpu_ms
+
+class ActOrderGPTQ:
+    """GPTQ's act-order storage (W4 g128 with zero points, columns in an order of their own) from a synthetic Hessian, a
+    random diagonal: it orders the columns, and the codes are then RTN's. The bench times the storage, not GPTQ's
+    accuracy, which calibration data decides."""
+
+    def layer(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+        gen = torch.Generator(device=weight.device).manual_seed(1)
+        hessian = torch.diag(torch.exp(torch.randn(weight.shape[1], device=weight.device, generator=gen)))
+        return GPTQ(bits=4, group_size=128, act_order=True).layer_from_hessian(weight.float(), bias, hessian)
+
 
 LLAMA2_7B_LINEARS = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
                      ("gate", 4096, 11008), ("up", 4096, 11008), ("down", 11008, 4096)]
@@ -29,6 +40,8 @@ SCHEMES = {
     "W8A8 int8 (Triton)": W8A8(act_granularity="token", weight_granularity="channel"),
     "FP8 W8A8 row-wise (_scaled_mm)": FP8(fmt="e4m3", granularity="channel", activations="token"),
     "W4A16 g128 (Triton)": RTN(bits=4, granularity="group", group_size=128, symmetric=False),
+    # the same codes' storage as GPTQ's act-order keeps it: x gathered into the stored group order, then the same kernels
+    "W4A16 g128 act-order (Triton)": ActOrderGPTQ(),
     "W8A16 per-channel (Triton)": RTN(bits=8),
     "NF4 b64 (Triton)": NF4(block_size=64),
     "FP8 e4m3 weight-only (Triton)": FP8(fmt="e4m3", granularity="channel"),

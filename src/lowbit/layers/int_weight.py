@@ -1,6 +1,13 @@
 """Weight-only integer linear (2-8 bits; per-tensor, per-channel or group-wise; absmax or
 zero-point). Codes are stored unsigned and bit-packed along the input dim. RTN and GPTQ both
-store here; GPTQ with act-order adds `g_idx`, the group of each input column."""
+store here.
+
+GPTQ with act-order gives each input column a group (`g_idx`) that is not its position // group_size. The layer
+stores such codes with their columns sorted by group, `perm[j]` the input column of stored column j: every group is
+then contiguous, so the group-wise kernels (the decode GEMV, the swapped MMA kernel, dequantize + cuBLAS) take them,
+and the input's columns are gathered into the same order (one gather of x, which a compiled model fuses into the op
+before). `g_idx` and `codes()` are still given in input-column order; a state dict with `g_idx` (as saved before
+this layout) is converted on load."""
 
 from __future__ import annotations
 
@@ -36,7 +43,16 @@ class IntWeightLinear(QuantLinear):
         self.register_buffer("qweight", torch.zeros(out_features, packed_length(in_features, bits), dtype=torch.uint8))
         self.register_buffer("scale", torch.ones(sshape))
         self.register_buffer("zero", None if symmetric else torch.zeros(sshape, dtype=torch.uint8))
-        self.register_buffer("g_idx", torch.arange(in_features, dtype=torch.int32) // group_size if act_order else None)
+        self.register_buffer("perm", torch.arange(in_features, dtype=torch.int32) if act_order else None)
+
+    @property
+    def g_idx(self) -> torch.Tensor | None:
+        """The group of each input column (GPTQ's act-order index), or None with contiguous groups."""
+        if self.perm is None:
+            return None
+        g_idx = torch.empty_like(self.perm)
+        g_idx[self.perm.long()] = torch.arange(self.in_features, dtype=torch.int32, device=self.perm.device) // self.group_size
+        return g_idx
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, **cfg) -> "IntWeightLinear":
@@ -57,7 +73,8 @@ class IntWeightLinear(QuantLinear):
         """A layer from codes chosen elsewhere (GPTQ, AWQ): signed codes when symmetric, else unsigned."""
         layer = cls._shell(codes, bias, act_order=g_idx is not None, **cfg)
         if g_idx is not None:
-            layer.g_idx = g_idx.to(torch.int32)
+            layer.perm = group_order(g_idx, layer.group_size, codes.shape[1])
+            codes = codes[:, layer.perm.long()]
         return layer._fill(codes, scale.float(), None if zero is None else zero.to(torch.uint8))
 
     def _fill(self, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None) -> "IntWeightLinear":
@@ -69,6 +86,8 @@ class IntWeightLinear(QuantLinear):
     def codes(self) -> torch.Tensor:
         """Signed (symmetric) or unsigned (zero-point) integer codes [out, in], as int16."""
         u = unpack(self.qweight, self.bits, self.in_features).to(torch.int16)
+        if self.perm is not None:  # stored in group order: back to input-column order
+            u = torch.empty_like(u).index_copy_(1, self.perm.long(), u)
         return u - 2 ** (self.bits - 1) if self.symmetric else u
 
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -77,11 +96,36 @@ class IntWeightLinear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits in (4, 8) and self.granularity in ("group", "channel"):  # kernels on CUDA, the same math elsewhere
             group_size = self.group_size if self.granularity == "group" else self.in_features
-            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias, self.g_idx)
+            if self.perm is not None:  # x's columns in the stored (group) order
+                x = x.index_select(-1, self.perm)
+            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias)
         return super().forward(x)
 
     def config(self) -> dict:
         return dict(bits=self.bits, granularity=self.granularity, group_size=self.group_size, symmetric=self.symmetric, act_order=self.act_order)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """An act-order state dict from before the group-order layout (`g_idx`, codes in input-column order)."""
+        if prefix + "g_idx" in state_dict and prefix + "perm" not in state_dict:
+            perm = group_order(state_dict.pop(prefix + "g_idx"), self.group_size, self.in_features)
+            codes = unpack(state_dict[prefix + "qweight"], self.bits, self.in_features)
+            state_dict[prefix + "qweight"] = pack(codes[:, perm.long()], self.bits)
+            state_dict[prefix + "perm"] = perm
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def group_order(g_idx: torch.Tensor, group_size: int, in_features: int) -> torch.Tensor:
+    """The input columns sorted by group (int32): after it, column j is in group j // group_size, or a ValueError
+    when g_idx does not give every group group_size columns (GPTQ's act-order always does)."""
+    if g_idx.shape != (in_features,):
+        raise ValueError(f"g_idx must have one group a column, [{in_features}], got {tuple(g_idx.shape)}")
+    g = g_idx.long()
+    perm = torch.argsort(g, stable=True)
+    if not torch.equal(g[perm], torch.arange(in_features, device=g.device) // group_size):
+        sizes = torch.bincount(g).tolist()
+        raise ValueError(f"g_idx must give each group group_size={group_size} columns (the last one the rest), as GPTQ's "
+                         f"act-order does; got group sizes {sizes[:8]}{' ...' if len(sizes) > 8 else ''}")
+    return perm.to(torch.int32)
 
 
 def _to_unsigned(codes: torch.Tensor, bits: int, symmetric: bool) -> torch.Tensor:

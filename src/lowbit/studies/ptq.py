@@ -98,7 +98,7 @@ NOTES = [
     "Notes:",
     "- Each row quantizes a fresh copy of the float model; calibrated methods (GPTQ, AWQ, SmoothQuant) see the same",
     "  calibration windows, run block by block (each block calibrated on the outputs of the quantized blocks before it).",
-    "- GPTQ and RTN share one storage (packed int codes, float32 scales, uint8 zeros; g_idx with act-order).",
+    "- GPTQ and RTN share one storage (packed int codes, float32 scales, uint8 zeros; with act-order the codes sorted by group, and the order).",
     "- W8A8 naive: per-tensor weights and per-tensor dynamic activations, the paper's W8A8 baseline; SmoothQuant O1-O3",
     "  use the same int8 matmul and weight granularity, so the rows differ only by smoothing and activation granularity.",
     "- SmoothQuant: α = 0.5, weights per tensor (as in the paper), scales folded into the LayerNorm before q,k,v and",
