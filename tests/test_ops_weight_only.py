@@ -186,19 +186,23 @@ def frozen_base(storage, n, k, gen):
     return q, s, z, lut, g_idx, bits, g, w
 
 
-@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values", "int4-act-order"])
+@pytest.mark.parametrize("storage", ["int4-g64-zero", "int8-channel", "nf4-table", "e4m3-values", "int4-act-order", "int4-perm"])
 def test_backward_gives_x_and_bias_their_gradients(storage):
     """Adapters on a frozen 4/8-bit base (QLoRA) need ∂L/∂x = g @ W and ∂L/∂bias = Σ g: against float64 from the
     codes, eager and compiled (aot_eager)."""
     gen = torch.Generator().manual_seed(sum(map(ord, storage)))  # str hashes differ run to run
     n, k, m = 40, 256, 5
     q, s, z, lut, g_idx, bits, g, w = frozen_base(storage, n, k, gen)
+    perm = None
+    if storage == "int4-perm":  # act-order in group order: the weight's column j multiplies x[:, perm[j]]
+        perm = torch.randperm(k, generator=gen).to(torch.int32)
+        w = torch.empty_like(w).index_copy_(1, perm.long(), w)  # the weight x itself meets
     x = torch.randn(m, k, generator=gen)
     bias, out_grad = torch.randn(n, generator=gen), torch.randn(m, n, generator=gen)
-    q, s, z, lut, g_idx, x, bias, out_grad = to_dev(q, s, z, lut, g_idx, x, bias, out_grad)
+    q, s, z, lut, g_idx, x, bias, out_grad, perm = to_dev(q, s, z, lut, g_idx, x, bias, out_grad, perm)
 
     def layer(xg, bg):
-        return ops.weight_only_linear(xg, q, s, z, bits, g, lut, bg, g_idx)
+        return ops.weight_only_linear(xg, q, s, z, bits, g, lut, bg, g_idx, perm)
 
     want_x, want_b = out_grad.double().cpu() @ w, out_grad.double().cpu().sum(0)
     for fn in (layer, torch.compile(layer, backend="aot_eager", fullgraph=True)):
@@ -377,6 +381,44 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     assert words % 3 == 0 and [ops.split_k_plan(words, steps["BLOCK_W"], p) for p in (2, 3)] == [(2 * words // 3, 2), (words // 3, 3)]
     for split in (2, 3):
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(steps, SPLIT_K=split)), ref, x.dtype, k)
+
+
+@pytest.mark.parametrize("bits,symmetric,g,lut", [(4, False, 128, False), (4, True, None, False), (8, True, 64, False), (4, False, 64, True)])
+def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
+    """Act-order stored in group order: the weight's column j multiplies x[:, perm[j]], read in place by the word
+    GEMV (whole steps and a masked K tail, split-K), against float64 of the gathered x; the op's other paths (the
+    reference here; on a GPU also the swapped kernel and dequantize + cuBLAS) gather x first."""
+    gen = torch.Generator().manual_seed(bits * 100 + (g or 0) + lut)
+    n, k = 21, 384
+    q, s, z, table, w = random_storage(n, k, bits, g or k, symmetric, gen, lut=lut)
+    perm = torch.randperm(k, generator=gen).to(torch.int32)
+    bias = torch.randn(n, generator=gen)
+    for m in (1, 2, 20):
+        x = torch.randn(m, k, generator=gen).to(torch.float16)
+        ref = x.double()[:, perm.long()] @ w.t() + bias.double()
+        xd, qd, sd, zd, td, bd, pd = to_dev(x, q, s, z, table, bias, perm)
+        outs = [ops.weight_only_matmul(xd, qd, sd, zd, None, bits, g or k, td, bd, pd)]
+        if m < 20:
+            words = k * bits // 32
+            outs += [ops.gemv_words_triton(xd, qd, sd, zd, bits, g or k, td, bd, perm=pd),
+                     ops.gemv_words_triton(xd, qd, sd, zd, bits, g or k, td, bd, perm=pd,
+                                           config=dict(BLOCK_N=4, BLOCK_W=words // 3 * 2, num_warps=1, V=1, PREFETCH=False)),
+                     ops.gemv_words_triton(xd, qd, sd, zd, bits, g or k, td, bd, perm=pd, config=dict(BLOCK_W=words // 3, SPLIT_K=2))]
+        for out in outs:
+            check(out, ref, x.dtype, k)
+
+
+def test_a_bad_permutation_is_named():
+    args = dict(x=torch.randn(1, 128), qweight=torch.zeros(8, 64, dtype=torch.uint8), scale=torch.ones(8, 2),
+                zero=None, g_idx=None, bits=4, group_size=64, lut=None, bias=None)
+    for perm, match in [(torch.arange(128), "perm must be None or an int32 tensor of shape"),
+                        (torch.arange(64, dtype=torch.int32), r"shape \(128,\)")]:
+        with pytest.raises(ValueError, match=match):
+            ops.weight_only_matmul(**args, perm=perm)
+    with pytest.raises(ValueError, match="perm and g_idx"):
+        ops.weight_only_matmul(**{**args, "g_idx": torch.zeros(128, dtype=torch.int32)}, perm=torch.arange(128, dtype=torch.int32))
+    x, q, sc = args["x"], args["qweight"], args["scale"]
+    torch.library.opcheck(ops.weight_only_matmul, (x, q, sc, None, None, 4, 64, None, None, torch.randperm(128).to(torch.int32)))
 
 
 @pytest.mark.parametrize("kernel", ["words", "swapped"])

@@ -5,9 +5,9 @@ store here.
 GPTQ with act-order gives each input column a group (`g_idx`) that is not its position // group_size. The layer
 stores such codes with their columns sorted by group, `perm[j]` the input column of stored column j: every group is
 then contiguous, so the group-wise kernels (the decode GEMV, the swapped MMA kernel, dequantize + cuBLAS) take them,
-and the input's columns are gathered into the same order (one gather of x, which a compiled model fuses into the op
-before). `g_idx` and `codes()` are still given in input-column order; a state dict with `g_idx` (as saved before
-this layout) is converted on load."""
+and x is read in the same order (the decode GEMV through the permutation in place, the other paths gather x first).
+`g_idx` and `codes()` are still given in input-column order; a state dict with `g_idx` (as saved before this layout)
+is converted on load."""
 
 from __future__ import annotations
 
@@ -96,9 +96,8 @@ class IntWeightLinear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits in (4, 8) and self.granularity in ("group", "channel"):  # kernels on CUDA, the same math elsewhere
             group_size = self.group_size if self.granularity == "group" else self.in_features
-            if self.perm is not None:  # x's columns in the stored (group) order
-                x = x.index_select(-1, self.perm)
-            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias)
+            # act-order: x read in the stored (group) order, by the decode GEMV in place, gathered for the other paths
+            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias, perm=self.perm)
         return super().forward(x)
 
     def config(self) -> dict:

@@ -259,12 +259,12 @@ if triton is not None:
 
     @triton.jit
     def _gemv_words_kernel(
-        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
+        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr, perm_ptr,
         N, KW, words_per_split, stride_xm, stride_wn: tl.constexpr, stride_sn: tl.constexpr, stride_zn: tl.constexpr,
         stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        EVEN_N: tl.constexpr,
+        EVEN_N: tl.constexpr, PERM: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -276,7 +276,8 @@ if triton is not None:
         instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit makes it
         "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value). The offset z
         and the group scale (GROUP_W words a group) apply once a column; with GROUP_W = 0 (one scale a
-        row) once at the end.
+        row) once at the end. PERM: the weight's column j multiplies x[perm[j]] (act-order storage in group order,
+        `layers.int_weight`): x is read through perm_ptr, int32, in the L2 with x itself.
 
         A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
         PREFETCH issues the next word of each column before this word's arithmetic (PREFETCH 2, with V = 2: both words
@@ -312,6 +313,7 @@ if triton is not None:
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
         w_ptrs = w_rows + cols[None, :]
         x_ptrs = x_row + cols[None, :] * PER + i[:, None]
+        p_ptrs = perm_ptr + cols[None, :] * PER + i[:, None]
         INT: tl.constexpr = VALUES == "int" or VALUES == "sint"
         sx_all = tl.zeros((C,), dtype=tl.float32)
         tl.static_assert(PREFETCH != 2 or V == 2)
@@ -340,7 +342,13 @@ if triton is not None:
                     w = tl.load(w_ptrs + v)
                 else:
                     w = tl.load(w_ptrs + v, mask=(cols + v < KW)[None, :], other=0)
-                if EVEN_K:
+                if PERM:  # the step's columns of x through the permutation
+                    if EVEN_K:
+                        x = tl.load(x_row + tl.load(p_ptrs + v * PER)).to(tl.float32)
+                    else:
+                        xm = (cols + v < KW)[None, :]
+                        x = tl.load(x_row + tl.load(p_ptrs + v * PER, mask=xm, other=0), mask=xm, other=0.0).to(tl.float32)
+                elif EVEN_K:
                     x = tl.load(x_ptrs + v * PER).to(tl.float32)
                 else:  # past K: x is 0
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
@@ -371,6 +379,7 @@ if triton is not None:
             cols += BLOCK_W
             w_ptrs += BLOCK_W
             x_ptrs += BLOCK_W * PER
+            p_ptrs += BLOCK_W * PER
         if INT and GROUP_W == 0:  # the rows' offset z·Σx, once
             acc -= _zero_point(z_ptr + rows[:, None] * stride_zn, magic, BITS, HAS_ZERO) * (sx_all * 2.5849394142282115e-26)[None, :]
         out = tl.sum(acc, axis=1)
@@ -682,6 +691,19 @@ def _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias) -> tuple
     return m, n, k
 
 
+def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
+    """`perm` None, or int32 [K] on x's device: the weight's column j multiplies x[:, perm[j]]."""
+    if perm is None:
+        return
+    if not isinstance(perm, torch.Tensor) or perm.dtype != torch.int32 or tuple(perm.shape) != (x.shape[1],):
+        raise ValueError(f"perm must be None or an int32 tensor of shape ({x.shape[1]},), got "
+                         f"{getattr(perm, 'dtype', type(perm))} {tuple(getattr(perm, 'shape', ()))}")
+    if perm.device != x.device:
+        raise ValueError(f"perm is on {perm.device} but x is on {x.device}")
+    if g_idx is not None:
+        raise ValueError("perm and g_idx are two ways to store act-order: give one")
+
+
 def _codes(q: torch.Tensor, bits: int, k: int) -> torch.Tensor:
     """uint8 codes [N, K] of packed bytes (4-bit: low nibble first)."""
     return torch.stack((q & 0xF, q >> 4), dim=-1).reshape(q.shape[0], k) if bits == 4 else q
@@ -822,20 +844,21 @@ def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
 
 
 def gemv_words_triton(
-    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None, perm=None
 ) -> torch.Tensor:
-    """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the word GEMV;
-    `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
+    """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the word GEMV (x[:, perm] with
+    `perm`); `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
+    _check_perm(perm, x, None)
     _launch_checks(x, (x, qweight, scale))
     cfg = words_config(n, k, bits, group_size, zero is not None, lut is not None)
     if cfg is None:
         raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
                          f"group_size={group_size}, bits={bits}")
-    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
+    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})}, perm)
 
 
-def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
+def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict, perm=None) -> torch.Tensor:
     """The word GEMV on arguments already checked, with the tile `cfg`."""
     m, k = x.shape
     n = qweight.shape[0]
@@ -861,11 +884,12 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     grid = (m, cdiv(n, cfg["BLOCK_N"]), split)
     _gemv_words_kernel[grid](
         x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
-        bias_ if bias_ is not None else scale_, dst,
+        bias_ if bias_ is not None else scale_, dst, perm.contiguous() if perm is not None else words,
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
-        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0, **cfg,
+        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0,
+        PERM=perm is not None, **cfg,
     )
     return sum_split_k(out, dst)
 
@@ -1077,17 +1101,24 @@ def _weight_only_matmul(
     group_size: int,
     lut: torch.Tensor | None,
     bias: torch.Tensor | None,
+    perm: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc).
-    `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only."""
+    `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only. `perm` (act-order
+    stored in group order: the weight's column j multiplies x[:, perm[j]]) is read by the word GEMV in place; the
+    other paths gather x first."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
+    _check_perm(perm, x, g_idx)
     if g_idx is not None:
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
-    if not x.is_cuda or triton is None or x.dtype not in KERNEL_DTYPES or m == 0:
+    on_kernels = x.is_cuda and triton is not None and x.dtype in KERNEL_DTYPES and m > 0
+    limits = path_limits(x, qweight, bits, lut) if on_kernels else None
+    if on_kernels and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)):
+        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg, perm)
+    if perm is not None:
+        x = x.index_select(1, perm)
+    if not on_kernels:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    limits = path_limits(x, qweight, bits, lut)
-    if m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)) is not None:
-        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
@@ -1102,7 +1133,7 @@ weight_only_matmul = torch.library.custom_op("lowbit::weight_only_matmul", mutat
 
 
 @weight_only_matmul.register_fake
-def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias):
+def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm=None):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
@@ -1118,8 +1149,8 @@ def _(qweight, scale, zero, g_idx, bits, group_size, k, lut, dtype):
 
 
 def _setup_backward(ctx, inputs, output) -> None:
-    x, qweight, scale, zero, g_idx, bits, group_size, lut, bias = inputs
-    ctx.save_for_backward(qweight, scale, zero, g_idx, lut)
+    x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm = inputs
+    ctx.save_for_backward(qweight, scale, zero, g_idx, lut, perm)
     ctx.meta = (bits, group_size, x.shape[1], bias.dtype if bias is not None and bias.requires_grad else None)
 
 
@@ -1127,17 +1158,20 @@ def _backward(ctx, grad: torch.Tensor):
     """The gradient of x (and of a bias that requires one) through the frozen weight: grad @ W, W dequantized
     in grad's dtype by `weight_only_dequantize`. What adapters trained on a 4- or 8-bit base (QLoRA) need; the
     storage itself gets no gradient."""
-    qweight, scale, zero, g_idx, lut = ctx.saved_tensors
+    qweight, scale, zero, g_idx, lut, perm = ctx.saved_tensors
     bits, group_size, k, bias_dtype = ctx.meta
     w = weight_only_dequantize(qweight, scale, zero, g_idx, bits, group_size, k, lut, grad.dtype) if ctx.needs_input_grad[0] else None
+    grad_x = None if w is None else grad @ w
+    if grad_x is not None and perm is not None:  # column j of grad @ w is x[:, perm[j]]'s
+        grad_x = torch.empty_like(grad_x).index_copy_(1, perm.long(), grad_x)
     grad_bias = None if bias_dtype is None else grad.sum(0).to(bias_dtype)
-    return None if w is None else grad @ w, None, None, None, None, None, None, None, grad_bias
+    return grad_x, None, None, None, None, None, None, None, grad_bias, None
 
 
 weight_only_matmul.register_autograd(_backward, setup_context=_setup_backward)
 
 
-def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None) -> torch.Tensor:
+def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None, perm=None) -> torch.Tensor:
     """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N].
 
     Eager calls that autograd does not follow take the op's function directly: torch.library's dispatch
@@ -1146,7 +1180,7 @@ def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=
     need a gradient go through the op: the compiler sees it, and its backward (`_backward`) gives x's."""
     if x.dim() < 1:
         raise ValueError("x must have at least one dimension [..., K]")
-    args = (x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias)
+    args = (x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm)
     direct = not torch.compiler.is_compiling() and not (torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, scale, bias, lut)))
     out = _weight_only_matmul(*args) if direct else weight_only_matmul(*args)
