@@ -1,0 +1,5 @@
+# Session 20, call 6: the compiled act-order layer (x gathered before the op under torch.compile) on the GPU.
+export PYTHONPATH=$PWD/src:$PWD/benchmarks
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+timeout 150 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gptq.py tests/test_bench_linear.py -k "act_order or act" > $OUT/tests.txt 2>&1
+echo "tests rc=$? s=$SECONDS"; grep -a "passed\|failed\|FAILED\|Error" $OUT/tests.txt | head -20
