@@ -1,4 +1,4 @@
-# Session 20, call 6: the compiled act-order layer (x gathered before the op under torch.compile) on the GPU.
+# Prepared in session 20 after its device time was spent (rename to _callNN.sh when run): the compiled act-order layer (x gathered before the op under torch.compile, inductor, fullgraph) on the GPU.
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 150 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gptq.py tests/test_bench_linear.py -k "act_order or act" > $OUT/tests.txt 2>&1
