@@ -425,6 +425,9 @@ def test_an_act_order_state_dict_saved_with_g_idx_loads_into_group_order():
     back = IntWeightLinear(96, 16, True, **layer.config())
     back.load_state_dict(old)
     assert torch.equal(back.qweight, layer.qweight) and torch.equal(back.perm, layer.perm) and torch.equal(back.codes(), codes)
+    bad = {**layer.state_dict(), "perm": torch.zeros(96, dtype=torch.int32)}  # a corrupt file: the kernels index x by it
+    with pytest.raises(ValueError, match="perm must be a permutation of the 96 input columns"):
+        back.load_state_dict(bad)
 
 
 def test_a_g_idx_with_unequal_groups_is_refused():

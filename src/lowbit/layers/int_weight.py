@@ -110,12 +110,16 @@ class IntWeightLinear(QuantLinear):
         return dict(bits=self.bits, granularity=self.granularity, group_size=self.group_size, symmetric=self.symmetric, act_order=self.act_order)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """An act-order state dict from before the group-order layout (`g_idx`, codes in input-column order)."""
+        """An act-order state dict from before the group-order layout (`g_idx`, codes in input-column order) is
+        converted; a `perm` that is not a permutation of the input columns is refused (the kernels index x by it)."""
         if prefix + "g_idx" in state_dict and prefix + "perm" not in state_dict:
             perm = group_order(state_dict.pop(prefix + "g_idx"), self.group_size, self.in_features)
             codes = unpack(state_dict[prefix + "qweight"], self.bits, self.in_features)
             state_dict[prefix + "qweight"] = pack(codes[:, perm.long()], self.bits)
             state_dict[prefix + "perm"] = perm
+        perm = state_dict.get(prefix + "perm")
+        if perm is not None and not torch.equal(perm.long().sort().values, torch.arange(self.in_features, device=perm.device)):
+            raise ValueError(f"{prefix}perm must be a permutation of the {self.in_features} input columns")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -692,7 +692,9 @@ def _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias) -> tuple
 
 
 def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
-    """`perm` None, or int32 [K] on x's device: the weight's column j multiplies x[:, perm[j]]."""
+    """`perm` None, or int32 [K] on x's device: the weight's column j multiplies x[:, perm[j]]. Its values are not
+    read here (that would sync the host each call): they must be a permutation of 0..K-1, which `IntWeightLinear`
+    makes and checks on load."""
     if perm is None:
         return
     if not isinstance(perm, torch.Tensor) or perm.dtype != torch.int32 or tuple(perm.shape) != (x.shape[1],):
