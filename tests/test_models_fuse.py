@@ -81,3 +81,15 @@ def test_projections_of_different_inputs_are_refused():
     mlp.up_proj = torch.nn.Linear(32, mlp.up_proj.out_features, bias=False)
     with pytest.raises(ValueError, match="cannot be one matmul"):
         fuse_projections(model)
+
+
+def test_cross_attention_is_left_unfused(one_thread):
+    """BART's attention can read the encoder's states for k and v (`key_value_states`): one matmul of q/k/v would
+    be wrong there, so it stays as it is (and its MLP has no gate/up pair)."""
+    from transformers import BartConfig, BartForCausalLM
+
+    cfg = BartConfig(vocab_size=64, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)
+    model = BartForCausalLM(cfg)
+    assert fuse_projections(model) == 0
+    assert type(model.model.decoder.layers[0].self_attn).__name__ == "BartAttention"

@@ -15,12 +15,15 @@ the old projections become `Columns` of that output, so transformers' own attent
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 from torch import nn
 
 # the projections of one input, fused into the first name
 GROUPS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+# a forward that takes one of these may feed k and v another input than q's (cross-attention): left unfused
+OTHER_INPUTS = {"key_value_states", "encoder_hidden_states", "cross_attention_states"}
 
 
 class Columns(nn.Module):
@@ -44,8 +47,10 @@ def _fused_class(cls: type, name: str) -> type:
     def forward(self, *args, **kwargs):
         if args:
             args = (getattr(self, name)(args[0]), *args[1:])
-        else:
+        elif "hidden_states" in kwargs:
             kwargs["hidden_states"] = getattr(self, name)(kwargs["hidden_states"])
+        else:
+            raise TypeError(f"Fused{cls.__name__} takes its input first or as hidden_states=, got {', '.join(kwargs)}")
         return cls.forward(self, *args, **kwargs)
 
     return type(f"Fused{cls.__name__}", (cls,), {"forward": forward, "__doc__": f"{cls.__name__} with {name} fused."})
@@ -78,13 +83,15 @@ def _fuse(module: nn.Module, name: str, parts: tuple[str, ...]) -> None:
 
 def fuse_projections(model: nn.Module) -> int:
     """Fuse, in place, every module's q/k/v and gate/up projections (`GROUPS`) into one nn.Linear each; returns how
-    many were fused (a module fused before is left as it is). Run it on the float model: quantized projections raise
-    a ValueError."""
+    many were fused. Left as they are: modules fused before, and those whose forward can take a second input
+    (`OTHER_INPUTS`: cross-attention, where k and v read another tensor than q). Run it on the float model:
+    quantized projections raise a ValueError."""
     count = 0
     for module in list(model.modules()):
         for name, parts in GROUPS.items():
             found = [getattr(module, p, None) for p in parts]
-            if all(isinstance(m, nn.Module) for m in found) and not all(isinstance(m, Columns) for m in found):
+            cross = OTHER_INPUTS & set(inspect.signature(type(module).forward).parameters)
+            if all(isinstance(m, nn.Module) for m in found) and not all(isinstance(m, Columns) for m in found) and not cross:
                 _fuse(module, name, parts)
                 count += 1
     return count
