@@ -54,9 +54,10 @@ if triton is not None:
             ok = offs_l < end
             if HAS_MASK:
                 ok = ok & (tl.load(mask_ptr + b * smb + offs_l * sml, mask=ok, other=0) != 0)
-            # k is read in the slice whether masked or not (its load need not wait for the mask's), and a masked
-            # slot's score, NaN or not, becomes -inf; v only where attended (0 · NaN is NaN)
-            k = tl.load(k_base + offs_l[:, None] * skl + offs_d[None, :], mask=(offs_l < end)[:, None], other=0.0).to(tl.float32)
+            # k and v only where attended: a static cache's unwritten slots cost no traffic (its length may be many times
+            # the context's), and whatever they hold, NaN included, never reaches the output (0 · NaN is NaN). Loading k
+            # without waiting for the mask made no difference in the 7B step (221.7 against 221.3 µs, session 20)
+            k = tl.load(k_base + offs_l[:, None] * skl + offs_d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
             s = tl.where(ok, tl.sum(k * q[None, :], axis=1), float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, axis=0))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # nothing seen yet: every weight 0, no inf - inf
