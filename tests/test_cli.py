@@ -151,3 +151,29 @@ def test_quantize_cli_refuses_options_a_method_does_not_take(tiny_default_model,
     assert code == 2
     assert "alpha" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_quantize_cli_fuses_projections_and_the_saved_model_loads_fused(tiny_default_model, tmp_path, capsys, one_thread):
+    """`--fuse-projections`: q/k/v and gate/up one linear each before quantizing; lowbit.load gives the same model."""
+    import torch
+    from tiny_models import tiny_llama, token_ids
+    from transformers import AutoTokenizer
+
+    import lowbit
+    from lowbit.models.fuse import Columns, fuse_projections
+
+    src = tmp_path / "llama"
+    tiny_llama(seed=7).save_pretrained(src)
+    AutoTokenizer.from_pretrained(str(tiny_default_model)).save_pretrained(src)
+    out = tmp_path / "q"
+    assert main(["quantize", "--model", str(src), "--method", "rtn", "--bits", "8", "--select", "no-lm_head",
+                 "--fuse-projections", "--device", "cpu", "--out", str(out)]) == 0
+    assert "fused 4 groups" in capsys.readouterr().out
+    loaded = lowbit.load(out)
+    assert isinstance(loaded.model.layers[0].self_attn.q_proj, Columns)
+    want = tiny_llama(seed=7)
+    fuse_projections(want)
+    lowbit.quantize(want, lowbit.RTN(bits=8), "no-lm_head")
+    ids = token_ids("cli-fuse", n=2, length=9)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, want(ids).logits)

@@ -55,12 +55,15 @@ def _quantize(args: argparse.Namespace) -> int:
     from .data.calibration import calibration_windows
     from .data.shakespeare import train_text
     from .methods import build
+    from .models.fuse import fuse_projections
     from .models.hf import load_causal_lm
     from .studies.common import context_length
 
     options = {opt: getattr(args, flag) for flag, opt in METHOD_FLAGS.items() if getattr(args, flag) is not None}
     method = build(args.method, **options)
     model, tokenizer, _ = load_causal_lm(args.model, device="cpu" if args.offload else args.device or _default_device(), dtype=_dtype(args.dtype))
+    if args.fuse_projections:
+        print(f"fused {fuse_projections(model)} groups of projections (q/k/v, gate/up) into one linear each")
     calibration = None
     if getattr(method, "needs_calibration", False):
         calib_len = min(args.calib_len, context_length(model))
@@ -309,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib-len", type=int, default=2048, help="tokens per calibration window (default 2048)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--offload", action="store_true", help="keep the model on the CPU; move one block at a time to --device")
+    q.add_argument("--fuse-projections", action="store_true",
+                   help="q/k/v and gate/up as one linear each before quantizing (faster decode; lowbit.load keeps it)")
     q.set_defaults(func=_quantize)
 
     bench = commands.add_parser("bench", help="GPU benchmarks").add_subparsers(dest="bench", required=True)
