@@ -93,3 +93,23 @@ def test_cross_attention_is_left_unfused(one_thread):
     model = BartForCausalLM(cfg)
     assert fuse_projections(model) == 0
     assert type(model.model.decoder.layers[0].self_attn).__name__ == "BartAttention"
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_on_the_fused_model_gives_the_parts_codes(one_thread, act_order):
+    """GPTQ's Hessian is its input's, which q, k and v share: the fused linear gets exactly the codes, scales and
+    (act-order) column order GPTQ gives each part, so the fused model's logits are the unfused one's."""
+    cal, held = token_ids("fuse-gptq-cal", n=8, length=32), token_ids(("fuse-gptq-held", act_order), n=2, length=16)
+    model, fused = tiny_llama(seed=4), tiny_llama(seed=4)
+    fuse_projections(fused)
+    method = lowbit.GPTQ(bits=4, group_size=32, act_order=act_order)
+    lowbit.quantize(model, method, "no-lm_head", calibration=cal)
+    lowbit.quantize(fused, method, "no-lm_head", calibration=cal)
+    for i in range(2):
+        whole = fused.model.layers[i].self_attn.qkv_proj.state_dict()
+        parts = [getattr(model.model.layers[i].self_attn, p).state_dict() for p in ("q_proj", "k_proj", "v_proj")]
+        for key, value in whole.items():  # the column order is the input's, one for all three
+            assert torch.equal(value, parts[0][key] if key == "perm" else torch.cat([p[key] for p in parts])), (i, key)
+    with torch.no_grad():
+        ref, out = model(held).logits, fused(held).logits
+    assert (out - ref).norm() / ref.norm() < 1e-5  # fp32, the same codes: summation order only
