@@ -113,3 +113,41 @@ def test_gptq_on_the_fused_model_gives_the_parts_codes(one_thread, act_order):
     with torch.no_grad():
         ref, out = model(held).logits, fused(held).logits
     assert (out - ref).norm() / ref.norm() < 1e-5  # fp32, the same codes: summation order only
+
+
+def test_a_module_that_reads_its_input_otherwise_is_left_unfused():
+    """Replacing the input by q/k/v's fused output would feed gate/up the wrong tensor (and the other way round)."""
+
+    class Both(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name in ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"):
+                setattr(self, name, torch.nn.Linear(8, 8))
+
+        def forward(self, x):
+            return self.q_proj(x) + self.k_proj(x) + self.v_proj(x) + self.gate_proj(x) * self.up_proj(x)
+
+    torch.manual_seed(0)
+    module, x = Both(), torch.randn(3, 8)
+    want = module(x)
+    assert fuse_projections(module) == 0 and isinstance(module.q_proj, torch.nn.Linear)
+    torch.testing.assert_close(module(x), want)
+
+
+@pytest.mark.parametrize("arch", ["mistral", "qwen2", "qwen3"])
+def test_other_llama_family_models_fuse_and_keep_their_logits(arch, one_thread):
+    """Models whose attention and MLP read their input only through the projections (Qwen2's q/k/v with biases,
+    Qwen3's norms on q and k after them): fused in float64, the same logits."""
+    import transformers
+
+    cls = {"mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}[arch]
+    cfg = getattr(transformers, f"{cls}Config")(num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+                                                num_key_value_heads=2, vocab_size=256, head_dim=16)
+    torch.manual_seed(11)
+    model = getattr(transformers, f"{cls}ForCausalLM")(cfg).eval().double()
+    ids = token_ids(("fuse-arch", arch), n=2, length=10)
+    with torch.no_grad():
+        ref = model(ids).logits
+        assert fuse_projections(model) == 4
+        out = model(ids).logits
+    assert (out - ref).norm() / ref.norm() < 1e-12

@@ -22,6 +22,7 @@ from ..methods import FP8, GPTQ, LLMInt8, NF4, RTN, W8A8
 from . import peers, report
 from .timing import gpu_ms
 
+
 class ActOrderGPTQ:
     """GPTQ's act-order storage (W4 g128 with zero points, columns in an order of their own) from a synthetic Hessian, a
     random diagonal: it orders the columns, and the codes are then RTN's. The bench times the storage, not GPTQ's
@@ -40,7 +41,7 @@ SCHEMES = {
     "W8A8 int8 (Triton)": W8A8(act_granularity="token", weight_granularity="channel"),
     "FP8 W8A8 row-wise (_scaled_mm)": FP8(fmt="e4m3", granularity="channel", activations="token"),
     "W4A16 g128 (Triton)": RTN(bits=4, granularity="group", group_size=128, symmetric=False),
-    # the same codes' storage as GPTQ's act-order keeps it: x gathered into the stored group order, then the same kernels
+    # the storage GPTQ's act-order keeps (columns in group order): x read in that order, then the same kernels
     "W4A16 g128 act-order (Triton)": ActOrderGPTQ(),
     "W8A16 per-channel (Triton)": RTN(bits=8),
     "NF4 b64 (Triton)": NF4(block_size=64),

@@ -14,16 +14,16 @@ the old projections become `Columns` of that output, so transformers' own attent
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import textwrap
 
 import torch
 from torch import nn
 
 # the projections of one input, fused into the first name
 GROUPS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
-# a forward that takes one of these may feed k and v another input than q's (cross-attention): left unfused
-OTHER_INPUTS = {"key_value_states", "encoder_hidden_states", "cross_attention_states"}
 
 
 class Columns(nn.Module):
@@ -41,6 +41,34 @@ class Columns(nn.Module):
 
 
 @functools.cache
+def reads_input_only_through(cls: type, parts: tuple[str, ...]) -> bool:
+    """Whether cls.forward uses its input (its first argument) only as the argument of `self.<part>(...)` for these
+    parts, or for its leading dims (`.shape[:-1]`), which the fused output shares. Only then may the input be replaced
+    by the fused output; any other use (another projection, a residual, its width, cross-attention's second input)
+    leaves the module unfused. A forward whose source cannot be read counts as another use."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.forward)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    fn = tree.body[0]
+    if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or len(fn.args.args) < 2:
+        return False
+    name = fn.args.args[1].arg
+    allowed = set()
+    for node in ast.walk(fn):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "self" and node.func.attr in parts and len(node.args) == 1 and not node.keywords):
+            allowed.add(id(node.args[0]))
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+                and isinstance(node.slice, ast.Slice) and node.slice.lower is None and node.slice.step is None
+                and isinstance(node.slice.upper, ast.UnaryOp) and isinstance(node.slice.upper.op, ast.USub)
+                and isinstance(node.slice.upper.operand, ast.Constant) and node.slice.upper.operand.value == 1):
+            allowed.add(id(node.value.value))
+    uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name]
+    return bool(uses) and all(id(n) in allowed for n in uses)
+
+
+@functools.cache
 def _fused_class(cls: type, name: str) -> type:
     """cls whose forward first replaces its input x (the first argument, or `hidden_states`) by `name`(x)."""
 
@@ -53,7 +81,7 @@ def _fused_class(cls: type, name: str) -> type:
             raise TypeError(f"Fused{cls.__name__} takes its input first or as hidden_states=, got {', '.join(kwargs)}")
         return cls.forward(self, *args, **kwargs)
 
-    return type(f"Fused{cls.__name__}", (cls,), {"forward": forward, "__doc__": f"{cls.__name__} with {name} fused."})
+    return type(f"Fused{cls.__name__}", (cls,), {"forward": forward, "fused_input": name, "__doc__": f"{cls.__name__} with {name} fused."})
 
 
 def _fuse(module: nn.Module, name: str, parts: tuple[str, ...]) -> None:
@@ -83,15 +111,15 @@ def _fuse(module: nn.Module, name: str, parts: tuple[str, ...]) -> None:
 
 def fuse_projections(model: nn.Module) -> int:
     """Fuse, in place, every module's q/k/v and gate/up projections (`GROUPS`) into one nn.Linear each; returns how
-    many were fused. Left as they are: modules fused before, and those whose forward can take a second input
-    (`OTHER_INPUTS`: cross-attention, where k and v read another tensor than q). Run it on the float model:
-    quantized projections raise a ValueError."""
+    many were fused. Left as they are: modules fused before, and those whose forward uses its input otherwise than
+    through these projections (`reads_input_only_through`: transformers' Llama-family attention and MLP pass; BART's
+    cross-attention does not). Run it on the float model: quantized projections raise a ValueError."""
     count = 0
     for module in list(model.modules()):
         for name, parts in GROUPS.items():
             found = [getattr(module, p, None) for p in parts]
-            cross = OTHER_INPUTS & set(inspect.signature(type(module).forward).parameters)
-            if all(isinstance(m, nn.Module) for m in found) and not all(isinstance(m, Columns) for m in found) and not cross:
+            if (all(isinstance(m, nn.Module) for m in found) and not hasattr(type(module), "fused_input")
+                    and reads_input_only_through(type(module), parts)):
                 _fuse(module, name, parts)
                 count += 1
     return count
