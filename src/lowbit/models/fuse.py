@@ -9,7 +9,9 @@ that reason. Quantization per output row or row group (RTN, GPTQ, NF4, FP8, W8A8
 fused weight the codes and scales of its parts, so fusing first changes the time, not the answer.
 
 The module keeps its forward: its class becomes a subclass whose forward runs the fused linear on the input first, and
-the old projections become `Columns` of that output, so transformers' own attention and MLP code runs unchanged.
+the old projections become `Columns` of that output, so transformers' own attention and MLP code runs unchanged. That
+is only right where the forward reads its input through those projections alone, which `reads_input_only_through`
+checks on its source; every other module is left as it is.
 """
 
 from __future__ import annotations
