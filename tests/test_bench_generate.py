@@ -143,6 +143,7 @@ def test_bench_defaults_to_lowbit_attention_and_fused_projections_and_says_so(tm
         result = json.loads((out / "results.json").read_text())
         assert result["settings"]["attention"] == attention and f"--attention {attention}" in result["command"]
         assert result["settings"]["fuse"] is fuse and ("--no-fuse" in result["command"]) is not fuse
+        assert result["rows"][0]["fused_groups"] == (4 if fuse else 0)  # tiny: two layers, attention and MLP each
         report = (out / "report.md").read_text()
         assert f"attention: {attention}" in report and f"q/k/v and gate/up fused: {fuse}" in report
     with pytest.raises(ValueError, match="attention must be one of lowbit, sdpa"):

@@ -329,8 +329,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
     model = build_model(model_name, device, dtype, seed)
-    if fuse:  # every scheme, bf16 too: the speedups compare the same model
-        fuse_projections(model)
+    fused = fuse_projections(model) if fuse else 0  # every scheme, bf16 too: the speedups compare the same model
     if attention == "lowbit":
         use_decode_attention(model)
     _sync(device)
@@ -361,7 +360,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
         "prefill_ms": 1e3 * timing["prefill_s"], "decode_s": timing["decode_s"],
         "ms_per_step": 1e3 * timing["decode_s"] / max(1, new_tokens - 1),
         "peak_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "model_bytes": size, "nonfinite_logits": int(gen.nonfinite), "build_s": built, "quantize_s": quantize_s,
+        "model_bytes": size, "nonfinite_logits": int(gen.nonfinite), "build_s": built, "quantize_s": quantize_s, "fused_groups": fused,
         "warmup_s": warm_s,
     }
     print(f"  [{model_name}] {scheme_name:<13} build {built:5.1f} s  quantize {quantize_s:5.1f} s  warm-up {warm_s:5.1f} s  "
