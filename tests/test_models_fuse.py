@@ -151,3 +151,30 @@ def test_other_llama_family_models_fuse_and_keep_their_logits(arch, one_thread):
         assert fuse_projections(model) == 4
         out = model(ids).logits
     assert (out - ref).norm() / ref.norm() < 1e-12
+
+
+def test_only_the_leading_dims_of_the_input_may_be_read():
+    """`x.shape[:-1]` is the fused output's too; `x.shape[-1]` (the width) is not, so that module stays unfused."""
+
+    def attention(width_read: bool):
+        class Attn(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.q_proj, self.k_proj, self.v_proj = (torch.nn.Linear(8, 8) for _ in range(3))
+
+            if width_read:
+                def forward(self, x):
+                    return (self.q_proj(x) + self.k_proj(x) * self.v_proj(x)) / x.shape[-1]
+            else:
+                def forward(self, x):
+                    return (self.q_proj(x) + self.k_proj(x) * self.v_proj(x)).reshape(*x.shape[:-1], 2, 4)
+
+        return Attn()
+
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 8)
+    for width_read, fused in [(True, 0), (False, 1)]:
+        module = attention(width_read)
+        want = module(x)
+        assert fuse_projections(module) == fused
+        torch.testing.assert_close(module(x), want)
