@@ -504,7 +504,7 @@ if triton is not None:
         M, N, K, k_per_split, n_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr, SUM_HERE: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TOKENS_FIRST: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
         @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
@@ -528,14 +528,8 @@ if triton is not None:
         `tl.dot`: its planes needed shuffles into the operand layout), and 0.2-0.9x dequantize + cuBLAS
         (docs/benchmarks/weight-only-session6/mma-swapped.json)."""
         PER: tl.constexpr = 8 // BITS  # codes a byte
-        if TOKENS_FIRST:  # a weight tile's token tiles launch one after another, so its later reads hit the L2
-            pid_n = tl.program_id(1)
-            pid_m = tl.program_id(0)
-        else:
-            pid_n = tl.program_id(0)
-            pid_m = tl.program_id(1)
-        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
         pid_k = tl.program_id(2)
         rows = tl.minimum(offs_n, N - 1)
         m_mask = offs_m < M
@@ -614,7 +608,7 @@ if triton is not None:
         tl.store(out_ptr + pid_k * stride_os + tile, acc.to(out_ptr.dtype.element_ty), mask=tile_mask)
         if SUM_HERE:
             tl.debug_barrier()  # every thread's partial is written before the count says so
-            tile_id = pid_n * tl.cdiv(M, BLOCK_M) + pid_m
+            tile_id = tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)
             done = tl.atomic_add(count_ptr + tile_id, 1, sem="acq_rel", scope="gpu")
             if done == n_split - 1:  # the tile's other partials are all written: sum them, in split order
                 total = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
@@ -958,10 +952,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     dst = split_k_partials(out, split)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
-    tokens_first = cfg.pop("TOKENS_FIRST", False)
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
-    if tokens_first:
-        grid = (grid[1], grid[0], split)
     packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
@@ -971,7 +962,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        PACKED=packed, SUM_HERE=split > 1, TOKENS_FIRST=tokens_first, **cfg,
+        PACKED=packed, SUM_HERE=split > 1, **cfg,
     )
     return out
 
