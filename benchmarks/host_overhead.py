@@ -61,8 +61,8 @@ def main() -> None:
             stages["swapped_config"] = lambda: wo.swapped_config(m, n, k, 4, 128)
             stages["_launch_swapped"] = lambda: wo._launch_swapped(x, q, s, z, 4, 128, None, None, cfg)
         else:
-            cfg = wo.gemv_config(n, k, 4, 128)
-            stages["_launch_dequant"] = lambda: wo._launch_dequant(q, s, z, 4, 128, k, None, x.dtype, cfg["TW"])
+            cfg = wo.dequant_config(k, 4, 128, False)
+            stages["_launch_dequant"] = lambda: wo._launch_dequant(q, s, z, 4, 128, k, None, x.dtype, cfg)
         rows[m] = {name: round(host_us(fn), 2) for name, fn in stages.items()}
         print(m, json.dumps(rows[m]), flush=True)
     x = torch.randn(128, k, device="cuda", dtype=torch.bfloat16)

@@ -310,6 +310,9 @@ def test_decode_kernel_refuses_groups_it_cannot_cut():
     assert ops.gemv_config(8, 96, 4, 12) is None
     with pytest.raises(ValueError, match="decode kernel needs groups"):
         ops.gemv_triton(torch.randn(1, 96), q, s, z, 4, 12)
+    assert ops.dequant_config(96, 4, 12, False) is None
+    with pytest.raises(ValueError, match="group_size 12: the dequantize kernel"):
+        ops.dequantize_triton(q, s, z, 4, 12, 96)
     # the op still answers, by the dequantize path
     out = ops.weight_only_matmul(torch.randn(1, 96), q, s, z, None, 4, 12, None, None)
     assert out.shape == (1, 8)

@@ -908,18 +908,20 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     if interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=1)
     # the H100 sweep (benchmarks/tune_mma_swapped.py, 7B shapes, 4-256 tokens): 64-row tiles, K split until
-    # ~512 programs (≤ 16 tokens) or ~256 run, 3 stages at ≤ 16 tokens and 4 beyond
-    block_m = max(16, min(64, next_power_of_2(m)))
+    # ~512 programs (≤ 16 tokens) or ~256 run
+    # the H200 sweep (session 21, benchmarks/_exp_swapped_tiles.py, docs/benchmarks/session21-h200/call2): past 16
+    # tokens 3 stages, not 4, and 128-token tiles from 128 tokens (one token tile, not two 64-token ones); 128- and
+    # 256-row tiles with 4 or 8 warps lost on every shape. The seven 7B linears, µs, the old tiles → the best of each
+    # shape (which these rules give but for the K split of 4096 → 11008, 1 or 2): int4 g128 191.6 → 163.9 at 64
+    # tokens, 309.0 → 221.8 at 128, 486.4 → 366.0 at 256; int8 147.2 → 133.0, 237.2 → 197.6, 374.1 → 329.7; NF4
+    # 207.3 → 204.3, 358.5 → 297.7 (bf16 ~130 / ~141 / ~194)
+    block_m = max(16, min(64, next_power_of_2(m))) if m <= 64 else 128
     tiles = cdiv(n, 64) * cdiv(m, block_m)
     split = min(8, next_power_of_2(cdiv(512 if m <= 16 else 256, tiles)), cdiv(k, bk))
     # the H200 sweep (session 9, call 1): at ≤ 16 tokens 128-row tiles on wide weights (4096→11008: 22.3 → 19.6 µs
     # with 16 tokens), the K split as for 64-row ones
     block_n = 128 if m <= 16 and n >= 8192 else 64
-    if bits == 8 and 128 < m <= 256:  # 128-token tiles, not split (H200, session 10, the 7B linears at 256 tokens, weights
-        # read from memory: FP8 values 293 µs against 369 for dequantize + cuBLAS, so the dispatch takes them; int8 codes
-        # 361 against 359, so it does not; 4-bit codes lost: docs/benchmarks/session10-h200/call1, call8)
-        return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=bk, SPLIT_K=1, num_warps=4, num_stages=4)
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3 if m <= 16 else 4)
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3)
 
 
 def mma_swapped_triton(
@@ -985,23 +987,40 @@ def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int)
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
     """The weight [N, K] in `dtype`, one pass over the packed bytes (what `dequantize_reference` computes)."""
     _launch_checks(torch.empty(0, dtype=dtype), (qweight, scale))
-    cfg = gemv_config(qweight.shape[0], k, bits, group_size)
+    cfg = dequant_config(k, bits, group_size, lut is not None)
     if cfg is None:
         raise ValueError(f"group_size {group_size}: the dequantize kernel needs groups of a power-of-two multiple of {64 // bits} columns")
-    return _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, cfg["TW"])
+    return _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, cfg)
 
 
-def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, tw: int) -> torch.Tensor:
-    """The dequantize kernel on arguments already checked, in tiles of `tw` columns inside one group."""
+def dequant_config(k: int, bits: int, group_size: int, table: bool) -> dict | None:
+    """Tile of the dequantize kernel: BLOCK_N rows × TW columns inside one group (TW a power of two dividing the
+    group, as `gemv_config`'s chunks), or None where the groups cannot be cut so.
+    The H200 sweep (session 21, `benchmarks/_exp_dequant_tiles.py`, docs/benchmarks/session21-h200/call2), the seven
+    7B linears, weights read from memory, µs, the H100's 32 × TW, 4 warps → these: int4 g128 196.1 → 181.7 (8 × 128),
+    int8 one scale a row 192.5 → 167.0 (16 × 256), NF4 b64 228.2 → 210.8 (16 × 64); FP8 values take int8's tile, not
+    swept. torch's copy of the bf16 output moved ~3.8 TB/s on these shapes, the dequantize kernel ~2.7."""
+    groups = k // group_size
+    tw = 256 if bits == 8 else 128
+    if groups > 1:
+        tw = min(tw, group_size & -group_size)
+        if tw * bits < 8 * 8:  # fewer than 8 bytes a chunk row
+            return None
+    if interpreting():
+        return dict(BLOCK_N=16, TW=tw, num_warps=4)
+    return dict(BLOCK_N=8 if bits == 4 and not table else 16, TW=tw, num_warps=4)
+
+
+def _launch_dequant(qweight, scale, zero, bits, group_size, k, lut, dtype, cfg: dict) -> torch.Tensor:
+    """The dequantize kernel on arguments already checked, on the tile `cfg` (`dequant_config`)."""
     n = qweight.shape[0]
     w = torch.empty(n, k, device=qweight.device, dtype=dtype)
     qweight, scale, zero = _unit_stride(qweight, scale, zero)
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
-    bn = 16 if interpreting() else 32
-    _dequant_kernel[(cdiv(n, bn), cdiv(k, tw))](
+    _dequant_kernel[(cdiv(n, cfg["BLOCK_N"]), cdiv(k, cfg["TW"]))](
         qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_, w,
         n, k, group_size, qweight.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0, w.stride(0),
-        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, BLOCK_N=bn, TW=tw,
+        BITS=bits, HAS_ZERO=zero is not None, USE_LUT=lut is not None, **cfg,
     )
     return w
 
@@ -1084,12 +1103,12 @@ def _dequantize(
     interpreted = interpreting() and dtype != torch.bfloat16
     kernel_takes = dtype in KERNEL_DTYPES and qweight.dtype != torch.int8 and qweight.numel() < _INT32_MAX // 2  # 32-bit offsets
     if (qweight.is_cuda or interpreted) and triton is not None and kernel_takes:
-        cfg = gemv_config(qweight.shape[0], k, bits, group_size)
+        q, table = qweight, lut
+        if qweight.dtype in FP8_DTYPES:
+            q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
+        cfg = dequant_config(k, bits, group_size, table is not None)
         if cfg is not None:
-            q, table = qweight, lut
-            if qweight.dtype in FP8_DTYPES:
-                q, table = qweight.view(torch.uint8), code_table(_VALUES[qweight.dtype], qweight.device)
-            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg["TW"])
+            return _launch_dequant(q, scale, zero, bits, group_size, k, table, dtype, cfg)
     return dequantize_reference(qweight, scale, zero, bits, group_size, k, lut, dtype)
 
 
