@@ -12,4 +12,4 @@ rm -f $OUT/dispatch/results.json
 export LOWBIT_DISPATCH_FILE=$OUT/weight_only_dispatch.json
 timeout $((590 - SECONDS)) python3 -m lowbit.cli bench linear --m 1 16 64 256 4096 --out $OUT/linear > $OUT/bench-linear.log 2>&1
 echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-220
-rm -f $OUT/linear/results.json $OUT/linear/*.png
+rm -f $OUT/linear/results.json
