@@ -1,6 +1,6 @@
 # Session 21, call 3: the swapped kernel's H200 tiles past 16 tokens and the dequantize kernel's tile (call 2's sweeps),
 # in the library: GPU tests, the dispatch re-swept for every kind (written to a copy of the package's file), then bench
-# linear on those limits.
+# linear on those limits; then the swapped tiles again in the time left.
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 150 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_ops_weight_only.py > $OUT/tests.txt 2>&1
@@ -13,3 +13,9 @@ export LOWBIT_DISPATCH_FILE=$OUT/weight_only_dispatch.json
 timeout $((590 - SECONDS)) python3 -m lowbit.cli bench linear --m 1 16 64 256 4096 --out $OUT/linear > $OUT/bench-linear.log 2>&1
 echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-220
 rm -f $OUT/linear/results.json
+# what time is left: the swapped kernel's tiles again, with the new heuristic as the baseline (2-3 stages, half K-steps)
+timeout $((590 - SECONDS)) python3 benchmarks/_exp_swapped_tiles.py $OUT/swapped-tiles.json $((540 - SECONDS)) > /tmp/swapped-tiles.log 2>&1
+echo "swapped rc=$? s=$SECONDS"; grep -a "^{" /tmp/swapped-tiles.log | python3 -c "
+import sys, json
+for l in sys.stdin:
+    r = json.loads(l); r.pop('shapes', None); print(json.dumps(r))"
