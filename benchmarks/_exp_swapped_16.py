@@ -1,4 +1,5 @@
-"""Session 20 (prepared, not run): 16-token tiles in the swapped MMA kernel past 16 tokens. The kernel takes 4-bit
+"""Session 20 (prepared; run in session 21, call 1, at commit 1c11783: `TOKENS_FIRST` existed only there, both ideas lost
+and were reverted): 16-token tiles in the swapped MMA kernel past 16 tokens. The kernel takes 4-bit
 codes two at a time (`_packed_codes`, `_packed_table`) on 16-token tiles only; past 16 tokens the heuristic's taller
 tiles (32 / 64) take them one at a time, and the dispatch then loses to bf16 from ~32 tokens (int4 0.69x at 64, NF4
 0.63x). No sweep tried 16-token tiles there: each token tile dequantizes the weight again, but the weight (8-23 MB a
