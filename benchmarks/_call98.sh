@@ -13,6 +13,10 @@ export LOWBIT_DISPATCH_FILE=$OUT/weight_only_dispatch.json
 timeout $((590 - SECONDS)) python3 -m lowbit.cli bench linear --m 1 16 64 256 4096 --out $OUT/linear > $OUT/bench-linear.log 2>&1
 echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-220
 rm -f $OUT/linear/results.json
+# the decode attention on a long static cache with a short context, before its slices are interleaved (call 4: after)
+timeout 60 python3 benchmarks/_exp_attention_splits.py /tmp/a.json 4096 130 | grep -a "^{"
+timeout 60 python3 benchmarks/_exp_attention_splits.py /tmp/a.json 4096 3000 | grep -a "^{"
+echo "attention s=$SECONDS"
 # what time is left: the swapped kernel's tiles again, with the new heuristic as the baseline (2-3 stages, half K-steps)
 timeout $((590 - SECONDS)) python3 benchmarks/_exp_swapped_tiles.py $OUT/swapped-tiles.json $((540 - SECONDS)) > /tmp/swapped-tiles.log 2>&1
 echo "swapped rc=$? s=$SECONDS"; grep -a "^{" /tmp/swapped-tiles.log | python3 -c "

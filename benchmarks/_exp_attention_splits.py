@@ -2,7 +2,10 @@
 256-slot static cache with 130 slots written), per number of cache slices a head, against SDPA on the same tensors:
 µs a call, 32 calls (a model's layers, each its own cache) as one CUDA graph.
 
-    python benchmarks/_exp_attention_splits.py out.json
+    python benchmarks/_exp_attention_splits.py out.json [cache_slots written_slots]
+
+Session 21: a long static cache with a short context (e.g. 4096 slots, 130 written), where each slice was a contiguous
+range of the cache and the first slice held every attended slot.
 """
 import json
 import sys
@@ -12,7 +15,8 @@ import torch.nn.functional as F
 
 from lowbit.ops import decode_attention as da
 
-LAYERS, H, L, D, VALID = 32, 32, 256, 128, 130
+LAYERS, H, D = 32, 32, 128
+L, VALID = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (256, 130)
 q = torch.randn(1, H, 1, D, device="cuda", dtype=torch.bfloat16)
 ks = [torch.randn(1, H, L, D, device="cuda", dtype=torch.bfloat16) for _ in range(LAYERS)]
 vs = [torch.randn(1, H, L, D, device="cuda", dtype=torch.bfloat16) for _ in range(LAYERS)]
@@ -37,7 +41,7 @@ def graph_us(fn, reps: int = 50) -> float:
     return 1e3 * start.elapsed_time(end) / reps / LAYERS
 
 
-rows = {"sdpa": round(graph_us(lambda: [F.scaled_dot_product_attention(q, k, v, attn_mask=mask) for k, v in zip(ks, vs)]), 2),
+rows = {"cache slots": L, "written": VALID, "sdpa": round(graph_us(lambda: [F.scaled_dot_product_attention(q, k, v, attn_mask=mask) for k, v in zip(ks, vs)]), 2),
         "default_splits": da._splits(H, L, torch.cuda.get_device_properties(0).multi_processor_count)}
 for n in (1, 2, 4, 8, 16):
     out = da.decode_attention_triton(q, ks[0], vs[0], mask, D ** -0.5, splits=n)
