@@ -48,7 +48,8 @@ TOL = {torch.float32: 1e-5, torch.float16: 2**-10}  # fp32 sums; one rounding of
 
 
 @pytest.mark.parametrize("b,h,hkv,length,d,valid", [(1, 4, 4, 37, 32, [30]), (2, 8, 2, 100, 64, [100, 7]),
-                                                   (1, 2, 1, 5, 16, None), (3, 4, 1, 64, 16, [1, 64, 33])])
+                                                   (1, 2, 1, 5, 16, None), (3, 4, 1, 64, 16, [1, 64, 33]),
+                                                   (1, 2, 1, 200, 16, [20])])  # a long cache, a short context
 @pytest.mark.parametrize("splits", [1, 2, 8, None])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_kernel_matches_float64_attention(b, h, hkv, length, d, valid, splits, dtype):
@@ -94,6 +95,8 @@ def test_bad_shapes_are_named():
         da.decode_attention_triton(q[..., :12], k[..., :12], v[..., :12], None, 1.0)
     with pytest.raises(ValueError, match="splits must be a power of two"):
         da.decode_attention_triton(q, k, v, None, 1.0, splits=3)
+    with pytest.raises(ValueError, match="block must be a power of two of at least 16"):
+        da.decode_attention_triton(q, k, v, None, 1.0, block=24)
 
 
 @pytest.mark.parametrize("kernel", [False, True])

@@ -3,7 +3,8 @@ programs (split-KV, as flash-decoding does), so that a batch of one still fills 
 
 Why: in the 7B decode step (H200, session 19) cuDNN's SDPA took 8.3 µs a layer for one query over a 256-slot static
 cache, ~10 % of W4A16's step: it runs one program a head, 32 programs on 132 SMs, each reading its head's whole cache.
-Here each (sequence, head) has SPLITS programs, each an online softmax over its slice of the cache; the last of them
+Here each (sequence, head) has SPLITS programs, each an online softmax over its slice of the cache (every SPLITS-th
+block of slots); the last of them
 to finish (a counter, `tiles.tile_counters`) merges the slices' partial sums. K and V are read once a query head (the
 query heads of a group re-read their K/V head from the L2). Masked slots (a static cache's empty ones) get no weight.
 
@@ -29,11 +30,13 @@ if triton is not None:
 
     @triton.jit
     def _decode_attention_kernel(
-        q_ptr, k_ptr, v_ptr, mask_ptr, part_ptr, out_ptr, count_ptr, H, GROUP, L, per_split, scale,
+        q_ptr, k_ptr, v_ptr, mask_ptr, part_ptr, out_ptr, count_ptr, H, GROUP, L, scale,
         sqb, sqh, skb, skh, skl, svb, svh, svl, smb, sml, sob, soh,
         HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_L: tl.constexpr, SPLITS: tl.constexpr,
     ):
-        """Program (b·H + h, split): softmax(q·kᵀ·scale) v over cache slots [split·per_split, +per_split), as a running
+        """Program (b·H + h, split): softmax(q·kᵀ·scale) v over the cache's blocks of BLOCK_L slots split, split +
+        SPLITS, split + 2·SPLITS, … (interleaved, not a contiguous range each: a static cache's attended slots are its
+        first ones, so with a short context in a long cache a contiguous first slice held all of them), as a running
         max m, a sum of weights l and a weighted sum of v rows (fp32), written to part; the last split of (b, h) to
         finish merges the SPLITS partials by their maxima. A slice with every slot masked has m = -inf and weight 0."""
         bh = tl.program_id(0)
@@ -47,11 +50,9 @@ if triton is not None:
         m_i = tl.full((), float("-inf"), tl.float32)
         l_i = tl.zeros((), dtype=tl.float32)
         acc = tl.zeros((D,), dtype=tl.float32)
-        start = split * per_split
-        end = tl.minimum(L, start + per_split)
-        for l0 in range(start, end, BLOCK_L):
+        for l0 in range(split * BLOCK_L, L, SPLITS * BLOCK_L):
             offs_l = l0 + tl.arange(0, BLOCK_L)
-            ok = offs_l < end
+            ok = offs_l < L
             if HAS_MASK:
                 ok = ok & (tl.load(mask_ptr + b * smb + offs_l * sml, mask=ok, other=0) != 0)
             # k and v only where attended: a static cache's unwritten slots cost no traffic (its length may be many times
@@ -115,8 +116,9 @@ def _splits(bh: int, length: int, sm: int) -> int:
     return max(1, min(next_power_of_2(cdiv(2 * sm, bh)) if bh < 2 * sm else 1, next_power_of_2(cdiv(length, 32)), 16))
 
 
-def decode_attention_triton(q, k, v, mask, scale: float, *, splits: int | None = None) -> torch.Tensor:
-    """The kernel (CUDA, or CPU tensors under TRITON_INTERPRET=1); `splits` overrides the slices a head."""
+def decode_attention_triton(q, k, v, mask, scale: float, *, splits: int | None = None, block: int | None = None) -> torch.Tensor:
+    """The kernel (CUDA, or CPU tensors under TRITON_INTERPRET=1); `splits` overrides the slices a head, `block` the
+    slots a step."""
     _check(q, k, v, mask)
     b, h, _, d = q.shape
     length = k.shape[2]
@@ -129,13 +131,15 @@ def decode_attention_triton(q, k, v, mask, scale: float, *, splits: int | None =
     n = splits or _splits(b * h, length, sm)
     if n < 1 or n & (n - 1):
         raise ValueError(f"splits must be a power of two, got {n}")
-    per = max(1, cdiv(length, n))
-    block = 16 if interpreting() else min(64, max(16, next_power_of_2(per)))
+    # blocks of 16-64 slots, a slice's share of the cache where that is less (as before the slices were interleaved)
+    block = block or (16 if interpreting() else min(64, max(16, next_power_of_2(cdiv(length, n)))))
+    if block < 16 or block & (block - 1):
+        raise ValueError(f"block must be a power of two of at least 16, got {block}")
     part = torch.empty(b * h, n, d + 2, device=q.device, dtype=torch.float32)
     if mask is not None:
         mask = mask.expand(b, 1, 1, length)
     _decode_attention_kernel[(b * h, n)](
-        q, k, v, mask if mask is not None else q, part, out, tile_counters(q.device, b * h), h, h // k.shape[1], length, per,
+        q, k, v, mask if mask is not None else q, part, out, tile_counters(q.device, b * h), h, h // k.shape[1], length,
         float(scale), q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
         mask.stride(0) if mask is not None else 0, mask.stride(3) if mask is not None else 0, out.stride(0), out.stride(1),
         HAS_MASK=mask is not None, D=d, BLOCK_L=block, SPLITS=n, num_warps=1 if interpreting() else 4,

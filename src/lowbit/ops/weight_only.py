@@ -916,6 +916,9 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     # tokens, 309.0 → 221.8 at 128, 486.4 → 366.0 at 256; int8 147.2 → 133.0, 237.2 → 197.6, 374.1 → 329.7; NF4
     # 207.3 → 204.3, 358.5 → 297.7 (bf16 ~130 / ~141 / ~194)
     block_m = max(16, min(64, next_power_of_2(m))) if m <= 64 else 128
+    if bits == 8 and m > 64:  # K-steps of 64 (call 3's sweep, int8 one scale a row, the seven linears: 216.8 → 203.3 µs at
+        # 128 tokens, 355.4 → 316.1 at 256; FP8 values not swept)
+        bk = min(bk, 64)
     tiles = cdiv(n, 64) * cdiv(m, block_m)
     split = min(8, next_power_of_2(cdiv(512 if m <= 16 else 256, tiles)), cdiv(k, bk))
     # the H200 sweep (session 9, call 1): at ≤ 16 tokens 128-row tiles on wide weights (4096→11008: 22.3 → 19.6 µs
