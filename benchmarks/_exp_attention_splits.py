@@ -47,5 +47,11 @@ for n in (1, 2, 4, 8, 16):
     out = da.decode_attention_triton(q, ks[0], vs[0], mask, D ** -0.5, splits=n)
     err = ((out.float() - ref).norm() / ref.norm()).item()
     rows[f"splits {n}"] = [round(graph_us(lambda n=n: [da.decode_attention_triton(q, k, v, mask, D ** -0.5, splits=n) for k, v in zip(ks, vs)]), 2), f"{err:.1e}"]
+for block in (16, 32, 64):  # session 21: the slots a step, at the default slice count (interleaved slices)
+    n = rows["default_splits"]
+    out = da.decode_attention_triton(q, ks[0], vs[0], mask, D ** -0.5, splits=n, block=block)
+    err = ((out.float() - ref).norm() / ref.norm()).item()
+    rows[f"splits {n}, block {block}"] = [round(graph_us(lambda: [da.decode_attention_triton(q, k, v, mask, D ** -0.5, splits=n, block=block)
+                                                                   for k, v in zip(ks, vs)]), 2), f"{err:.1e}"]
 print(json.dumps(rows), flush=True)
 json.dump(rows, open(sys.argv[1], "w"), indent=1)

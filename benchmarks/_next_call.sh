@@ -1,11 +1,14 @@
-# Prepared in session 20 after its device time was spent (rename to _callNN.sh when run): the compiled act-order layer (x gathered before the op under torch.compile, inductor, fullgraph) on the GPU.
+# Prepared in session 21 after its device time was spent (rename to _callNN.sh when run).
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-timeout 150 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gptq.py tests/test_bench_linear.py -k "act_order or act" > $OUT/tests.txt 2>&1
+# the GPU tests that calls 3-4 of session 21 did not reach within their timeouts (the swapped kernel's tall 8-bit tiles
+# with 64-column K-steps, split-K, the tables), and the interleaved decode attention's
+timeout 300 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_ops_weight_only.py tests/test_decode_attention.py \
+  -k "swapped or tables or table_ or dequant or attention or masked or bad_shapes" > $OUT/tests.txt 2>&1
 echo "tests rc=$? s=$SECONDS"; grep -a "passed\|failed\|FAILED\|Error" $OUT/tests.txt | head -20
-# the word GEMV's tiles on the fused projections' shapes (4096 → 12288, 4096 → 22016: no sweep has seen them)
-timeout 300 python3 benchmarks/_exp_fused_words.py $OUT/fused-words.json > $OUT/fused-words.log 2>&1
-echo "fused words rc=$? s=$SECONDS"; grep -a "^{\|Error" $OUT/fused-words.log | cut -c1-400
-# 16-token (packed-code) tiles in the swapped kernel at 32-128 tokens, where the dispatch loses to bf16 from ~32 tokens
-timeout 240 python3 benchmarks/_exp_swapped_16.py $OUT/swapped-16.json > $OUT/swapped-16.log 2>&1
-echo "swapped 16 rc=$? s=$SECONDS"; grep -a "^{\|Error" $OUT/swapped-16.log | cut -c1-300
+# the interleaved slices on a long cache, block sizes 16 / 32 / 64 at the default slice count
+for c in "4096 130" "4096 3000" "256 130"; do timeout 60 python3 benchmarks/_exp_attention_splits.py /tmp/a.json $c | grep -a "^{"; done
+echo "attention s=$SECONDS"
+# bench generate after session 21's tiles (prefill takes the dequantize kernel's new tile; decode is unchanged)
+timeout 300 python3 -m lowbit.cli bench generate --models 7b --schemes bf16 w4a16-g128 w8a16 nf4 --out $OUT/generate > /dev/null 2>&1
+echo "generate rc=$? s=$SECONDS"; grep -a "^| 7b" $OUT/generate/report.md | cut -c1-200
