@@ -12,3 +12,9 @@ echo "attention s=$SECONDS"
 # bench generate after session 21's tiles (prefill takes the dequantize kernel's new tile; decode is unchanged)
 timeout 300 python3 -m lowbit.cli bench generate --models 7b --schemes bf16 w4a16-g128 w8a16 nf4 --out $OUT/generate > /dev/null 2>&1
 echo "generate rc=$? s=$SECONDS"; grep -a "^| 7b" $OUT/generate/report.md | cut -c1-200
+# FP8 W8A8 and LLM.int8() take the weight-only kernels to 64 tokens now (session 21, from call 3's bench linear; not
+# re-measured): their GPU tests and bench linear at 64 tokens to confirm
+timeout 200 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_gpu.py tests/test_ops_fp8.py -k "llm_int8 or fp8_w8a8" > $OUT/tests-w8a8.txt 2>&1
+echo "tests rc=$? s=$SECONDS"; grep -a "passed\|failed\|FAILED\|Error" $OUT/tests-w8a8.txt | head -10
+timeout $((590 - SECONDS)) python3 -m lowbit.cli bench linear --m 1 16 64 256 4096 --out $OUT/linear > /dev/null 2>&1
+echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-220

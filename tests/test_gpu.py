@@ -82,21 +82,23 @@ def test_bench_timing_replays_a_graph_and_names_a_host_sync():
 
 
 def test_llm_int8_decode_is_captured_in_a_cuda_graph():
-    """LLM.int8() reads nothing on the host, so a CUDA graph captures it: up to VALUES_MAX_M tokens the weight-only
+    """LLM.int8() reads nothing on the host, so a CUDA graph captures it: up to VALUES_MAX_M["llm_int8"] tokens the weight-only
     kernels on its int8 weight (x exact, the calibrated outlier columns with their 16-bit weights), beyond that the
     int8 product with the batch's outlier columns masked out plus their product through the weight-only op. Each replay
     equals the eager call on fresh inputs with planted outliers (a calibrated column and one found at run time), and
-    matches float64 of the layer's weight (beyond VALUES_MAX_M, int8 activations: 2e-2)."""
+    matches float64 of the layer's weight (beyond it, int8 activations: 2e-2)."""
     from lowbit.layers.llm_int8 import LLMInt8Linear
     from lowbit.ops.weight_only import VALUES_MAX_M
+
+    limit = VALUES_MAX_M["llm_int8"]
 
     k, n = 4096, 4096
     gen = torch.Generator(device="cuda").manual_seed(5)
     w, b = torch.randn(n, k, device="cuda", generator=gen) * 0.02, torch.randn(n, device="cuda", generator=gen)
     plain = LLMInt8Linear.from_float(w, b)  # no calibrated outlier columns: the op's bias, x's dtype throughout
     calibrated = LLMInt8Linear.from_float(w, b, outlier_cols=torch.tensor([7, 900, 3000]))
-    for m, layer in [(1, plain), (16, plain), (1, calibrated), (16, calibrated), (VALUES_MAX_M, calibrated),
-                     (VALUES_MAX_M + 1, plain), (300, calibrated)]:
+    for m, layer in [(1, plain), (16, plain), (1, calibrated), (16, calibrated), (limit, calibrated),
+                     (limit + 1, plain), (300, calibrated)]:
         w64 = layer.dequantize_weight(torch.float64)
         x = torch.randn(m, k, device="cuda", generator=gen, dtype=torch.bfloat16)
         layer(x)  # compiles the kernels outside the capture
@@ -110,4 +112,4 @@ def test_llm_int8_decode_is_captured_in_a_cuda_graph():
             eager = layer(x)
             ref = x.double() @ w64.t() + layer.bias.double()
             err = ((out.double() - ref).norm() / ref.norm()).item()
-            assert torch.equal(out, eager) and err < (1e-2 if m <= VALUES_MAX_M else 2e-2), (m, trial, err)
+            assert torch.equal(out, eager) and err < (1e-2 if m <= limit else 2e-2), (m, trial, err)

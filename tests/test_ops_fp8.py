@@ -252,10 +252,10 @@ def test_tile_scaled_mm_writes_every_element_and_checks_arguments():
 # --------------------------------------------------------------------------- FP8 W8A8 layer
 
 
-@pytest.mark.parametrize("seq", [5, 20])
+@pytest.mark.parametrize("seq", [5, 40])  # 10 and 80 tokens: either side of VALUES_MAX_M["fp8"] on CUDA
 @pytest.mark.parametrize("granularity", ["channel", "tensor"])
 def test_fp8_w8a8_layer_matches_float64_of_its_codes(granularity, seq):
-    """2 × seq tokens: on CUDA up to VALUES_MAX_M of them take the weight-only kernels (x exact), beyond
+    """2 × seq tokens: on CUDA up to VALUES_MAX_M["fp8"] of them take the weight-only kernels (x exact), beyond
     the FP8 matmul of per-token E4M3 activations; on CPU always the latter."""
     gen = torch.Generator().manual_seed(10)
     w, bias = torch.randn(48, 64, generator=gen) * 0.05, torch.randn(48, generator=gen)
@@ -266,7 +266,7 @@ def test_fp8_w8a8_layer_matches_float64_of_its_codes(granularity, seq):
     assert out.shape == (2, seq, 48) and out.dtype == torch.float32
     # float64 of exactly what the layer computed with: x itself or its per-token E4M3 codes, and the E4M3 weights
     x2 = x.reshape(-1, 64)
-    if CUDA and x2.shape[0] <= VALUES_MAX_M:
+    if CUDA and x2.shape[0] <= VALUES_MAX_M["fp8"]:
         x_used, tol = x2.double(), 1e-5  # fp32 activations through fp32 sums
     else:
         xq, xs = fp.quantize_fp8(x2, "e4m3", "token")

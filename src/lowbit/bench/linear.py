@@ -46,7 +46,7 @@ SCHEMES = {
     "W8A16 per-channel (Triton)": RTN(bits=8),
     "NF4 b64 (Triton)": NF4(block_size=64),
     "FP8 e4m3 weight-only (Triton)": FP8(fmt="e4m3", granularity="channel"),
-    # run-time outlier columns (threshold 6) as a mask: past 32 tokens an int8 product and a weight-only one, both captured
+    # run-time outlier columns (threshold 6) as a mask: past 64 tokens an int8 product and a weight-only one, both captured
     "LLM.int8() (Triton)": LLMInt8(),
 }
 

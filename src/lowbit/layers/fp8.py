@@ -4,7 +4,7 @@
 GEMV converting the FP8 bytes in registers, or dequantize + cuBLAS). `activations="token"` is W8A8:
 each token's activations are quantized to E4M3 at run time (absmax per row, one fused pass on
 CUDA), then an FP8 × FP8 matmul with both scales in the epilogue (`torch._scaled_mm` row-wise on an
-FP8 GPU); E4M3 weights only. At decode and for a few tokens on CUDA (≤ VALUES_MAX_M) W8A8 takes the
+FP8 GPU); E4M3 weights only. At decode and for a few tokens on CUDA (≤ VALUES_MAX_M["fp8"]) W8A8 takes the
 weight-only kernels too: faster there, and exact in x.
 """
 
@@ -53,7 +53,7 @@ class FP8Linear(QuantLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
-        if self.activations == "none" or (x.is_cuda and x2.shape[0] <= VALUES_MAX_M):
+        if self.activations == "none" or (x.is_cuda and x2.shape[0] <= VALUES_MAX_M["fp8"]):
             # weight-only (for W8A8 too at a few tokens on CUDA: the kernel reads the FP8 weight once and
             # is exact in x, faster than quantizing the tokens and a matmul)
             scale = self.scale.reshape(-1, 1).expand(self.out_features, 1)  # per tensor: one scale read for every row

@@ -10,7 +10,7 @@ The batch's outlier columns are found without reading the host (bitsandbytes' LL
 the layer can be captured in a CUDA graph: the int8 product quantizes x with them zeroed, and their product is added
 by `ops.outliers`, whose kernel reads their count on the device and gathers only their columns of x and of the int8
 weight (a batch without outliers costs it a launch). Without calibrated columns the product is in x's dtype, the bias
-in the int8 product's epilogue. At decode and for a few tokens on CUDA (≤ VALUES_MAX_M, as W8A8 layers) every column
+in the int8 product's epilogue. At decode and for a few tokens on CUDA (≤ VALUES_MAX_M["llm_int8"]) every column
 goes through the weight-only kernels, x exact: no activation is quantized, so no column needs the outlier path (the
 calibrated ones still take their 16-bit weights).
 """
@@ -90,7 +90,7 @@ class LLMInt8Linear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
         known = self.outlier_cols
-        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
+        if x2.is_cuda and x2.shape[0] <= VALUES_MAX_M["llm_int8"]:  # decode and a few tokens: weight-only (see the module doc)
             if known is None:  # the op adds the bias and returns x's dtype
                 out = weight_only_linear(x2, self.qweight, self.scale, None, 8, self.in_features, None, self.bias)
                 return out.reshape(*x.shape[:-1], self.out_features)

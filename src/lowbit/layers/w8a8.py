@@ -4,7 +4,7 @@ or per tensor ("dynamic"), or with one scale fixed at calibration ("static", Smo
 An optional per-input-channel `input_scale` divides x first: SmoothQuant's smoothing where no
 norm precedes the layer to fold it into.
 
-At decode and for a few tokens on CUDA (≤ VALUES_MAX_M) the layer skips quantizing x and runs the
+At decode and for a few tokens on CUDA (≤ VALUES_MAX_M["w8a8"]) the layer skips quantizing x and runs the
 weight-only kernels (GEMV, swapped MMA) on its int8 weight instead: reading the weight once is all the
 time there, and x stays exact."""
 
@@ -76,7 +76,7 @@ class W8A8Linear(QuantLinear):
         if self.input_scale is not None:
             x2 = x2 / self.input_scale.to(x2.dtype)
         rows = x2.shape[0]
-        if x2.is_cuda and rows <= VALUES_MAX_M:  # decode and a few tokens: weight-only (see the module doc)
+        if x2.is_cuda and rows <= VALUES_MAX_M["w8a8"]:  # decode and a few tokens: weight-only (see the module doc)
             w_scale = self.scale.reshape(-1, 1).expand(self.out_features, 1)
             out = weight_only_linear(x2, self.qweight, w_scale, None, 8, self.in_features, None, self.bias)
             return out.reshape(*x.shape[:-1], self.out_features)

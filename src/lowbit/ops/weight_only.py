@@ -85,7 +85,11 @@ DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # 0.16-0.18 ms; docs/benchmarks/session7-h200). Session 10 (call 4's bench linear, call 5): at 32 tokens the
 # weight-only kernels still win (int8 0.116 against 0.125 quantized with the narrower INT8 tiles, FP8 0.107
 # against 0.133), at 64 they lose (int8 0.149 against 0.127, FP8 0.145 against 0.135).
-VALUES_MAX_M = 32
+# Session 21 (call 3's bench linear, the swapped kernel's H200 tiles, ms at 64 tokens, bf16 0.131): FP8 weight-only
+# 0.124 against FP8 W8A8's 0.133, and int8 weight-only 0.132 against LLM.int8()'s own path (int8 product, outlier
+# search) 0.162, so those two take the weight-only kernels to 64 tokens; W8A8 int8's product still wins there (0.124).
+# Keyed by the layer: "w8a8" (int8), "fp8" (FP8 W8A8), "llm_int8".
+VALUES_MAX_M = {"w8a8": 32, "fp8": 64, "llm_int8": 64}
 _INT32_MAX = 2**31 - 1
 
 
