@@ -515,6 +515,25 @@ def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
                          m, 200, k, g, 4, symmetric, (torch.float16, torch.bfloat16))
 
 
+@pytest.mark.parametrize("bits,symmetric,g,k,lut", [(4, False, 32, 160, False), (4, True, 128, 256, False), (4, True, 64, 256, True),
+                                                     (8, False, 64, 192, False), (8, True, None, 168, False)])
+@pytest.mark.parametrize("m,split", [(3, 1), (17, 3)])
+def test_mma_swapped_folded_scales_match_float64_of_the_rounded_weight(m, split, bits, symmetric, g, k, lut):
+    """FOLD: each code's value times its group scale, (c − z)·s in fp32 rounded once to x's dtype (the dequantize
+    path's weight), then the MMA in fp32; against float64 of exactly that weight, to the unfolded kernel's tolerance.
+    One scale a row (g None) ignores FOLD."""
+    g = g or k
+    gen = torch.Generator().manual_seed(hash((m, bits, g, k, lut)) % 2**31)
+    q, s, z, table, w = random_storage(33, k, bits, g, symmetric, gen, lut=lut)
+    bias = torch.randn(33, generator=gen)
+    for dtype in MMA_DTYPES:
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        w_used = w.float().to(dtype) if g < k else w  # fp32's product of two fp32 numbers is float64's, rounded
+        ref = x.double() @ w_used.double().t() + bias.double()
+        out = ops.mma_swapped_triton(*to_dev(x, q, s, z), bits, g, *to_dev(table, bias), config=dict(SPLIT_K=split, FOLD=True))
+        check(out, ref, dtype, k)
+
+
 def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():
     """Split-K's last program of each tile sums the partials: calls of several splits and tile counts one after
     another, twice, each against float64, and every counter back at zero after (the next call relies on it);
@@ -727,7 +746,7 @@ for x in ("*bf16", "*fp16"):
             "sum_ptr": x, "count_ptr": "*i32", "M": 16, "N": 11008, "K": 4096, "k_per_split": 1024, "n_split": 4,
             "stride_xm": 4096, "stride_qn": 2048, "stride_sn": 64, "stride_zn": 64, "stride_os": 176128, "stride_om": 11008}
     k = compile_sm90(wo._mma_swapped_kernel, args, dict(BITS=4, VALUES="lut", HAS_ZERO=False, GROUP=64, HAS_BIAS=False,
-                     EVEN_K=True, DOT_PRECISION="tf32", PACKED=True, SUM_HERE=True, BLOCK_M=16, BLOCK_N=64, BLOCK_K=64))
+                     EVEN_K=True, DOT_PRECISION="tf32", PACKED=True, SUM_HERE=True, BLOCK_M=16, BLOCK_N=64, BLOCK_K=64, FOLD=False))
     print(x, "spills" if "STL" in sass(k) else "ok")
 """
 

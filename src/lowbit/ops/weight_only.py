@@ -508,7 +508,7 @@ if triton is not None:
         M, N, K, k_per_split, n_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr, SUM_HERE: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FOLD: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
         @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
@@ -524,6 +524,11 @@ if triton is not None:
         faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
         instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
+        FOLD (a launch option, off: compiled for sm_90 on the CPU, not yet timed, `benchmarks/_exp_swapped_fold.py`):
+        the group scale goes into the codes' values before the MMA, (c − z)·s rounded to x's dtype as the dequantize
+        path's weight is. The MMA then sums into acc and can run on while the next step's codes are dequantized. Without
+        it each step's product is scaled at once, so each step waits for its MMA (the sm_90 TTGIR: a
+        `warp_group_dot_wait` of 0 pending a step; with FOLD, 7 of 8 in flight, at ~1.5x the loop instructions on int4).
         Split-K on program axis 2 writes fp32 partials; with SUM_HERE the last of a tile's programs to finish
         (a counter a tile, `count_ptr`, zero before and left zero after) sums them in split order into
         `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens; the 7B
@@ -594,15 +599,18 @@ if triton is not None:
                     v = _as_float(c, zf)
                 else:
                     v = _byte_values(c, table, VALUES)
+                if FOLD and GROUP > 0:
+                    v = v * s[:, None]
                 v = v.to(x_ptr.dtype.element_ty)
+            if FOLD and GROUP > 0 and PACKED:
+                v = (v.to(tl.float32) * s[:, None]).to(x_ptr.dtype.element_ty)
             offs_k = k0 + cols
             x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
             xt = tl.load(x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None], mask=x_mask, other=0.0)
-            part = tl.dot(v, xt, input_precision=DOT_PRECISION)
-            if GROUP > 0:
-                acc += part * s[:, None]
-            else:
-                acc += part
+            if GROUP > 0 and not FOLD:
+                acc += tl.dot(v, xt, input_precision=DOT_PRECISION) * s[:, None]
+            else:  # the MMA sums into acc: it runs on while the next step's codes are dequantized
+                acc = tl.dot(v, xt, acc, input_precision=DOT_PRECISION)
         if GROUP == 0:
             acc *= tl.load(s_ptrs)[:, None]
         if HAS_BIAS:  # added by the first K-split only
@@ -963,6 +971,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
+    fold = cfg.pop("FOLD", FOLD_SCALES)
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
@@ -971,7 +980,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        PACKED=packed, SUM_HERE=split > 1, **cfg,
+        PACKED=packed, SUM_HERE=split > 1, FOLD=fold, **cfg,
     )
     return out
 
@@ -980,6 +989,9 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
 # gather: the seven 7B linears at 2-16 tokens (H200, session 20, call 1) 160.3-162.7 → 133.8-136.4 µs, bf16 128.7-134.5;
 # False restores the gather
 PACKED_TABLES = True
+# The swapped kernel's group scales folded into the codes' values before the MMA (its FOLD; session 21, compiled for
+# sm_90, not yet timed: benchmarks/_exp_swapped_fold.py); True turns it on for every call
+FOLD_SCALES = False
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
