@@ -923,10 +923,10 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     # ~512 programs (≤ 16 tokens) or ~256 run
     # the H200 sweep (session 21, benchmarks/_exp_swapped_tiles.py, docs/benchmarks/session21-h200/call2): past 16
     # tokens 3 stages, not 4, and 128-token tiles from 128 tokens (one token tile, not two 64-token ones); 128- and
-    # 256-row tiles with 4 or 8 warps lost on 23 of 24 shapes and token counts. The seven 7B linears, µs, the old tiles
-    # → the best of each shape (these rules give it on 17 of the 24; the rest differ in the K split, one also in its rows): int4 g128 191.6 → 163.9 at 64
-    # tokens, 309.0 → 221.8 at 128, 486.4 → 366.0 at 256; int8 147.2 → 133.0, 237.2 → 197.6, 374.1 → 329.7; NF4
-    # 207.3 → 204.3, 358.5 → 297.7 (bf16 ~130 / ~141 / ~194)
+    # 256-row tiles with 4 or 8 warps lost on 23 of 24 shapes and token counts. The seven 7B linears, µs, the old
+    # tiles → the best of each shape (these rules give it on 17 of the 24; the rest differ in the K split, one also in
+    # its rows): int4 g128 191.6 → 163.9 at 64 tokens, 309.0 → 221.8 at 128, 486.4 → 366.0 at 256; int8 147.2 →
+    # 133.0, 237.2 → 197.6, 374.1 → 329.7; NF4 207.3 → 204.3, 358.5 → 297.7 (bf16 ~130 / ~141 / ~194)
     block_m = max(16, min(64, next_power_of_2(m))) if m <= 64 else 128
     if bits == 8 and m > 64:  # K-steps of 64 (call 3's sweep, int8 one scale a row, the seven linears: 216.8 → 203.3 µs at
         # 128 tokens, 355.4 → 316.1 at 256; FP8 values not swept)
