@@ -4,9 +4,9 @@ programs (split-KV, as flash-decoding does), so that a batch of one still fills 
 Why: in the 7B decode step (H200, session 19) cuDNN's SDPA took 8.3 µs a layer for one query over a 256-slot static
 cache, ~10 % of W4A16's step: it runs one program a head, 32 programs on 132 SMs, each reading its head's whole cache.
 Here each (sequence, head) has SPLITS programs, each an online softmax over its slice of the cache (every SPLITS-th
-block of slots); the last of them
-to finish (a counter, `tiles.tile_counters`) merges the slices' partial sums. K and V are read once a query head (the
-query heads of a group re-read their K/V head from the L2). Masked slots (a static cache's empty ones) get no weight.
+block of slots); the last of them to finish (a counter, `tiles.tile_counters`) merges the slices' partial sums. K and
+V are read once a query head (the query heads of a group re-read their K/V head from the L2). Masked slots (a static
+cache's empty ones) get no weight.
 
     out = decode_attention(q, k, v, mask, scale)   # q [B, H, 1, D], k, v [B, Hkv, L, D], mask [B, 1, 1, L] bool or None
 """

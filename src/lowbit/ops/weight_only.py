@@ -745,16 +745,22 @@ def _reference(x, qweight, scale, zero, bits, group_size, lut, bias) -> torch.Te
 # Triton launchers
 
 
+def _chunk_width(k: int, bits: int, group_size: int, widest: int) -> int | None:
+    """Columns of a chunk that lies inside one group: `widest`, or with several groups a row the largest power of two
+    dividing the group size up to it; None below 8 bytes a chunk row (no longer a wide load)."""
+    if k // group_size <= 1:
+        return widest
+    tw = min(widest, group_size & -group_size)
+    return tw if tw * bits >= 8 * 8 else None
+
+
 def gemv_config(n: int, k: int, bits: int, group_size: int) -> dict | None:
     """Tile of the decode kernel, or None when the groups cannot be cut into whole chunks.
     Chunks of TW columns must lie inside one group: TW is a power of two dividing the group size
     (any TW when there is one group a row)."""
-    groups = k // group_size
-    tw = 128 if bits == 4 else 64
-    if groups > 1:
-        tw = min(tw, group_size & -group_size)  # largest power of two dividing the group size
-        if tw * bits < 8 * 8:  # fewer than 8 bytes a chunk row: no longer a wide load
-            return None
+    tw = _chunk_width(k, bits, group_size, 128 if bits == 4 else 64)
+    if tw is None:
+        return None
     if interpreting():
         return dict(BLOCK_N=16, TG=1, TW=tw, num_warps=4)
     # the H100 sweep's best (benchmarks/tune_weight_only.py): narrow row tiles, 1 KB of each row a K-step
@@ -1019,12 +1025,9 @@ def dequant_config(k: int, bits: int, group_size: int, table: bool) -> dict | No
     7B linears, weights read from memory, µs, the H100's 32 × TW, 4 warps → these: int4 g128 196.1 → 181.7 (8 × 128),
     int8 one scale a row 192.5 → 167.0 (16 × 256), NF4 b64 228.2 → 210.8 (16 × 64); FP8 values take int8's tile, not
     swept. torch's copy of the bf16 output moved ~3.8 TB/s on these shapes, the dequantize kernel ~2.7."""
-    groups = k // group_size
-    tw = 256 if bits == 8 else 128
-    if groups > 1:
-        tw = min(tw, group_size & -group_size)
-        if tw * bits < 8 * 8:  # fewer than 8 bytes a chunk row
-            return None
+    tw = _chunk_width(k, bits, group_size, 256 if bits == 8 else 128)
+    if tw is None:
+        return None
     if interpreting():
         return dict(BLOCK_N=16, TW=tw, num_warps=4)
     return dict(BLOCK_N=8 if bits == 4 and not table else 16, TW=tw, num_warps=4)
