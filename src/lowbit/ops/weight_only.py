@@ -508,7 +508,7 @@ if triton is not None:
         M, N, K, k_per_split, n_split, stride_xm, stride_qn, stride_sn, stride_zn, stride_os, stride_om,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, DOT_PRECISION: tl.constexpr, PACKED: tl.constexpr, SUM_HERE: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FOLD: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FOLD: tl.constexpr, X_ORDERED: tl.constexpr,
     ):
         """A few tokens with the operands swapped: outᵀ tile [BLOCK_N, BLOCK_M] = (c − z) [BLOCK_N, BLOCK_K]
         @ xᵀ [BLOCK_K, BLOCK_M], so the weight rows fill the MMA's long side (64+) and the tokens its
@@ -545,7 +545,7 @@ if triton is not None:
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
         k_start = pid_k * k_per_split  # a multiple of BLOCK_K
         k_end = tl.minimum(K, k_start + k_per_split)
-        if PACKED:
+        if PACKED and not X_ORDERED:  # (X_ORDERED: x was gathered into that order before the launch)
             cols = _packed_order(BLOCK_K)
         else:
             cols = tl.arange(0, BLOCK_K)
@@ -661,6 +661,17 @@ if triton is not None:
         tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w.to(w_ptr.dtype.element_ty),
                  mask=n_mask[:, None] & (offs_k < K)[None, :])
 
+    @triton.jit
+    def _gather_columns_kernel(x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+        """out[m, j] = x[m, perm[j]] for a [BLOCK_M, BLOCK_K] tile: act-order's activations in the stored column order,
+        each column block's indices loaded once for its rows."""
+        offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        j = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+        mask = (offs_m < M)[:, None] & (j < K)[None, :]
+        src = tl.load(perm_ptr + j, mask=j < K, other=0)
+        v = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :], mask=mask)
+        tl.store(out_ptr + offs_m[:, None] * stride_om + j[None, :], v, mask=mask)
+
 
 # ----------------------------------------------------------------------------------------------
 # checks and the reference
@@ -716,6 +727,21 @@ def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
         raise ValueError(f"perm is on {perm.device} but x is on {x.device}")
     if g_idx is not None:
         raise ValueError("perm and g_idx are two ways to store act-order: give one")
+
+
+def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """x[:, perm] for x [M, K] and a checked `perm` (`_check_perm`): one kernel launch where Triton runs (on CUDA, or
+    in the interpreter), else `index_select`."""
+    if triton is None or not (x.is_cuda or interpreting()) or x.numel() >= _INT32_MAX // 2:
+        return x.index_select(1, perm)
+    m, k = x.shape
+    x = x if x.stride(1) == 1 else x.contiguous()
+    out = torch.empty(m, k, device=x.device, dtype=x.dtype)
+    if m == 0 or k == 0:
+        return out
+    bm, bk = (4, 64) if interpreting() else (4, 512)
+    _gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0), BLOCK_M=bm, BLOCK_K=bk, num_warps=4)
+    return out
 
 
 def _codes(q: torch.Tensor, bits: int, k: int) -> torch.Tensor:
@@ -977,6 +1003,11 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
+    x_ordered = cfg.pop("XPERM", False)  # (experiment, session 22) x gathered into the packed K order, loaded contiguously
+    if x_ordered:
+        if not (packed and k % cfg["BLOCK_K"] == 0):
+            raise ValueError("XPERM needs the packed codes and K a multiple of BLOCK_K")
+        x = gather_columns(x, packed_x_order(k, cfg["BLOCK_K"], x.device))
     fold = cfg.pop("FOLD", FOLD_SCALES)
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
@@ -986,7 +1017,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         dst.stride(0) if split > 1 else 0, dst.stride(-2),
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP=0 if scale.shape[1] == 1 else group_size,
         HAS_BIAS=bias is not None, EVEN_K=k % cfg["BLOCK_K"] == 0, DOT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
-        PACKED=packed, SUM_HERE=split > 1, FOLD=fold, **cfg,
+        PACKED=packed, SUM_HERE=split > 1, FOLD=fold, X_ORDERED=x_ordered, **cfg,
     )
     return out
 
@@ -998,6 +1029,15 @@ PACKED_TABLES = True
 # The swapped kernel's group scales folded into the codes' values before the MMA (its FOLD; session 21, compiled for
 # sm_90, not yet timed: benchmarks/_exp_swapped_fold.py); True turns it on for every call
 FOLD_SCALES = False
+
+
+@functools.lru_cache(maxsize=64)
+def packed_x_order(k: int, block_k: int, device: torch.device) -> torch.Tensor:
+    """The input column of each of x's K slots in `_packed_order`'s order, step by step (int32 [K], K a multiple of
+    block_k): x gathered by it meets the packed codes with a contiguous load."""
+    slot = torch.arange(block_k)
+    order = (block_k // 4) * ((slot // 2) % 4) + 4 * (slot // 16) + 2 * ((slot // 8) % 2) + slot % 2
+    return (torch.arange(0, k, block_k)[:, None] + order[None, :]).reshape(-1).to(torch.int32).to(device)
 
 
 def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
