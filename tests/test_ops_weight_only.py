@@ -388,9 +388,9 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
 
 @pytest.mark.parametrize("bits,symmetric,g,lut", [(4, False, 128, False), (4, True, None, False), (8, True, 64, False), (4, False, 64, True)])
 def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
-    """Act-order stored in group order: the weight's column j multiplies x[:, perm[j]], read in place by the word
-    GEMV (whole steps and a masked K tail, split-K), against float64 of the gathered x; the op's other paths (the
-    reference here; on a GPU also the swapped kernel and dequantize + cuBLAS) gather x first."""
+    """Act-order stored in group order: the weight's column j multiplies x[:, perm[j]] (x gathered by `gather_columns`
+    before the word GEMV: whole steps and a masked K tail, split-K), against float64 of the gathered x; the op's other
+    paths (the reference here; on a GPU also the swapped kernel and dequantize + cuBLAS) take the same gathered x."""
     gen = torch.Generator().manual_seed(bits * 100 + (g or 0) + lut)
     n, k = 21, 384
     q, s, z, table, w = random_storage(n, k, bits, g or k, symmetric, gen, lut=lut)
@@ -409,6 +409,21 @@ def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
                      ops.gemv_words_triton(xd, qd, sd, zd, bits, g or k, td, bd, perm=pd, config=dict(BLOCK_W=words // 3, SPLIT_K=2))]
         for out in outs:
             check(out, ref, x.dtype, k)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_gather_columns_is_x_indexed_by_perm(dtype):
+    """The act-order gather kernel against torch's indexing, bit for bit (a gather rounds nothing): row and column
+    counts off its tile (4 × 64 in the interpreter, 4 × 512 on a GPU), a transposed x, no rows."""
+    gen = torch.Generator().manual_seed(7)
+    for m, k, transposed in [(1, 200, False), (5, 4096, False), (7, 130, True), (0, 64, False)]:
+        x = torch.randn(k, m, generator=gen).t() if transposed else torch.randn(m, k, generator=gen)
+        x = x.to(dtype)
+        perm = torch.randperm(k, generator=gen).to(torch.int32)
+        xd, pd = to_dev(x, perm)
+        out = ops.gather_columns(xd, pd)
+        assert out.shape == (m, k) and out.dtype == dtype
+        assert torch.equal(out.cpu(), x[:, perm.long()])
 
 
 def test_a_bad_permutation_is_named():
@@ -510,9 +525,38 @@ def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
     """4-bit codes two at a time (`_packed_codes`, the K order permuted in both operands): each K-step size,
     groups and one scale a row, the K tail (200), ragged N, fp16 and bf16."""
     g = g or k
-    assert ops._packed(torch.empty(1, dtype=torch.bfloat16), 4, "int", block_k, 16)  # this test reaches the packed path
+    assert ops._packable(torch.empty(1, dtype=torch.bfloat16), 4, "int", block_k)  # this test reaches the packed path
     check_integer_kernel(lambda x, q, s, z, b: ops.mma_swapped_triton(x, q, s, z, 4, g, None, b, config=dict(BLOCK_K=block_k, SPLIT_K=2)),
                          m, 200, k, g, 4, symmetric, (torch.float16, torch.bfloat16))
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX: the GPU only")
+@pytest.mark.parametrize("lut", [False, True])
+@pytest.mark.parametrize("m,block_m", [(17, 32), (40, 64), (64, 64), (100, 128)])
+def test_mma_swapped_packed_codes_on_x_gathered_into_their_order_match_float64(m, block_m, lut):
+    """XPERM: x gathered into the packed codes' K order (`packed_x_order`) so that tiles taller than 16 tokens take the
+    packed codes (integer codes and a table's), ragged M and N, groups of 64 and 128, a split K; one scale a row too."""
+    gen = torch.Generator().manual_seed(m * 2 + lut)
+    for g, k, block_k in [(64, 320, 64), (128, 384, 128), (None, 256, 128)]:
+        assert k % block_k == 0 and ops._packable(torch.empty(1, dtype=torch.bfloat16), 4, "lut" if lut else "int", block_k)
+        g = g or k
+        q, s, z, table, w = random_storage(70, k, 4, g, lut, gen, lut=lut)  # integer codes with zero points, tables without
+        bias = torch.randn(70, generator=gen)
+        for dtype in (torch.float16, torch.bfloat16):
+            x = torch.randn(m, k, generator=gen).to(dtype)
+            cfg = dict(BLOCK_M=block_m, BLOCK_K=block_k, SPLIT_K=2, XPERM=True, FOLD=False)
+            out = ops.mma_swapped_triton(*to_dev(x, q, s, z), 4, g, *to_dev(table, bias), config=cfg)
+            check(out, x.double() @ w.t() + bias.double(), dtype, k)
+
+
+def test_swapped_config_gives_code_tables_their_options(monkeypatch):
+    """NF4's measured options (session 22): x gathered into the packed order at 17-64 tokens, the scales folded on the
+    128-token tile; integer codes take neither."""
+    monkeypatch.setattr(ops, "interpreting", lambda: False)
+    for m, want in [(16, {}), (17, {"XPERM": True}), (64, {"XPERM": True}), (65, {"FOLD": True}), (128, {"FOLD": True})]:
+        cfg = ops.swapped_config(m, 4096, 4096, 4, 64, table=True)
+        assert {key: cfg[key] for key in ("XPERM", "FOLD") if key in cfg} == want, m
+        assert "XPERM" not in ops.swapped_config(m, 4096, 4096, 4, 128) and "FOLD" not in ops.swapped_config(m, 4096, 4096, 4, 128)
 
 
 @pytest.mark.parametrize("bits,symmetric,g,k,lut", [(4, False, 32, 160, False), (4, True, 128, 256, False), (4, True, 64, 256, True),
@@ -730,7 +774,7 @@ def test_mma_swapped_packed_tables_match_float64(monkeypatch, m, dtype):
         monkeypatch.setattr(ops, "PACKED_TABLES", False)
         gathered = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
         monkeypatch.setattr(ops, "PACKED_TABLES", True)
-        assert ops._packed(x, 4, "lut", 64, 16)  # this test reaches the packed path
+        assert ops._packable(x, 4, "lut", 64)  # this test reaches the packed path
         out = ops.mma_swapped_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(SPLIT_K=2))
         check(out, x.double() @ w.t(), dtype, k)
         check(gathered, x.double() @ w.t(), dtype, k)
@@ -741,12 +785,13 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from sm90_asm import compile_sm90, sass
 from lowbit.ops import weight_only as wo
-for x in ("*bf16", "*fp16"):
+for x, block_m, ordered in (("*bf16", 16, False), ("*fp16", 16, False), ("*bf16", 64, True)):
     args = {"x_ptr": x, "q_ptr": "*u8", "s_ptr": "*fp32", "z_ptr": "*u8", "lut_ptr": "*fp32", "bias_ptr": "*fp32", "out_ptr": x,
-            "sum_ptr": x, "count_ptr": "*i32", "M": 16, "N": 11008, "K": 4096, "k_per_split": 1024, "n_split": 4,
-            "stride_xm": 4096, "stride_qn": 2048, "stride_sn": 64, "stride_zn": 64, "stride_os": 176128, "stride_om": 11008}
+            "sum_ptr": x, "count_ptr": "*i32", "M": block_m, "N": 11008, "K": 4096, "k_per_split": 1024, "n_split": 4,
+            "stride_xm": 4096, "stride_qn": 2048, "stride_sn": 64, "stride_zn": 64, "stride_os": 11008 * block_m, "stride_om": 11008}
     k = compile_sm90(wo._mma_swapped_kernel, args, dict(BITS=4, VALUES="lut", HAS_ZERO=False, GROUP=64, HAS_BIAS=False,
-                     EVEN_K=True, DOT_PRECISION="tf32", PACKED=True, SUM_HERE=True, BLOCK_M=16, BLOCK_N=64, BLOCK_K=64, FOLD=False))
+                     EVEN_K=True, DOT_PRECISION="tf32", PACKED=True, SUM_HERE=True, BLOCK_M=block_m, BLOCK_N=64, BLOCK_K=64,
+                     FOLD=False, X_ORDERED=ordered))
     print(x, "spills" if "STL" in sass(k) else "ok")
 """
 
@@ -754,7 +799,7 @@ for x in ("*bf16", "*fp16"):
 @pytest.mark.skipif(ops.triton is None, reason="needs triton")
 def test_packed_tables_compile_for_sm90_without_spills():
     """The register lookups (inline PTX, which the interpreter cannot run) assemble for the H100/H200, bf16 and fp16 x,
-    with nothing spilled: ptxas checks them on a machine without a GPU (a subprocess: the suite runs the interpreter)."""
+    and on a 64-token tile with x gathered into their order (X_ORDERED), with nothing spilled: ptxas checks them on a machine without a GPU (a subprocess: the suite runs the interpreter)."""
     import os
     import subprocess
     import sys
@@ -763,4 +808,4 @@ def test_packed_tables_compile_for_sm90_without_spills():
     bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
     out = subprocess.run([sys.executable, "-c", _SM90_PACKED_TABLES, bench], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["*bf16", "ok", "*fp16", "ok"], out.stdout
+    assert out.stdout.split() == ["*bf16", "ok", "*fp16", "ok", "*bf16", "ok"], out.stdout

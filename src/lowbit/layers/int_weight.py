@@ -5,7 +5,7 @@ store here.
 GPTQ with act-order gives each input column a group (`g_idx`) that is not its position // group_size. The layer
 stores such codes with their columns sorted by group, `perm[j]` the input column of stored column j: every group is
 then contiguous, so the group-wise kernels (the decode GEMV, the swapped MMA kernel, dequantize + cuBLAS) take them,
-and x is read in the same order (the decode GEMV through the permutation in place, the other paths gather x first).
+and x is read in the same order (gathered first by one kernel, `ops.weight_only.gather_columns`).
 `g_idx` and `codes()` are still given in input-column order; a state dict with `g_idx` (as saved before this layout)
 is converted on load."""
 
@@ -96,10 +96,10 @@ class IntWeightLinear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits in (4, 8) and self.granularity in ("group", "channel"):  # kernels on CUDA, the same math elsewhere
             group_size = self.group_size if self.granularity == "group" else self.in_features
-            # act-order: x read in the stored (group) order. Eager: by the decode GEMV in place (the seven 7B linears at
-            # one token, H200, session 20: 97.6 µs against 108.2 with a gather kernel before it), gathered for the other
-            # paths. Compiled: gathered before the op, where Inductor fuses it into the kernel that makes x (an RMSNorm
-            # and the 4096 → 11008 linear: 14.6 µs against 18.2 through the GEMV's uncoalesced reads; no act-order 13.0)
+            # act-order: x read in the stored (group) order. Eager: gathered by the op (`gather_columns`; the seven 7B
+            # linears at one token, H200, session 22: 73.9 µs against 94.1 through the decode GEMV's reads in place).
+            # Compiled: gathered before the op, where Inductor fuses it into the kernel that makes x (an RMSNorm and the
+            # 4096 → 11008 linear, session 20: 14.6 µs against 18.2 through the GEMV's reads in place; no act-order 13.0)
             perm = self.perm
             if perm is not None and torch.compiler.is_compiling():
                 x, perm = x.index_select(-1, perm), None

@@ -263,12 +263,12 @@ if triton is not None:
 
     @triton.jit
     def _gemv_words_kernel(
-        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr, perm_ptr,
+        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
         N, KW, words_per_split, stride_xm, stride_wn: tl.constexpr, stride_sn: tl.constexpr, stride_zn: tl.constexpr,
         stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        EVEN_N: tl.constexpr, PERM: tl.constexpr,
+        EVEN_N: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -280,8 +280,7 @@ if triton is not None:
         instructions a code. VALUES: "int" (c − z), "sint" (signed int8: the flipped sign bit makes it
         "int" with z = 128), "lut" (table[c]), "e4m3"/"e5m2" (the byte is an FP8 value). The offset z
         and the group scale (GROUP_W words a group) apply once a column; with GROUP_W = 0 (one scale a
-        row) once at the end. PERM: the weight's column j multiplies x[perm[j]] (act-order storage in group order,
-        `layers.int_weight`): x is read through perm_ptr, int32, in the L2 with x itself.
+        row) once at the end.
 
         A step holds a few KB per program in flight, too little to hide DRAM latency on its own:
         PREFETCH issues the next word of each column before this word's arithmetic (PREFETCH 2, with V = 2: both words
@@ -317,7 +316,6 @@ if triton is not None:
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
         w_ptrs = w_rows + cols[None, :]
         x_ptrs = x_row + cols[None, :] * PER + i[:, None]
-        p_ptrs = perm_ptr + cols[None, :] * PER + i[:, None]
         INT: tl.constexpr = VALUES == "int" or VALUES == "sint"
         sx_all = tl.zeros((C,), dtype=tl.float32)
         tl.static_assert(PREFETCH != 2 or V == 2)
@@ -346,13 +344,7 @@ if triton is not None:
                     w = tl.load(w_ptrs + v)
                 else:
                     w = tl.load(w_ptrs + v, mask=(cols + v < KW)[None, :], other=0)
-                if PERM:  # the step's columns of x through the permutation
-                    if EVEN_K:
-                        x = tl.load(x_row + tl.load(p_ptrs + v * PER)).to(tl.float32)
-                    else:
-                        xm = (cols + v < KW)[None, :]
-                        x = tl.load(x_row + tl.load(p_ptrs + v * PER, mask=xm, other=0), mask=xm, other=0.0).to(tl.float32)
-                elif EVEN_K:
+                if EVEN_K:
                     x = tl.load(x_ptrs + v * PER).to(tl.float32)
                 else:  # past K: x is 0
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
@@ -383,7 +375,6 @@ if triton is not None:
             cols += BLOCK_W
             w_ptrs += BLOCK_W
             x_ptrs += BLOCK_W * PER
-            p_ptrs += BLOCK_W * PER
         if INT and GROUP_W == 0:  # the rows' offset z·Σx, once
             acc -= _zero_point(z_ptr + rows[:, None] * stride_zn, magic, BITS, HAS_ZERO) * (sx_all * 2.5849394142282115e-26)[None, :]
         out = tl.sum(acc, axis=1)
@@ -519,16 +510,17 @@ if triton is not None:
         GEMV), one `tl.dot`, then the group scale on the step's sum. PACKED (4-bit integer codes, 16-bit x,
         on the GPU): the codes come out two at a time in x's dtype (`_packed_codes`, 1.6 instructions a code
         against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 245 loop instructions), in a K order that x is
-        loaded in too (16-token tiles only: on taller ones x's permuted load cost more than the codes
-        saved). Measured on the H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16%
+        loaded in too, or that x was gathered into before the launch (X_ORDERED: then x loads contiguously, which
+        taller tiles need; sm_90, 64 tokens, 4096 → 11008: 397 loop instructions unpacked → 267). Measured on the H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16%
         faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
         instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
-        FOLD (a launch option, off: compiled for sm_90 on the CPU, not yet timed, `benchmarks/_exp_swapped_fold.py`):
-        the group scale goes into the codes' values before the MMA, (c − z)·s rounded to x's dtype as the dequantize
-        path's weight is. The MMA then sums into acc and can run on while the next step's codes are dequantized. Without
-        it each step's product is scaled at once, so each step waits for its MMA (the sm_90 TTGIR: a
-        `warp_group_dot_wait` of 0 pending a step; with FOLD, 7 of 8 in flight, at ~1.5x the loop instructions on int4).
+        FOLD (`swapped_config` sets it for code tables on 128-token tiles, where it won; it lost on int4 at every
+        token count, session 22): the group scale goes into the codes' values before the MMA, (c − z)·s rounded to
+        x's dtype as the dequantize path's weight is. The MMA then sums into acc and can run on while the next step's
+        codes are dequantized. Without it each step's product is scaled at once, so each step waits for its MMA (the
+        sm_90 TTGIR: a `warp_group_dot_wait` of 0 pending a step; with FOLD, 7 of 8 in flight, at ~1.5x the loop
+        instructions on int4).
         Split-K on program axis 2 writes fp32 partials; with SUM_HERE the last of a tile's programs to finish
         (a counter a tile, `count_ptr`, zero before and left zero after) sums them in split order into
         `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens; the 7B
@@ -901,10 +893,12 @@ def gemv_words_triton(
     if cfg is None:
         raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
                          f"group_size={group_size}, bits={bits}")
-    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})}, perm)
+    if perm is not None:
+        x = gather_columns(x, perm)
+    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
 
 
-def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict, perm=None) -> torch.Tensor:
+def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
     """The word GEMV on arguments already checked, with the tile `cfg`."""
     m, k = x.shape
     n = qweight.shape[0]
@@ -930,19 +924,20 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     grid = (m, cdiv(n, cfg["BLOCK_N"]), split)
     _gemv_words_kernel[grid](
         x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
-        bias_ if bias_ is not None else scale_, dst, perm.contiguous() if perm is not None else words,
+        bias_ if bias_ is not None else scale_, dst,
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0,
-        PERM=perm is not None, **cfg,
+        **cfg,
     )
     return sum_split_k(out, dst)
 
 
-def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict | None:
+def swapped_config(m: int, n: int, k: int, bits: int, group_size: int, table: bool = False) -> dict | None:
     """Tile of the swapped-operand MMA kernel, or None when it cannot take the storage: packed bytes
-    (K a multiple of the codes a byte) and a K-step inside one group."""
+    (K a multiple of the codes a byte) and a K-step inside one group. `table`: a code table's codes (NF4), which take
+    their own options past 16 tokens."""
     groups = k // group_size
     bk = 16 if interpreting() else 128
     while groups > 1 and group_size % bk:
@@ -968,7 +963,17 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int) -> dict |
     # the H200 sweep (session 9, call 1): at ≤ 16 tokens 128-row tiles on wide weights (4096→11008: 22.3 → 19.6 µs
     # with 16 tokens), the K split as for 64-row ones
     block_n = 128 if m <= 16 and n >= 8192 else 64
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3)
+    cfg = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=bk, SPLIT_K=split, num_warps=4, num_stages=3)
+    # NF4 b64, the seven 7B linears (H200, session 22, benchmarks/_exp_act_order_gather.py and _exp_swapped_xorder.py,
+    # µs): at 17-64 tokens the packed codes with x gathered into their order (XPERM), 182.6 → 165.0 at 32 tokens and
+    # 205.9 → 186.7 at 64 (int4's lost or tied: 98.0 → 104.5 at 16, 166.4 → 162.3 at 64); on the 128-token tile the
+    # scales folded into the values (FOLD), 293.2 / 299.5 / 317.2 → 266.0 / 269.7 / 276.0 at 65 / 96 / 128 tokens
+    # (int4's lost at every count, session 22 call 2)
+    if table and 16 < m <= 64:
+        cfg["XPERM"] = True
+    if table and block_m == 128:
+        cfg["FOLD"] = True
+    return cfg
 
 
 def mma_swapped_triton(
@@ -979,7 +984,7 @@ def mma_swapped_triton(
     under TRITON_INTERPRET=1 (fp16/fp32 activations)."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _launch_checks(x, (x, qweight, scale))
-    cfg = swapped_config(m, n, k, bits, group_size)
+    cfg = swapped_config(m, n, k, bits, group_size, lut is not None)
     if cfg is None:
         raise ValueError(f"the swapped MMA kernel needs K-steps of at least 16 codes inside a group, got K={k}, group_size={group_size}")
     return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
@@ -1002,13 +1007,15 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     scale_ = scale if scale.dtype == torch.float32 else scale.float()
     bias_ = None if bias is None else bias.float()
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
-    packed = cfg.pop("PACKED", _packed(x, bits, values, cfg["BLOCK_K"], cfg["BLOCK_M"]))
-    x_ordered = cfg.pop("XPERM", False)  # (experiment, session 22) x gathered into the packed K order, loaded contiguously
+    packable = _packable(x, bits, values, cfg["BLOCK_K"])
+    # XPERM: x gathered into the packed codes' K order first, so that taller tiles than 16 tokens take the packed codes
+    # (x then loads contiguously); where the codes cannot be packed it is ignored
+    want_order = cfg.pop("XPERM", False) and packable and k % cfg["BLOCK_K"] == 0
+    packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or want_order))
+    x_ordered = want_order and packed
     if x_ordered:
-        if not (packed and k % cfg["BLOCK_K"] == 0):
-            raise ValueError("XPERM needs the packed codes and K a multiple of BLOCK_K")
         x = gather_columns(x, packed_x_order(k, cfg["BLOCK_K"], x.device))
-    fold = cfg.pop("FOLD", FOLD_SCALES)
+    fold = cfg.pop("FOLD", False)
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
     _mma_swapped_kernel[grid](
         x, qweight, scale_, zero if zero is not None else qweight, lut if lut is not None else scale_,
@@ -1026,9 +1033,6 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
 # gather: the seven 7B linears at 2-16 tokens (H200, session 20, call 1) 160.3-162.7 → 133.8-136.4 µs, bf16 128.7-134.5;
 # False restores the gather
 PACKED_TABLES = True
-# The swapped kernel's group scales folded into the codes' values before the MMA (its FOLD; session 21, compiled for
-# sm_90, not yet timed: benchmarks/_exp_swapped_fold.py); True turns it on for every call
-FOLD_SCALES = False
 
 
 @functools.lru_cache(maxsize=64)
@@ -1040,13 +1044,14 @@ def packed_x_order(k: int, block_k: int, device: torch.device) -> torch.Tensor:
     return (torch.arange(0, k, block_k)[:, None] + order[None, :]).reshape(-1).to(torch.int32).to(device)
 
 
-def _packed(x: torch.Tensor, bits: int, values: str, block_k: int, block_m: int) -> bool:
-    """Whether the swapped kernel takes 4-bit codes two at a time: integer codes (`_packed_codes`), or a table's
+def _packable(x: torch.Tensor, bits: int, values: str, block_k: int) -> bool:
+    """Whether the swapped kernel can take 4-bit codes two at a time: integer codes (`_packed_codes`), or a table's
     (`_packed_table`, where PACKED_TABLES). Inline PTX, so on the GPU only; 16-bit x; K-steps of whole 16-code MMA
-    chunks; 16-token tiles (x is loaded in the permuted K order 4 bytes at a time, which cost more than the codes
-    saved on taller tiles: session 9, call 1)."""
+    chunks. The launcher packs them on 16-token tiles, where x is loaded in the permuted K order 4 bytes at a time,
+    and on taller ones only with x gathered into that order first (XPERM): loaded in it, x cost more than the codes
+    saved there (session 9, call 1)."""
     return (bits == 4 and (values == "int" or (values == "lut" and PACKED_TABLES)) and x.dtype in (torch.float16, torch.bfloat16)
-            and block_k % 16 == 0 and block_m == 16 and not interpreting())
+            and block_k % 16 == 0 and not interpreting())
 
 
 def dequantize_triton(qweight, scale, zero, bits: int, group_size: int, k: int, lut=None, dtype=torch.bfloat16) -> torch.Tensor:
@@ -1188,24 +1193,26 @@ def _weight_only_matmul(
 ) -> torch.Tensor:
     """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc).
     `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only. `perm` (act-order
-    stored in group order: the weight's column j multiplies x[:, perm[j]]) is read by the word GEMV in place; the
-    other paths gather x first."""
+    stored in group order: the weight's column j multiplies x[:, perm[j]]): x is gathered first, by one kernel
+    (`gather_columns`). H200, the seven 7B linears (session 22, `benchmarks/_exp_act_order_gather.py`), µs with the
+    gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in place, 16 tokens 133.6 → 114.3 and
+    64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs against 31.9-35.1)."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     _check_perm(perm, x, g_idx)
+    if perm is not None:
+        x = gather_columns(x, perm)
     if g_idx is not None:
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     on_kernels = x.is_cuda and triton is not None and x.dtype in KERNEL_DTYPES and m > 0
     limits = path_limits(x, qweight, bits, lut) if on_kernels else None
     if on_kernels and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)):
-        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg, perm)
-    if perm is not None:
-        x = x.index_select(1, perm)
+        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
     if not on_kernels:
         return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
-    if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size)):
+    if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size, lut is not None)):
         return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
     # beyond: the weight dequantized once (the kernel where it takes the storage), then cuBLAS
     w = _dequantize(qweight, scale, zero, None, bits, group_size, k, lut, x.dtype)
