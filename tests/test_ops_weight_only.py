@@ -412,9 +412,13 @@ def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-def test_gather_columns_is_x_indexed_by_perm(dtype):
+@pytest.mark.parametrize("largest", [None, 1024])
+def test_gather_columns_is_x_indexed_by_perm(monkeypatch, dtype, largest):
     """The act-order gather kernel against torch's indexing, bit for bit (a gather rounds nothing): row and column
-    counts off its tile (4 × 64 in the interpreter, 4 × 512 on a GPU), a transposed x, no rows."""
+    counts off its tile (4 × 64 in the interpreter, one row of 1024 on a GPU), a transposed x, no rows; with `largest`
+    bytes the larger inputs take `index_select`."""
+    if largest is not None:
+        monkeypatch.setattr(ops, "_GATHER_MAX_BYTES", largest)
     gen = torch.Generator().manual_seed(7)
     for m, k, transposed in [(1, 200, False), (5, 4096, False), (7, 130, True), (0, 64, False)]:
         x = torch.randn(k, m, generator=gen).t() if transposed else torch.randn(m, k, generator=gen)

@@ -721,17 +721,25 @@ def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
         raise ValueError("perm and g_idx are two ways to store act-order: give one")
 
 
+# x larger than this is gathered by `index_select`: H200, bf16 x by a random permutation (session 22, call 5,
+# benchmarks/_exp_gather_tiles.py), µs: the kernel's one row a program 1.6-1.8 at one token against 4.4-4.6, 38.4 at
+# 4096 × 4096 (32 MB) against 52.0, but 270.2 at 4096 × 11008 (90 MB, past the 60 MB L2) against 233.7
+_GATHER_MAX_BYTES = 32 << 20
+
+
 def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """x[:, perm] for x [M, K] and a checked `perm` (`_check_perm`): one kernel launch where Triton runs (on CUDA, or
-    in the interpreter), else `index_select`."""
-    if triton is None or not (x.is_cuda or interpreting()) or x.numel() >= _INT32_MAX // 2:
+    in the interpreter), one row of x a program (its gathers then stay in the L1: 2-4 rows a program ran 1.3-2x
+    slower from 16 tokens on); else, and for x past _GATHER_MAX_BYTES, `index_select`."""
+    big = x.numel() * x.element_size() > _GATHER_MAX_BYTES or x.numel() >= _INT32_MAX // 2
+    if triton is None or not (x.is_cuda or interpreting()) or big:
         return x.index_select(1, perm)
     m, k = x.shape
     x = x if x.stride(1) == 1 else x.contiguous()
     out = torch.empty(m, k, device=x.device, dtype=x.dtype)
     if m == 0 or k == 0:
         return out
-    bm, bk = (4, 64) if interpreting() else (4, 512)
+    bm, bk = (4, 64) if interpreting() else (1, 1024)  # (several rows in the interpreter: the tests reach the row mask)
     _gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0), BLOCK_M=bm, BLOCK_K=bk, num_warps=4)
     return out
 
