@@ -511,9 +511,10 @@ if triton is not None:
         on the GPU): the codes come out two at a time in x's dtype (`_packed_codes`, 1.6 instructions a code
         against 5.3; sm_90, 16 tokens, 64 × 128 tile: 342 → 245 loop instructions), in a K order that x is
         loaded in too, or that x was gathered into before the launch (X_ORDERED: then x loads contiguously, which
-        taller tiles need; sm_90, 64 tokens, 4096 → 11008: 397 loop instructions unpacked → 267). Measured on the H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16%
-        faster than one code at a time at 1 and 16 tokens, not more, since the kernel waits on memory, not on
-        instructions (ncu, 16 tokens: 0.48 issued a scheduler cycle). The scale of the next step is loaded one
+        taller tiles need; sm_90, 64 tokens, 4096 → 11008: 397 loop instructions unpacked → 267). Measured on the
+        H200 (session 9, weights read from memory, int4 g128 on the 7B shapes): 4-16% faster than one code at a time
+        at 1 and 16 tokens, not more, since the kernel waits on memory, not on instructions (ncu, 16 tokens: 0.48
+        issued a scheduler cycle). The scale of the next step is loaded one
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
         FOLD (`swapped_config` sets it for code tables on 128-token tiles, where it won; it lost on int4 at every
         token count, session 22): the group scale goes into the codes' values before the MMA, (c − z)·s rounded to
@@ -1202,8 +1203,8 @@ def _weight_only_matmul(
     """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc).
     `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only. `perm` (act-order
     stored in group order: the weight's column j multiplies x[:, perm[j]]): x is gathered first, by one kernel
-    (`gather_columns`). H200, the seven 7B linears (session 22, `benchmarks/_exp_act_order_gather.py`), µs with the
-    gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in place, 16 tokens 133.6 → 114.3 and
+    (`gather_columns`). H200, the seven 7B linears (session 22, `benchmarks/_exp_act_order_gather.py`, the gather's
+    first tile of 4 rows), µs with the gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in place, 16 tokens 133.6 → 114.3 and
     64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs against 31.9-35.1)."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     _check_perm(perm, x, g_idx)
