@@ -9,3 +9,12 @@ echo "tests rc=$? s=$SECONDS"; grep -a "passed\|failed\|FAILED\|Error" $OUT/test
 # NF4's prefill of 128 tokens takes the folded 128-token tile now (session 22): bench generate's prefill column
 timeout 200 python3 -m lowbit.cli bench generate --models 7b --schemes bf16 nf4 --out $OUT/generate > /dev/null 2>&1
 echo "generate rc=$? s=$SECONDS"; grep -a "^| 7b" $OUT/generate/report.md | cut -c1-200
+# Is the swapped kernel at 64-128 tokens held back by re-reading x from the L2? Each 64-row weight tile reads all of x,
+# so at 64 tokens the seven linears read ~404 MB of x from the L2 against 101 MB of codes from memory (session 22's
+# count, not measured). ncu's memory sections say what the L2 moved and at what share of its peak
+for m in 64 128; do
+  timeout 120 ncu --clock-control none --kernel-name regex:swapped --launch-skip 2 --launch-count 1 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+    python3 benchmarks/ncu_gemv.py --swapped --m $m > $OUT/ncu-swapped-m$m.txt 2>&1
+  echo "ncu m=$m rc=$? s=$SECONDS"; grep -a "L2 Cache Throughput\|DRAM Throughput\|Memory Throughput\|Duration\|L1/TEX Hit\|L2 Hit" $OUT/ncu-swapped-m$m.txt | head -8
+done
