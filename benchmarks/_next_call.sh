@@ -18,3 +18,6 @@ for m in 64 128; do
     python3 benchmarks/ncu_gemv.py --swapped --m $m > $OUT/ncu-swapped-m$m.txt 2>&1
   echo "ncu m=$m rc=$? s=$SECONDS"; grep -a "L2 Cache Throughput\|DRAM Throughput\|Memory Throughput\|Duration\|L1/TEX Hit\|L2 Hit" $OUT/ncu-swapped-m$m.txt | head -8
 done
+# W4A16 at 64-256 tokens: taller weight tiles and the standard orientation against the swapped kernel (the same question)
+timeout 240 python3 benchmarks/_exp_tall_tiles.py $OUT/tall-tiles.json 2>&1 | grep -a "^{\|Error\|error"
+echo "tall tiles s=$SECONDS"
