@@ -539,7 +539,8 @@ def test_mma_swapped_packed_codes_match_float64(m, symmetric, block_k, g, k):
 @pytest.mark.parametrize("m,block_m", [(17, 32), (40, 64), (64, 64), (100, 128)])
 def test_mma_swapped_packed_codes_on_x_gathered_into_their_order_match_float64(m, block_m, lut):
     """XPERM: x gathered into the packed codes' K order (`packed_x_order`) so that tiles taller than 16 tokens take the
-    packed codes (integer codes and a table's), ragged M and N, groups of 64 and 128, a split K; one scale a row too."""
+    packed codes (integer codes and a table's), ragged M and N, groups of 64 and 128, a split K; one scale a row too;
+    and x gathered by the caller (X_ORDERED), bit for bit the same."""
     gen = torch.Generator().manual_seed(m * 2 + lut)
     for g, k, block_k in [(64, 320, 64), (128, 384, 128), (None, 256, 128)]:
         assert k % block_k == 0 and ops._packable(torch.empty(1, dtype=torch.bfloat16), 4, "lut" if lut else "int", block_k)
@@ -549,8 +550,23 @@ def test_mma_swapped_packed_codes_on_x_gathered_into_their_order_match_float64(m
         for dtype in (torch.float16, torch.bfloat16):
             x = torch.randn(m, k, generator=gen).to(dtype)
             cfg = dict(BLOCK_M=block_m, BLOCK_K=block_k, SPLIT_K=2, XPERM=True, FOLD=False)
-            out = ops.mma_swapped_triton(*to_dev(x, q, s, z), 4, g, *to_dev(table, bias), config=cfg)
+            xd, qd, sd, zd, td, bd = to_dev(x, q, s, z, table, bias)
+            out = ops.mma_swapped_triton(xd, qd, sd, zd, 4, g, td, bd, config=cfg)
             check(out, x.double() @ w.t() + bias.double(), dtype, k)
+            # x gathered by the caller (X_ORDERED): the same kernel on the same operands
+            xo = ops.gather_columns(xd, ops.packed_x_order(k, block_k, xd.device))
+            given = ops.mma_swapped_triton(xo, qd, sd, zd, 4, g, td, bd, config={**cfg, "XPERM": False, "X_ORDERED": True})
+            assert torch.equal(given, out)
+
+
+def test_x_given_in_the_packed_order_is_refused_where_the_codes_cannot_be_packed():
+    """X_ORDERED (x already in the packed codes' K order) with codes the kernel would take one at a time would pair x
+    with the wrong codes: refused, naming the option (here: fp32 x, and the interpreter, which cannot pack)."""
+    gen = torch.Generator().manual_seed(9)
+    q, s, z, _, _ = random_storage(16, 128, 4, 64, False, gen)
+    x = torch.randn(2, 128, generator=gen)
+    with pytest.raises(ValueError, match="X_ORDERED"):
+        ops.mma_swapped_triton(*to_dev(x, q, s, z), 4, 64, config=dict(X_ORDERED=True))
 
 
 def test_swapped_config_gives_code_tables_their_options(monkeypatch):

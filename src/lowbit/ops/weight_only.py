@@ -1018,11 +1018,17 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     grid = (cdiv(n, cfg["BLOCK_N"]), cdiv(m, cfg["BLOCK_M"]), split)
     packable = _packable(x, bits, values, cfg["BLOCK_K"])
     # XPERM: x gathered into the packed codes' K order first, so that taller tiles than 16 tokens take the packed codes
-    # (x then loads contiguously); where the codes cannot be packed it is ignored
-    want_order = cfg.pop("XPERM", False) and packable and k % cfg["BLOCK_K"] == 0
+    # (x then loads contiguously); where the codes cannot be packed it is ignored. X_ORDERED: x is given in that order
+    # (gathered by the caller, `packed_x_order`), which only the packed codes can take
+    given = cfg.pop("X_ORDERED", False)
+    if given and not (packable and k % cfg["BLOCK_K"] == 0 and cfg.get("PACKED", True)):
+        raise ValueError("X_ORDERED: x in the packed codes' order needs the packed codes (4-bit, 16-bit x, on the GPU) "
+                         "and K a multiple of BLOCK_K")
+    gather = cfg.pop("XPERM", False)
+    want_order = given or (gather and packable and k % cfg["BLOCK_K"] == 0)
     packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or want_order))
     x_ordered = want_order and packed
-    if x_ordered:
+    if x_ordered and not given:
         x = gather_columns(x, packed_x_order(k, cfg["BLOCK_K"], x.device))
     fold = cfg.pop("FOLD", False)
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
