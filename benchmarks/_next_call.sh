@@ -24,3 +24,6 @@ done
 # W4A16 at 64-256 tokens: taller weight tiles and the standard orientation against the swapped kernel (the same question)
 timeout 240 python3 benchmarks/_exp_tall_tiles.py $OUT/tall-tiles.json 2>&1 | grep -a "^{\|Error\|error"
 echo "tall tiles s=$SECONDS"
+# act-order's gather composed with the packed codes' order (X_ORDERED): if it wins, the layer keeps the composed index
+timeout 120 python3 benchmarks/_exp_act_order_packed.py $OUT/act-order-packed.json 2>&1 | grep -a "^{\|Error\|error"
+echo "act-order packed s=$SECONDS"
