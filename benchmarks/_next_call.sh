@@ -1,7 +1,7 @@
 # Prepared in session 22 (not run: its device time ran out; rename to _callNN.sh when run): bench linear with the
 # act-order gather's final tile (one row a program, index_select past 32 MB of x). Session 22's call 5 checked the
 # tile's output on the GPU bit for bit at twelve shapes; its bench linear (call 4) ran with the 4-row tile.
-# Two calls' worth: split it at the line "# ---- second call" (~410 s and ~480 s of timeouts).
+# Two calls' worth: split it at the line "# ---- second call" (~410 s and ~540 s of timeouts).
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 timeout 150 python3 -m lowbit.cli bench linear --m 1 16 32 64 128 256 4096 --out $OUT/linear > /dev/null 2>&1
 echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-300
@@ -16,7 +16,7 @@ export PYTHONPATH=$PWD/src:$PWD/benchmarks
 # so at 64 tokens the seven linears read ~404 MB of x from the L2 against 101 MB of codes from memory (session 22's
 # count, not measured). ncu's memory sections say what the L2 moved and at what share of its peak
 for m in 64 128; do
-  timeout 120 ncu --clock-control none --kernel-name regex:swapped --launch-skip 2 --launch-count 1 \
+  timeout 90 ncu --clock-control none --kernel-name regex:swapped --launch-skip 2 --launch-count 1 \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
     python3 benchmarks/ncu_gemv.py --swapped --m $m > $OUT/ncu-swapped-m$m.txt 2>&1
   echo "ncu m=$m rc=$? s=$SECONDS"; grep -a "L2 Cache Throughput\|DRAM Throughput\|Memory Throughput\|Duration\|L1/TEX Hit\|L2 Hit" $OUT/ncu-swapped-m$m.txt | head -8
