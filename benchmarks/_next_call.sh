@@ -5,7 +5,7 @@
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 timeout 150 python3 -m lowbit.cli bench linear --m 1 16 32 64 128 256 4096 --out $OUT/linear > /dev/null 2>&1
 echo "linear rc=$? s=$SECONDS"; grep -a "^| " $OUT/linear/report.md | head -16 | cut -c1-300
-timeout 60 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_ops_weight_only.py -k "gather or permutation" > $OUT/tests.txt 2>&1
+timeout 60 python3 -m pytest -q --tb=short -rf -p no:logging tests/test_ops_weight_only.py -k "gather or permutation or x_given" > $OUT/tests.txt 2>&1
 echo "tests rc=$? s=$SECONDS"; grep -a "passed\|failed\|FAILED\|Error" $OUT/tests.txt | head -10
 # NF4's prefill of 128 tokens takes the folded 128-token tile now (session 22): bench generate's prefill column
 timeout 200 python3 -m lowbit.cli bench generate --models 7b --schemes bf16 nf4 --out $OUT/generate > /dev/null 2>&1
