@@ -384,6 +384,10 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     assert words % 3 == 0 and [ops.split_k_plan(words, steps["BLOCK_W"], p) for p in (2, 3)] == [(2 * words // 3, 2), (words // 3, 3)]
     for split in (2, 3):
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(steps, SPLIT_K=split)), ref, x.dtype, k)
+    # ROW_OFFSETS (the scales' and zero points' rows as offsets from the tile's first; n = 16 is whole tiles): the same
+    # loads, so the same sums bit for bit
+    plain = ops.gemv_words_triton(x, q, s, z, bits, g, None, bias)
+    assert torch.equal(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(ROW_OFFSETS=True)), plain)
 
 
 @pytest.mark.parametrize("bits,symmetric,g,lut", [(4, False, 128, False), (4, True, None, False), (8, True, 64, False), (4, False, 64, True)])
@@ -491,7 +495,9 @@ def test_word_gemv_tables_match_float64():
     m, n, k, g = 1, 24, 256, 64
     q, s, _, table, w = random_storage(n, k, 4, g, True, gen, lut=True)
     x = torch.randn(m, k, generator=gen).to(torch.float16)
-    check(ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE)), x.double() @ w.t(), torch.float16, k)
+    out = ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE))
+    check(out, x.double() @ w.t(), torch.float16, k)
+    assert torch.equal(ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(ROW_OFFSETS=True)), out)
 
 
 def test_word_gemv_refuses_what_is_not_whole_words():

@@ -268,7 +268,7 @@ if triton is not None:
         stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        EVEN_N: tl.constexpr,
+        EVEN_N: tl.constexpr, ROW_OFFSETS: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -307,6 +307,19 @@ if triton is not None:
         # instructions, registers 56 → 48)
         rows = offs_n if EVEN_N else tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
+        # a group's scales and zero points: (tile + column) + row. With ROW_OFFSETS and EVEN_N the tile is the first row's
+        # and each row at a constant distance from it, which the loads take as immediate offsets from one address a column
+        # (sm_90 int4 g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on 11008 → 4096, but
+        # 48-56 → 58-64 registers; session 22, prepared, not timed: benchmarks/_exp_words_row_offsets.py); else each row's
+        # pointer (tile) plus the column
+        if EVEN_N and ROW_OFFSETS:
+            s_tile = s_ptr + (tl.program_id(1) * BLOCK_N) * stride_sn
+            z_tile = z_ptr + (tl.program_id(1) * BLOCK_N) * stride_zn
+            s_rows = (tl.arange(0, BLOCK_N) * stride_sn)[:, None]
+            z_rows = (tl.arange(0, BLOCK_N) * stride_zn)[:, None]
+        else:
+            s_tile, z_tile = s_ptr + rows[:, None] * stride_sn, z_ptr + rows[:, None] * stride_zn
+            s_rows, z_rows = 0, 0
         i = tl.arange(0, PER)
         acc = tl.zeros((BLOCK_N, C), dtype=tl.float32)
         x_row = x_ptr + pid_m * stride_xm
@@ -367,9 +380,9 @@ if triton is not None:
             if not (INT and GROUP_W == 0):
                 g = _group_col(cols if EVEN_K else tl.minimum(cols, KW - 1), GROUP_W)  # past K: the last group (x is 0)
                 if INT:  # Σ(c − z)·x = Σc·x − z·Σx: the z part once a column
-                    t -= _zero_point(z_ptr + rows[:, None] * stride_zn + g[None, :], magic, BITS, HAS_ZERO) * (sx * 2.5849394142282115e-26)[None, :]  # 2^-85
+                    t -= _zero_point((z_tile + g[None, :]) + z_rows, magic, BITS, HAS_ZERO) * (sx * 2.5849394142282115e-26)[None, :]  # 2^-85
                 if GROUP_W > 0:
-                    acc += t * tl.load(s_ptr + rows[:, None] * stride_sn + g[None, :])
+                    acc += t * tl.load((s_tile + g[None, :]) + s_rows)
                 else:
                     acc += t
             cols += BLOCK_W
@@ -938,7 +951,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0,
-        **cfg,
+        ROW_OFFSETS=cfg.pop("ROW_OFFSETS", False), **cfg,
     )
     return sum_split_k(out, dst)
 
