@@ -41,6 +41,8 @@ for m in (64, 128, 256):
             "swapped": lambda st: wo.mma_swapped_triton(x, *st, bits, group),
             "dequantize + cuBLAS": lambda st: F.linear(x, wo._dequantize(st[0], st[1], st[2], None, bits, group, k, None, x.dtype)),
             "standard (heuristic)": lambda st: w4a16_matmul_triton(x, st[0], st[1], st[2], None, group),
+            # packed codes with x loaded in their order 4 bytes at a time (session 9 had it lose at 64 tokens, on older tiles)
+            "swapped packed, x permuted in the load": lambda st: wo.mma_swapped_triton(x, *st, bits, group, config=dict(PACKED=True)),
         }
         for rows_a_tile in (128, 256) if m <= 64 else (128,):  # (256 rows on a 128-token tile spill: sm_90 SASS, on the CPU)
             tiles = cdiv(n, rows_a_tile) * cdiv(m, base["BLOCK_M"])
