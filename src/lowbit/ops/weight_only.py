@@ -1223,8 +1223,9 @@ def _weight_only_matmul(
     `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only. `perm` (act-order
     stored in group order: the weight's column j multiplies x[:, perm[j]]): x is gathered first, by one kernel
     (`gather_columns`). H200, the seven 7B linears (session 22, `benchmarks/_exp_act_order_gather.py`, the gather's
-    first tile of 4 rows), µs with the gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in place, 16 tokens 133.6 → 114.3 and
-    64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs against 31.9-35.1)."""
+    first tile of 4 rows), µs with the gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in
+    place, 16 tokens 133.6 → 114.3 and 64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs
+    against 31.9-35.1)."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     _check_perm(perm, x, g_idx)
     if perm is not None:
