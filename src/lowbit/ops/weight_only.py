@@ -307,11 +307,11 @@ if triton is not None:
         # instructions, registers 56 → 48)
         rows = offs_n if EVEN_N else tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
-        # a group's scales and zero points: (tile + column) + row. With ROW_OFFSETS and EVEN_N the tile is the first row's
-        # and each row at a constant distance from it, which the loads take as immediate offsets from one address a column
-        # (sm_90 int4 g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on 11008 → 4096, but
-        # 48-56 → 58-64 registers; session 22, prepared, not timed: benchmarks/_exp_words_row_offsets.py); else each row's
-        # pointer (tile) plus the column
+        # a group's scales and zero points: (tile + column) + row. With ROW_OFFSETS and EVEN_N the tile is the first
+        # row's and each row at a constant distance from it, which the loads take as immediate offsets from one address a
+        # column (sm_90 int4 g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on
+        # 11008 → 4096, but 48-56 → 58-64 registers; session 22, prepared, not timed:
+        # benchmarks/_exp_words_row_offsets.py); else each row's pointer (tile) plus the column
         if EVEN_N and ROW_OFFSETS:
             s_tile = s_ptr + (tl.program_id(1) * BLOCK_N) * stride_sn
             z_tile = z_ptr + (tl.program_id(1) * BLOCK_N) * stride_zn
@@ -668,7 +668,9 @@ if triton is not None:
                  mask=n_mask[:, None] & (offs_k < K)[None, :])
 
     @triton.jit
-    def _gather_columns_kernel(x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    def _gather_columns_kernel(
+        x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):
         """out[m, j] = x[m, perm[j]] for a [BLOCK_M, BLOCK_K] tile: act-order's activations in the stored column order,
         each column block's indices loaded once for its rows."""
         offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
