@@ -12,7 +12,8 @@ import sys
 
 import torch
 
-from lowbit.bench.dispatch import KINDS, LAYER, bench_cold_us, cold_copies, storage
+from _layer_paths import add_errors, add_times, rounded
+from lowbit.bench.dispatch import KINDS, LAYER, cold_copies, storage
 from lowbit.ops import weight_only as wo
 
 gen = torch.Generator(device="cuda").manual_seed(0)
@@ -21,7 +22,7 @@ stores = {(k, n): [storage(k, n, bits, group, zero, dtype, gen) for _ in range(c
 perms = {k: torch.randperm(k, device="cuda", generator=gen).to(torch.int32) for k in {k for k, _ in LAYER}}
 rows = []
 for m in (16, 32, 64, 128):
-    row, err = {"m": m, "now": 0.0, "composed": 0.0, "no permutation": 0.0}, {"now": 0.0, "composed": 0.0}
+    row, err = {"m": m}, {}
     for (k, n), count in LAYER.items():
         x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
         perm = perms[k]
@@ -34,12 +35,9 @@ for m in (16, 32, 64, 128):
             "composed": lambda st: wo.mma_swapped_triton(wo.gather_columns(x, composed), *st, bits, group, config=dict(X_ORDERED=True)),
             "no permutation": lambda st: wo._weight_only_matmul(x, st[0], st[1], st[2], None, bits, group, None, None, None),
         }
-        for name, call in paths.items():
-            row[name] += count * bench_cold_us([lambda st=st, call=call: call(st) for st in stores[(k, n)]])
-        for name in err:
-            err[name] = max(err[name], ((paths[name]((q, s, z)).double() - ref).norm() / ref.norm()).item())
-    row = {a: round(b, 1) if isinstance(b, float) else b for a, b in row.items()}
-    row["errors"] = {a: f"{b:.1e}" for a, b in err.items()}
+        add_times(row, paths, stores[(k, n)], count)
+        add_errors(err, paths, (q, s, z), ref, ("now", "composed"))
+    row = rounded(row, err)
     print(json.dumps(row), flush=True)
     rows.append(row)
 json.dump(rows, open(sys.argv[1], "w"), indent=1)

@@ -15,7 +15,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from lowbit.bench.dispatch import KINDS, LAYER, bench_cold_us, cold_copies, storage
+from _layer_paths import add_errors, add_times, rounded
+from lowbit.bench.dispatch import KINDS, LAYER, cold_copies, storage
 from lowbit.ops import weight_only as wo
 from lowbit.ops.tiles import cdiv, next_power_of_2
 from lowbit.ops.w4a16 import w4a16_matmul_triton
@@ -54,11 +55,9 @@ for m in (64, 128, 256):
             split = split_for(cdiv(m, bm) * cdiv(n, bn), k, bk)
             cfg = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=3, SPLIT_K=split)
             paths[f"standard {bm}x{bn}x{bk} w{warps}"] = lambda st, cfg=cfg: w4a16_matmul_triton(x, st[0], st[1], st[2], None, group, config=cfg)
-        for name, call in paths.items():
-            row[name] = row.get(name, 0.0) + count * bench_cold_us([lambda st=st, call=call: call(st) for st in stores[(k, n)]])
-            err[name] = max(err.get(name, 0.0), ((call((q, s, z)).double() - ref).norm() / ref.norm()).item())
-    row = {a: round(b, 1) if isinstance(b, float) else b for a, b in row.items()}
-    row["errors"] = {a: f"{b:.1e}" for a, b in err.items()}
+        add_times(row, paths, stores[(k, n)], count)
+        add_errors(err, paths, (q, s, z), ref)
+    row = rounded(row, err)
     print(json.dumps(row), flush=True)
     rows.append(row)
 json.dump(rows, open(sys.argv[1], "w"), indent=1)

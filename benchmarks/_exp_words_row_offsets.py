@@ -10,7 +10,8 @@ import sys
 
 import torch
 
-from lowbit.bench.dispatch import KINDS, LAYER, bench_cold_us, cold_copies, storage
+from _layer_paths import add_times, rounded
+from lowbit.bench.dispatch import KINDS, LAYER, cold_copies, storage
 from lowbit.ops import weight_only as wo
 
 gen = torch.Generator(device="cuda").manual_seed(0)
@@ -21,15 +22,16 @@ for kind in ("int4", "table4", "int8"):
     lut = wo.code_table(lut_name, torch.device("cuda")) if lut_name else None
     stores = {(k, n): [storage(k, n, bits, group or k, zero, dtype, gen) for _ in range(cold_copies(n * k * bits // 8))] for k, n in LAYER}
     for m in (1, 2):
-        row, equal = {"kind": kind, "m": m, "off": 0.0, "on": 0.0}, True
+        row, equal = {"kind": kind, "m": m}, True
         for (k, n), count in LAYER.items():
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             g = group or k
-            for name, cfg in (("off", None), ("on", dict(ROW_OFFSETS=True))):
-                row[name] += count * bench_cold_us([lambda st=st, cfg=cfg: wo.gemv_words_triton(x, *st, bits, g, lut, config=cfg) for st in stores[(k, n)]])
+            paths = {name: lambda st, cfg=cfg: wo.gemv_words_triton(x, *st, bits, g, lut, config=cfg)
+                     for name, cfg in (("off", None), ("on", dict(ROW_OFFSETS=True)))}
+            add_times(row, paths, stores[(k, n)], count)
             st = stores[(k, n)][0]
             equal &= torch.equal(wo.gemv_words_triton(x, *st, bits, g, lut), wo.gemv_words_triton(x, *st, bits, g, lut, config=dict(ROW_OFFSETS=True)))
-        row = {a: round(b, 1) if isinstance(b, float) else b for a, b in row.items()}
+        row = rounded(row, {})
         row["bit-equal"] = equal
         print(json.dumps(row), flush=True)
         rows.append(row)
