@@ -747,7 +747,7 @@ def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """x[:, perm] for x [M, K] and a checked `perm` (`_check_perm`): one kernel launch where Triton runs (on CUDA, or
     in the interpreter), one row of x a program (its gathers then stay in the L1: 2-4 rows a program ran 1.3-2x
     slower from 16 tokens on); else, and for x past _GATHER_MAX_BYTES, `index_select`."""
-    big = x.numel() * x.element_size() > _GATHER_MAX_BYTES or x.numel() >= _INT32_MAX // 2
+    big = x.numel() * x.element_size() > _GATHER_MAX_BYTES  # (also keeps the kernel's offsets inside 32 bits)
     if triton is None or not (x.is_cuda or interpreting()) or big:
         return x.index_select(1, perm)
     m, k = x.shape
@@ -1035,15 +1035,15 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     # XPERM: x gathered into the packed codes' K order first, so that taller tiles than 16 tokens take the packed codes
     # (x then loads contiguously); where the codes cannot be packed it is ignored. X_ORDERED: x is given in that order
     # (gathered by the caller, `packed_x_order`), which only the packed codes can take
+    orderable = packable and k % cfg["BLOCK_K"] == 0
     given = cfg.pop("X_ORDERED", False)
-    if given and not (packable and k % cfg["BLOCK_K"] == 0 and cfg.get("PACKED", True)):
+    gather = cfg.pop("XPERM", False) and orderable and not given
+    packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or given or gather))
+    if given and not (orderable and packed):
         raise ValueError("X_ORDERED: x in the packed codes' order needs the packed codes (4-bit, 16-bit x, on the GPU) "
                          "and K a multiple of BLOCK_K")
-    gather = cfg.pop("XPERM", False)
-    want_order = given or (gather and packable and k % cfg["BLOCK_K"] == 0)
-    packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or want_order))
-    x_ordered = want_order and packed
-    if x_ordered and not given:
+    x_ordered = (given or gather) and packed
+    if gather and packed:
         x = gather_columns(x, packed_x_order(k, cfg["BLOCK_K"], x.device))
     fold = cfg.pop("FOLD", False)
     counts = tile_counters(x.device, grid[0] * grid[1]) if split > 1 else dst
