@@ -384,17 +384,14 @@ def test_word_gemv_integer_codes_match_float64(m, n, k, g, bits, symmetric):
     assert words % 3 == 0 and [ops.split_k_plan(words, steps["BLOCK_W"], p) for p in (2, 3)] == [(2 * words // 3, 2), (words // 3, 3)]
     for split in (2, 3):
         check(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(steps, SPLIT_K=split)), ref, x.dtype, k)
-    # ROW_OFFSETS (the scales' and zero points' rows as offsets from the tile's first; n = 16 is whole tiles): the same
-    # loads, so the same sums bit for bit
-    plain = ops.gemv_words_triton(x, q, s, z, bits, g, None, bias)
-    assert torch.equal(ops.gemv_words_triton(x, q, s, z, bits, g, None, bias, config=dict(ROW_OFFSETS=True)), plain)
 
 
 @pytest.mark.parametrize("bits,symmetric,g,lut", [(4, False, 128, False), (4, True, None, False), (8, True, 64, False), (4, False, 64, True)])
 def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
     """Act-order stored in group order: the weight's column j multiplies x[:, perm[j]] (x gathered by `gather_columns`
     before the word GEMV: whole steps and a masked K tail, split-K), against float64 of the gathered x; the op's other
-    paths (the reference here; on a GPU also the swapped kernel and dequantize + cuBLAS) take the same gathered x."""
+    paths (the reference here; on a GPU also the swapped kernel, at 20 tokens on x gathered straight into the packed
+    codes' K order, and dequantize + cuBLAS) take the same gathered x."""
     gen = torch.Generator().manual_seed(bits * 100 + (g or 0) + lut)
     n, k = 21, 384
     q, s, z, table, w = random_storage(n, k, bits, g or k, symmetric, gen, lut=lut)
@@ -420,7 +417,8 @@ def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
 def test_gather_columns_is_x_indexed_by_perm(monkeypatch, dtype, largest):
     """The act-order gather kernel against torch's indexing, bit for bit (a gather rounds nothing): row and column
     counts off its tile (4 × 64 in the interpreter, one row of 1024 on a GPU), a transposed x, no rows; with `largest`
-    bytes the larger inputs take `index_select`."""
+    bytes the larger inputs take `index_select`. With order_k, composed with the packed codes' K order (the host's
+    `packed_x_order`, which the swapped kernel's GPU tests check against float64)."""
     if largest is not None:
         monkeypatch.setattr(ops, "_GATHER_MAX_BYTES", largest)
     gen = torch.Generator().manual_seed(7)
@@ -432,6 +430,11 @@ def test_gather_columns_is_x_indexed_by_perm(monkeypatch, dtype, largest):
         out = ops.gather_columns(xd, pd)
         assert out.shape == (m, k) and out.dtype == dtype
         assert torch.equal(out.cpu(), x[:, perm.long()])
+        for order_k in (64, 128) if k % 128 == 0 else ():
+            composed = perm[ops.packed_x_order(k, order_k, torch.device("cpu")).long()]
+            assert torch.equal(ops.gather_columns(xd, pd, order_k).cpu(), x[:, composed.long()])
+    with pytest.raises(ValueError, match="order_k must divide K = 200"):
+        ops.gather_columns(torch.randn(1, 200), torch.arange(200, dtype=torch.int32), 64)
 
 
 def test_a_bad_permutation_is_named():
@@ -497,7 +500,6 @@ def test_word_gemv_tables_match_float64():
     x = torch.randn(m, k, generator=gen).to(torch.float16)
     out = ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE))
     check(out, x.double() @ w.t(), torch.float16, k)
-    assert torch.equal(ops.gemv_words_triton(*to_dev(x, q, s), None, 4, g, table.to(DEVICE), config=dict(ROW_OFFSETS=True)), out)
 
 
 def test_word_gemv_refuses_what_is_not_whole_words():
@@ -591,17 +593,26 @@ def test_swapped_config_gives_code_tables_their_options(monkeypatch):
 def test_mma_swapped_folded_scales_match_float64_of_the_rounded_weight(m, split, bits, symmetric, g, k, lut):
     """FOLD: each code's value times its group scale, (c − z)·s in fp32 rounded once to x's dtype (the dequantize
     path's weight), then the MMA in fp32; against float64 of exactly that weight, to the unfolded kernel's tolerance.
-    One scale a row (g None) ignores FOLD."""
+    Packed 4-bit codes (GPU, 16-bit x) fold by a packed product instead: v·s with v (c − z, or the table's value) and s
+    each rounded to x's dtype, the product rounded once; against float64 of that weight. One scale a row (g None)
+    ignores FOLD."""
     g = g or k
     gen = torch.Generator().manual_seed(hash((m, bits, g, k, lut)) % 2**31)
     q, s, z, table, w = random_storage(33, k, bits, g, symmetric, gen, lut=lut)
     bias = torch.randn(33, generator=gen)
+    s64 = s.double().repeat_interleave(g, dim=1)
     for dtype in MMA_DTYPES:
         x = torch.randn(m, k, generator=gen).to(dtype)
         w_used = w.float().to(dtype) if g < k else w  # fp32's product of two fp32 numbers is float64's, rounded
-        ref = x.double() @ w_used.double().t() + bias.double()
-        out = ops.mma_swapped_triton(*to_dev(x, q, s, z), bits, g, *to_dev(table, bias), config=dict(SPLIT_K=split, FOLD=True))
-        check(out, ref, dtype, k)
+        runs = [(dict(PACKED=False), w_used)]
+        if bits == 4 and dtype != torch.float32 and ops._packable(x.to(DEVICE), 4, "lut" if lut else "int", 16):
+            # w / s is v exactly (w is the exact float64 product); float64 multiplies two 16-bit values exactly
+            v_s = (w / s64).to(dtype).double() * s.to(dtype).double().repeat_interleave(g, dim=1)
+            runs.append((dict(PACKED=True), v_s.to(dtype) if g < k else w))
+        for cfg, weight in runs:
+            ref = x.double() @ weight.double().t() + bias.double()
+            out = ops.mma_swapped_triton(*to_dev(x, q, s, z), bits, g, *to_dev(table, bias), config=dict(SPLIT_K=split, FOLD=True, **cfg))
+            check(out, ref, dtype, k)
 
 
 def test_mma_swapped_split_k_sums_in_the_kernel_and_leaves_its_counters_zero():

@@ -268,7 +268,7 @@ if triton is not None:
         stride_os, stride_om, magic,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        EVEN_N: tl.constexpr, ROW_OFFSETS: tl.constexpr,
+        EVEN_N: tl.constexpr,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -307,12 +307,13 @@ if triton is not None:
         # instructions, registers 56 → 48)
         rows = offs_n if EVEN_N else tl.minimum(offs_n, N - 1)
         w_rows = w_ptr + rows[:, None] * stride_wn
-        # a group's scales and zero points: (tile + column) + row. With ROW_OFFSETS and EVEN_N the tile is the first
-        # row's and each row at a constant distance from it, which the loads take as immediate offsets from one address a
-        # column (sm_90 int4 g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on
-        # 11008 → 4096, but 48-56 → 58-64 registers; session 22, prepared, not timed:
-        # benchmarks/_exp_words_row_offsets.py); else each row's pointer (tile) plus the column
-        if EVEN_N and ROW_OFFSETS:
+        # a group's scales and zero points: (tile + column) + row. Where EVEN_N the tile is the first row's and each row at
+        # a constant distance from it, which the loads take as immediate offsets from one address a column (sm_90 int4
+        # g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on 11008 → 4096, 48-56 → 58-64
+        # registers; H200, the seven 7B linears, µs: int4 60.8 → 59.5 at one token, 92.2 → 85.8 at two, NF4 74.9 → 73.6
+        # and 123.5 → 118.3, int8 71.8 both; session 23, benchmarks/_exp_words_row_offsets.py); else each row's
+        # pointer (tile) plus the column
+        if EVEN_N:
             s_tile = s_ptr + (tl.program_id(1) * BLOCK_N) * stride_sn
             z_tile = z_ptr + (tl.program_id(1) * BLOCK_N) * stride_zn
             s_rows = (tl.arange(0, BLOCK_N) * stride_sn)[:, None]
@@ -421,6 +422,16 @@ if triton is not None:
             return tl.inline_asm_elementwise(_PAIRS_FP16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
         return tl.inline_asm_elementwise(_PAIRS_BF16, _PAIRS_CONSTRAINTS, [b, zz], tl.int32, True, 4)
 
+    @triton.jit
+    def _scaled_pairs(pair, s, dtype: tl.constexpr):
+        """int32 pairs of 16-bit values [R, C] times their rows' scales s (fp32 [R], rounded to x's 16-bit dtype first),
+        one packed product a pair rounded once: the scale folded into the MMA's operand at half an instruction a code
+        (in fp32, unpacked and repacked: ~3). Inline PTX: not for the interpreter."""
+        ss = ((s.to(dtype).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF) * 65537)[:, None]
+        if dtype == tl.float16:
+            return tl.inline_asm_elementwise("mul.rn.f16x2 $0, $1, $2;", "=r,r,r", [pair, ss], tl.int32, True, 1)
+        return tl.inline_asm_elementwise("mul.rn.bf16x2 $0, $1, $2;", "=r,r,r", [pair, ss], tl.int32, True, 1)
+
     def _table_pairs_asm() -> str:
         """PTX of `_table_pairs`. Operands: $0-$3 the four pairs out; $4 the word of 4 bytes (8 codes); then each
         32-bit table word as 4 operands (pack 4), of which the first is used: L0-L3 at $5, $9, $13, $17, H0-H3 at
@@ -480,31 +491,41 @@ if triton is not None:
         return tl.interleave(lo, hi)
 
     @triton.jit
-    def _packed_codes(b, z, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    def _packed_codes(b, z, s, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SCALED: tl.constexpr):
         """The 4-bit codes − z of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit dtype,
-        K in the order `_packed_order` gives (`_mma_byte_order`)."""
+        K in the order `_packed_order` gives (`_mma_byte_order`); SCALED: times the rows' scales s (`_scaled_pairs`)."""
         b = _mma_byte_order(b, BLOCK_N, BLOCK_K)
         FP16: tl.constexpr = dtype == tl.float16
         magic = 0x6400 if FP16 else 0x4300  # 1024 (fp16) or 128 (bf16) with the code in the low mantissa bits
         zz = ((z | magic) * 65537)[:, None]
-        return _pairs_as_values(_nibble_pairs(b, zz, FP16), dtype)
+        pair = _nibble_pairs(b, zz, FP16)
+        if SCALED:
+            pair = _scaled_pairs(pair, s, dtype)
+        return _pairs_as_values(pair, dtype)
 
     @triton.jit
-    def _packed_table(b, words, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    def _packed_table(b, words, s, dtype: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SCALED: tl.constexpr):
         """table[code] of the 4-bit codes of bytes b [BLOCK_N, BLOCK_K / 2] as a [BLOCK_N, BLOCK_K] tile of x's 16-bit
-        dtype (the table's words from `_table_words`), K in the order `_packed_order` gives."""
+        dtype (the table's words from `_table_words`), K in the order `_packed_order` gives; SCALED: times the rows'
+        scales s (`_scaled_pairs`)."""
         b = _mma_byte_order(b, BLOCK_N, BLOCK_K)
         z = tl.zeros((BLOCK_N, BLOCK_K // 2), dtype=tl.int32)
         pair = _table_pairs(b, z + words[0], z + words[1], z + words[2], z + words[3], z + words[4], z + words[5],
                             z + words[6], z + words[7])
+        if SCALED:
+            pair = _scaled_pairs(pair, s, dtype)
         return _pairs_as_values(pair, dtype)
 
     @triton.jit
-    def _packed_order(BLOCK_K: tl.constexpr):
-        """The K column of each slot of `_packed_codes`' tile: slot 16c + 8e + 2t + h holds the nibble h of byte
-        (BLOCK_K / 8)·t + 2c + e."""
-        s = tl.arange(0, BLOCK_K)
+    def _packed_column(s, BLOCK_K: tl.constexpr):
+        """The K column (inside its step) of slots s of `_packed_codes`' tile: slot 16c + 8e + 2t + h holds the nibble h
+        of byte (BLOCK_K / 8)·t + 2c + e (as `packed_x_order` on the host)."""
         return (BLOCK_K // 4) * ((s // 2) % 4) + 4 * (s // 16) + 2 * ((s // 8) % 2) + s % 2
+
+    @triton.jit
+    def _packed_order(BLOCK_K: tl.constexpr):
+        """The K column of each slot of a step of `_packed_codes`' tile."""
+        return _packed_column(tl.arange(0, BLOCK_K), BLOCK_K)
 
     @triton.jit
     def _mma_swapped_kernel(
@@ -564,6 +585,8 @@ if triton is not None:
             z_row = tl.load(z_ptrs)
         if GROUP > 0:  # each step's scale is loaded a step ahead
             s_next = tl.load(s_ptrs + k_start // GROUP)
+        else:  # (one scale a row, applied after the loop)
+            s = 1.0
         for k0 in range(k_start, k_end, BLOCK_K):
             k_ahead = tl.minimum(k0 + BLOCK_K, K - 1)  # the next step's group, or the last one (a valid address)
             if HAS_ZERO:
@@ -581,13 +604,13 @@ if triton is not None:
             else:  # a code 0 past K (x is 0 there too)
                 b = tl.load(q_ptr + rows[:, None] * stride_qn + offs_b[None, :], mask=(offs_b < K // PER)[None, :], other=0)
             if PACKED and VALUES == "lut":
-                v = _packed_table(b, words, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K)
+                v = _packed_table(b, words, s, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K, FOLD and GROUP > 0)
             elif PACKED:
                 if HAS_ZERO:
                     zc = z.to(tl.int32)
                 else:  # symmetric storage: the fixed offset 8
                     zc = tl.full((BLOCK_N,), 8, tl.int32)
-                v = _packed_codes(b, zc, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K)
+                v = _packed_codes(b, zc, s, x_ptr.dtype.element_ty, BLOCK_N, BLOCK_K, FOLD and GROUP > 0)
             else:
                 b = b.to(tl.int32)  # bytes, unsigned
                 if BITS == 4:  # low nibbles are the even columns
@@ -608,8 +631,6 @@ if triton is not None:
                 if FOLD and GROUP > 0:
                     v = v * s[:, None]
                 v = v.to(x_ptr.dtype.element_ty)
-            if FOLD and GROUP > 0 and PACKED:
-                v = (v.to(tl.float32) * s[:, None]).to(x_ptr.dtype.element_ty)
             offs_k = k0 + cols
             x_mask = m_mask[None, :] if EVEN_K else m_mask[None, :] & (offs_k < K)[:, None]
             xt = tl.load(x_ptr + offs_m[None, :] * stride_xm + offs_k[:, None], mask=x_mask, other=0.0)
@@ -670,13 +691,18 @@ if triton is not None:
     @triton.jit
     def _gather_columns_kernel(
         x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+        ORDER_K: tl.constexpr,
     ):
         """out[m, j] = x[m, perm[j]] for a [BLOCK_M, BLOCK_K] tile: act-order's activations in the stored column order,
-        each column block's indices loaded once for its rows."""
+        each column block's indices loaded once for its rows. ORDER_K > 0: perm[j'] with j' slot j's column in the
+        packed codes' order of K-steps of ORDER_K (`_packed_column`)."""
         offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         j = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
         mask = (offs_m < M)[:, None] & (j < K)[None, :]
-        src = tl.load(perm_ptr + j, mask=j < K, other=0)
+        if ORDER_K > 0:
+            src = tl.load(perm_ptr + ((j // ORDER_K) * ORDER_K + _packed_column(j % ORDER_K, ORDER_K)), mask=j < K, other=0)
+        else:
+            src = tl.load(perm_ptr + j, mask=j < K, other=0)
         v = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :], mask=mask)
         tl.store(out_ptr + offs_m[:, None] * stride_om + j[None, :], v, mask=mask)
 
@@ -743,12 +769,18 @@ def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
 _GATHER_MAX_BYTES = 32 << 20
 
 
-def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+def gather_columns(x: torch.Tensor, perm: torch.Tensor, order_k: int = 0) -> torch.Tensor:
     """x[:, perm] for x [M, K] and a checked `perm` (`_check_perm`): one kernel launch where Triton runs (on CUDA, or
     in the interpreter), one row of x a program (its gathers then stay in the L1: 2-4 rows a program ran 1.3-2x
-    slower from 16 tokens on); else, and for x past _GATHER_MAX_BYTES, `index_select`."""
+    slower from 16 tokens on); else, and for x past _GATHER_MAX_BYTES, `index_select`. `order_k` > 0 (K a multiple
+    of it): x[:, perm[packed_x_order(K, order_k)]], act-order's columns in the packed codes' K order for the swapped
+    kernel's X_ORDERED, in the same one pass."""
+    if order_k and x.shape[1] % order_k:
+        raise ValueError(f"order_k must divide K = {x.shape[1]}, got {order_k}")
     big = x.numel() * x.element_size() > _GATHER_MAX_BYTES  # (also keeps the kernel's offsets inside 32 bits)
     if triton is None or not (x.is_cuda or interpreting()) or big:
+        if order_k:
+            perm = perm[packed_x_order(x.shape[1], order_k, x.device).long()]
         return x.index_select(1, perm)
     m, k = x.shape
     x = x if x.stride(1) == 1 else x.contiguous()
@@ -756,7 +788,8 @@ def gather_columns(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     if m == 0 or k == 0:
         return out
     bm, bk = (4, 64) if interpreting() else (1, 1024)  # (several rows in the interpreter: the tests reach the row mask)
-    _gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0), BLOCK_M=bm, BLOCK_K=bk, num_warps=4)
+    _gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0), BLOCK_M=bm, BLOCK_K=bk,
+                                                       ORDER_K=order_k, num_warps=4)
     return out
 
 
@@ -953,7 +986,7 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
         dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
         HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0,
-        ROW_OFFSETS=cfg.pop("ROW_OFFSETS", False), **cfg,
+        **cfg,
     )
     return sum_split_k(out, dst)
 
@@ -1024,7 +1057,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
         return out
     x = x.contiguous()
     qweight, scale, zero = _unit_stride(qweight, scale, zero)
-    values = "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+    values = _values(qweight, lut)
     qweight = qweight.view(torch.uint8)  # int8 and FP8 values: the kernel reinterprets the bytes
     per_split, split = split_k_plan(k, cfg["BLOCK_K"], split)
     dst = split_k_partials(out, split)
@@ -1035,7 +1068,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     # XPERM: x gathered into the packed codes' K order first, so that taller tiles than 16 tokens take the packed codes
     # (x then loads contiguously); where the codes cannot be packed it is ignored. X_ORDERED: x is given in that order
     # (gathered by the caller, `packed_x_order`), which only the packed codes can take
-    orderable = packable and k % cfg["BLOCK_K"] == 0
+    orderable = _orderable(x, bits, values, cfg["BLOCK_K"])
     given = cfg.pop("X_ORDERED", False)
     gather = cfg.pop("XPERM", False) and orderable and not given
     packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or given or gather))
@@ -1072,6 +1105,16 @@ def packed_x_order(k: int, block_k: int, device: torch.device) -> torch.Tensor:
     slot = torch.arange(block_k)
     order = (block_k // 4) * ((slot // 2) % 4) + 4 * (slot // 16) + 2 * ((slot // 8) % 2) + slot % 2
     return (torch.arange(0, k, block_k)[:, None] + order[None, :]).reshape(-1).to(torch.int32).to(device)
+
+
+def _values(qweight: torch.Tensor, lut: torch.Tensor | None) -> str:
+    """What the kernels' VALUES constexpr calls the storage's codes (see the module doc)."""
+    return "lut" if lut is not None else _VALUES.get(qweight.dtype, "int")
+
+
+def _orderable(x: torch.Tensor, bits: int, values: str, block_k: int) -> bool:
+    """Whether the swapped kernel can take x in the packed codes' K order (XPERM, X_ORDERED): packed codes, whole steps."""
+    return _packable(x, bits, values, block_k) and x.shape[1] % block_k == 0
 
 
 def _packable(x: torch.Tensor, bits: int, values: str, block_k: int) -> bool:
@@ -1227,27 +1270,47 @@ def _weight_only_matmul(
     (`gather_columns`). H200, the seven 7B linears (session 22, `benchmarks/_exp_act_order_gather.py`, the gather's
     first tile of 4 rows), µs with the gather: one token 94.1 → 73.9 against the word GEMV reading x through perm in
     place, 16 tokens 133.6 → 114.3 and 64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs
-    against 31.9-35.1)."""
+    against 31.9-35.1). Where the swapped kernel takes packed codes, x is gathered straight into their K order
+    (`gather_columns`' order_k, X_ORDERED): int4 g128, µs, 110.9 → 102.7 at 16 tokens, 136.0 → 129.4 at 32, 183.2 → 164.5
+    at 64, 257.7 → 247.2 at 128 (session 23, `benchmarks/_exp_act_order_packed.py`)."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     _check_perm(perm, x, g_idx)
-    if perm is not None:
-        x = gather_columns(x, perm)
     if g_idx is not None:
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
-    on_kernels = x.is_cuda and triton is not None and x.dtype in KERNEL_DTYPES and m > 0
-    limits = path_limits(x, qweight, bits, lut) if on_kernels else None
-    if on_kernels and m <= limits["words"] and (wcfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)):
-        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, wcfg)
-    if not on_kernels:
-        return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
-    cfg = gemv_config(n, k, bits, group_size)
-    if cfg is not None and lut is not None and m <= limits["gemv"]:
+    path, cfg = _path(x, qweight, zero, bits, group_size, lut)
+    if perm is not None:  # the swapped kernel's packed codes take x gathered straight into their K order
+        order_k = cfg["BLOCK_K"] if path == "swapped" and _orderable(x, bits, _values(qweight, lut), cfg["BLOCK_K"]) else 0
+        x = gather_columns(x, perm, order_k)
+        cfg = {**cfg, "X_ORDERED": True} if order_k else cfg
+    if path == "words":
+        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
+    if path == "gemv":
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
-    if m <= limits["swapped"] and (scfg := swapped_config(m, n, k, bits, group_size, lut is not None)):
-        return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, scfg)
+    if path == "swapped":
+        return _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
+    if path == "reference":
+        return _reference(x, qweight, scale, zero, bits, group_size, lut, bias)
     # beyond: the weight dequantized once (the kernel where it takes the storage), then cuBLAS
     w = _dequantize(qweight, scale, zero, None, bits, group_size, k, lut, x.dtype)
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
+
+
+def _path(x, qweight, zero, bits: int, group_size: int, lut) -> tuple[str, dict | None]:
+    """Which kernel takes these tokens and storage, and its tile: the dispatch order of the module doc, each path up to
+    its measured token count (`path_limits`); "reference" off the kernels (CPU, no Triton, other dtypes)."""
+    m, k = x.shape
+    n = qweight.shape[0]
+    if not (x.is_cuda and triton is not None and x.dtype in KERNEL_DTYPES and m > 0):
+        return "reference", None
+    limits = path_limits(x, qweight, bits, lut)
+    if m <= limits["words"] and (cfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)):
+        return "words", cfg
+    cfg = gemv_config(n, k, bits, group_size)
+    if cfg is not None and lut is not None and m <= limits["gemv"]:
+        return "gemv", cfg
+    if m <= limits["swapped"] and (cfg := swapped_config(m, n, k, bits, group_size, lut is not None)):
+        return "swapped", cfg
+    return "dequant", None
 
 
 weight_only_matmul = torch.library.custom_op("lowbit::weight_only_matmul", mutates_args=())(_weight_only_matmul)
