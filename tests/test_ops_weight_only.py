@@ -578,10 +578,11 @@ def test_x_given_in_the_packed_order_is_refused_where_the_codes_cannot_be_packed
 
 
 def test_swapped_config_gives_code_tables_their_options(monkeypatch):
-    """NF4's measured options (session 22): x gathered into the packed order at 17-64 tokens, the scales folded on the
-    128-token tile; integer codes take neither."""
+    """NF4's measured options (sessions 22-23): x gathered into the packed order past 16 tokens, and on the 128-token
+    tile the scales folded into the packed values; integer codes take neither."""
     monkeypatch.setattr(ops, "interpreting", lambda: False)
-    for m, want in [(16, {}), (17, {"XPERM": True}), (64, {"XPERM": True}), (65, {"FOLD": True}), (128, {"FOLD": True})]:
+    both = {"XPERM": True, "FOLD": True}
+    for m, want in [(16, {}), (17, {"XPERM": True}), (64, {"XPERM": True}), (65, both), (128, both), (256, both)]:
         cfg = ops.swapped_config(m, 4096, 4096, 4, 64, table=True)
         assert {key: cfg[key] for key in ("XPERM", "FOLD") if key in cfg} == want, m
         assert "XPERM" not in ops.swapped_config(m, 4096, 4096, 4, 128) and "FOLD" not in ops.swapped_config(m, 4096, 4096, 4, 128)

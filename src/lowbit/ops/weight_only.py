@@ -1025,8 +1025,12 @@ def swapped_config(m: int, n: int, k: int, bits: int, group_size: int, table: bo
     # µs): at 17-64 tokens the packed codes with x gathered into their order (XPERM), 182.6 → 165.0 at 32 tokens and
     # 205.9 → 186.7 at 64 (int4's lost or tied: 98.0 → 104.5 at 16, 166.4 → 162.3 at 64); on the 128-token tile the
     # scales folded into the values (FOLD), 293.2 / 299.5 / 317.2 → 266.0 / 269.7 / 276.0 at 65 / 96 / 128 tokens
-    # (int4's lost at every count, session 22 call 2)
-    if table and 16 < m <= 64:
+    # (int4's lost at every count, session 22 call 2). Session 23 (call 3, benchmarks/_exp_packed_fold.py): on the
+    # 128-token tile the packed codes with the fold as a packed product (`_scaled_pairs`), NF4 286.9 → 254.7 at 128
+    # tokens (the fp32 fold 273.2); at 16-64 and 256 tokens it lost for NF4, and for int4 everywhere (97.6 → 125.5 at
+    # 16, 165.2 → 199.0 at 64, 238.6 → 289.6 at 128): the MMA in flight while the next step is dequantized is not what
+    # the kernel waits on
+    if table and 16 < m:
         cfg["XPERM"] = True
     if table and block_m == 128:
         cfg["FOLD"] = True
