@@ -15,17 +15,14 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from _layer_paths import add_errors, add_times, rounded
-from lowbit.bench.dispatch import KINDS, LAYER, cold_copies, storage
+from _layer_paths import add_errors, add_times, layer_storage, rounded
+from lowbit.bench.dispatch import LAYER
 from lowbit.ops import weight_only as wo
 
 gen = torch.Generator(device="cuda").manual_seed(0)
 rows = []
 for kind in ("int4", "table4"):
-    bits, group, zero, dtype, lut_name = KINDS[kind]
-    lut = wo.code_table(lut_name, torch.device("cuda")) if lut_name else None
-    stores = {(k, n): [storage(k, n, bits, group, zero, dtype, gen) for _ in range(cold_copies(n * k * bits // 8))] for k, n in LAYER}
-    floats = {(k, n): [(torch.randn(n, k, device="cuda", dtype=torch.bfloat16),) for _ in range(cold_copies(2 * n * k))] for k, n in LAYER}
+    bits, group, lut, stores, floats = layer_storage(kind, gen)
     for m in (16, 64, 128, 256):
         row, err = {"kind": kind, "m": m}, {}
         for (k, n), count in LAYER.items():

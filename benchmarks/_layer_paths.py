@@ -7,7 +7,18 @@ from collections.abc import Callable
 
 import torch
 
-from lowbit.bench.dispatch import bench_cold_us
+from lowbit.bench.dispatch import KINDS, LAYER, bench_cold_us, cold_copies, storage
+from lowbit.ops import weight_only as wo
+
+
+def layer_storage(kind: str, gen: torch.Generator) -> tuple:
+    """(bits, group, lut, stores, floats) for a storage kind of `bench.dispatch.KINDS`: each 7B linear's cold copies of
+    random storage, and of bf16 weights (as 1-tuples, for `add_times`)."""
+    bits, group, zero, dtype, lut_name = KINDS[kind]
+    lut = wo.code_table(lut_name, torch.device("cuda")) if lut_name else None
+    stores = {(k, n): [storage(k, n, bits, group, zero, dtype, gen) for _ in range(cold_copies(n * k * bits // 8))] for k, n in LAYER}
+    floats = {(k, n): [(torch.randn(n, k, device="cuda", dtype=torch.bfloat16),) for _ in range(cold_copies(2 * n * k))] for k, n in LAYER}
+    return bits, group, lut, stores, floats
 
 
 def add_times(row: dict, paths: dict[str, Callable], copies: list, count: int) -> None:

@@ -311,7 +311,7 @@ if triton is not None:
         # a constant distance from it, which the loads take as immediate offsets from one address a column (sm_90 int4
         # g128 with zero points: 467 → 435 loop instructions on 4096 → 11008, 473 → 434 on 11008 → 4096, 48-56 → 58-64
         # registers; H200, the seven 7B linears, µs: int4 60.8 → 59.5 at one token, 92.2 → 85.8 at two, NF4 74.9 → 73.6
-        # and 123.5 → 118.3, int8 71.8 both; session 23, benchmarks/_exp_words_row_offsets.py); else each row's
+        # and 123.5 → 118.3, int8 71.8 both; session 23, docs/benchmarks/session23-h200/call1); else each row's
         # pointer (tile) plus the column
         if EVEN_N:
             s_tile = s_ptr + (tl.program_id(1) * BLOCK_N) * stride_sn
@@ -551,11 +551,14 @@ if triton is not None:
         issued a scheduler cycle). The scale of the next step is loaded one
         step ahead. Rows past N read row N − 1 (clamped: no row masks); codes past K are masked (x is 0 there).
         FOLD (`swapped_config` sets it for code tables on 128-token tiles, where it won; it lost on int4 at every
-        token count, session 22): the group scale goes into the codes' values before the MMA, (c − z)·s rounded to
-        x's dtype as the dequantize path's weight is. The MMA then sums into acc and can run on while the next step's
-        codes are dequantized. Without it each step's product is scaled at once, so each step waits for its MMA (the
-        sm_90 TTGIR: a `warp_group_dot_wait` of 0 pending a step; with FOLD, 7 of 8 in flight, at ~1.5x the loop
-        instructions on int4).
+        token count, sessions 22-23): the group scale goes into the codes' values before the MMA, (c − z)·s rounded to
+        x's dtype as the dequantize path's weight is (packed codes: by one packed product with s rounded to x's dtype,
+        `_scaled_pairs`). The MMA then sums into acc and can run on while the next step's codes are dequantized.
+        Without it each step's product is scaled at once, so each step waits for its MMA (the sm_90 TTGIR: a
+        `warp_group_dot_wait` of 0 pending a step; with FOLD, 7 of 8 in flight, at ~1.5x the loop instructions on
+        int4 in fp32, 267 → 382 packed at 64 tokens). That wait is not what holds int4 back: ncu at 64 tokens (session
+        23) found the warps' stalls spread over barriers, global and shared loads, fixed latencies and the MMA's wait
+        (0.7-0.9 cycles each an instruction), 2.5 warps a scheduler (registers), 0.6 of them eligible.
         Split-K on program axis 2 writes fp32 partials; with SUM_HERE the last of a tile's programs to finish
         (a counter a tile, `count_ptr`, zero before and left zero after) sums them in split order into
         `sum_ptr`, x's dtype: no sum and copy kernels after (two launches a linear at 2-64 tokens; the 7B
