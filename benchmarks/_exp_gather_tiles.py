@@ -4,6 +4,8 @@ random permutation, as a CUDA graph (x in the L2 where it fits): `index_select`,
 (rows × columns a program, 4 warps).
 
     python benchmarks/_exp_gather_tiles.py out.json
+
+(The kernel's signature has since gained the columns a program and ORDER_K; the call below passes one tile and 0.)
 """
 import json
 import sys
@@ -27,8 +29,8 @@ for m in (1, 16, 64, 256, 1024, 4096):
             out = torch.empty_like(x)
 
             def run(bm=bm, bk=bk, out=out):
-                wo._gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0),
-                                                                      BLOCK_M=bm, BLOCK_K=bk, num_warps=4)
+                wo._gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, bk, x.stride(0), out.stride(0),
+                                                                      BLOCK_M=bm, BLOCK_K=bk, ORDER_K=0, num_warps=4)
             run()
             assert torch.equal(out, want)
             row[f"{bm}x{bk}"] = round(bench_us(run), 2)

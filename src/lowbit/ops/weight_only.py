@@ -693,21 +693,24 @@ if triton is not None:
 
     @triton.jit
     def _gather_columns_kernel(
-        x_ptr, perm_ptr, out_ptr, M, K, stride_xm, stride_om, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-        ORDER_K: tl.constexpr,
+        x_ptr, perm_ptr, out_ptr, M, K, cols_per_program, stride_xm, stride_om, BLOCK_M: tl.constexpr,
+        BLOCK_K: tl.constexpr, ORDER_K: tl.constexpr,
     ):
-        """out[m, j] = x[m, perm[j]] for a [BLOCK_M, BLOCK_K] tile: act-order's activations in the stored column order,
-        each column block's indices loaded once for its rows. ORDER_K > 0: perm[j'] with j' slot j's column in the
-        packed codes' order of K-steps of ORDER_K (`_packed_column`)."""
+        """out[m, j] = x[m, perm[j]] for BLOCK_M rows and `cols_per_program` columns (a multiple of BLOCK_K), a
+        [BLOCK_M, BLOCK_K] tile at a time: act-order's activations in the stored column order, each column block's
+        indices loaded once for its rows. ORDER_K > 0: perm[j'] with j' slot j's column in the packed codes' order of
+        K-steps of ORDER_K (`_packed_column`)."""
         offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        j = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
-        mask = (offs_m < M)[:, None] & (j < K)[None, :]
-        if ORDER_K > 0:
-            src = tl.load(perm_ptr + ((j // ORDER_K) * ORDER_K + _packed_column(j % ORDER_K, ORDER_K)), mask=j < K, other=0)
-        else:
-            src = tl.load(perm_ptr + j, mask=j < K, other=0)
-        v = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :], mask=mask)
-        tl.store(out_ptr + offs_m[:, None] * stride_om + j[None, :], v, mask=mask)
+        start = tl.program_id(1) * cols_per_program
+        for j0 in range(start, tl.minimum(K, start + cols_per_program), BLOCK_K):
+            j = j0 + tl.arange(0, BLOCK_K)
+            mask = (offs_m < M)[:, None] & (j < K)[None, :]
+            if ORDER_K > 0:
+                src = tl.load(perm_ptr + ((j // ORDER_K) * ORDER_K + _packed_column(j % ORDER_K, ORDER_K)), mask=j < K, other=0)
+            else:
+                src = tl.load(perm_ptr + j, mask=j < K, other=0)
+            v = tl.load(x_ptr + offs_m[:, None] * stride_xm + src[None, :], mask=mask)
+            tl.store(out_ptr + offs_m[:, None] * stride_om + j[None, :], v, mask=mask)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -770,6 +773,10 @@ def _check_perm(perm, x: torch.Tensor, g_idx) -> None:
 # benchmarks/_exp_gather_tiles.py), µs: the kernel's one row a program 1.6-1.8 at one token against 4.4-4.6, 38.4 at
 # 4096 × 4096 (32 MB) against 52.0, but 270.2 at 4096 × 11008 (90 MB, past the 60 MB L2) against 233.7
 _GATHER_MAX_BYTES = 32 << 20
+# from this many rows of x each program of the gather takes a whole row; None: never (prepared in session 23, not yet
+# timed: benchmarks/_exp_gather_rows.py). A program a 1024-column tile pulls most of its row into the L1 for 2 KB of
+# output: on 4096 × 11008 (90 MB, past the L2) ~8x the row's bytes, where index_select wins
+_GATHER_WHOLE_ROWS_M: int | None = None
 
 
 def gather_columns(x: torch.Tensor, perm: torch.Tensor, order_k: int = 0) -> torch.Tensor:
@@ -791,8 +798,12 @@ def gather_columns(x: torch.Tensor, perm: torch.Tensor, order_k: int = 0) -> tor
     if m == 0 or k == 0:
         return out
     bm, bk = (4, 64) if interpreting() else (1, 1024)  # (several rows in the interpreter: the tests reach the row mask)
-    _gather_columns_kernel[(cdiv(m, bm), cdiv(k, bk))](x, perm, out, m, k, x.stride(0), out.stride(0), BLOCK_M=bm, BLOCK_K=bk,
-                                                       ORDER_K=order_k, num_warps=4)
+    # a program a tile, or (from _GATHER_WHOLE_ROWS_M rows) a whole row: its gathers then come from the L1 once, not once
+    # a tile, which pulls most of the row each time
+    whole = _GATHER_WHOLE_ROWS_M is not None and m >= _GATHER_WHOLE_ROWS_M
+    per = cdiv(k, bk) * bk if whole else bk
+    _gather_columns_kernel[(cdiv(m, bm), cdiv(k, per))](x, perm, out, m, k, per, x.stride(0), out.stride(0), BLOCK_M=bm,
+                                                        BLOCK_K=bk, ORDER_K=order_k, num_warps=4)
     return out
 
 
