@@ -6,6 +6,7 @@ timeout 150 python3 benchmarks/_exp_gather_rows.py $OUT/gather-rows.json 2>&1 | 
 echo "gather rows s=$SECONDS"
 # the dispatch limits after sessions 21-23's kernel changes (the word GEMV's row offsets took int4 at two tokens from
 # 92.2 to 85.8 µs; the H200's entry gives int4's word GEMV one token only): written to $OUT, not to the package's file
-timeout 200 python3 -m lowbit.cli bench dispatch --write --out $OUT/dispatch > $OUT/dispatch.log 2>&1
+mkdir -p $OUT/dispatch
+timeout 200 python3 -m lowbit.cli bench dispatch --write-to $OUT/dispatch/limits.json --out $OUT/dispatch > $OUT/dispatch.log 2>&1
 echo "dispatch rc=$? s=$SECONDS"; grep -a "^| " $OUT/dispatch/report.md | head -30 | cut -c1-240
-cp ~/.cache/lowbit/weight_only_dispatch.json $OUT/dispatch/limits.json 2>/dev/null
+cat $OUT/dispatch/limits.json
