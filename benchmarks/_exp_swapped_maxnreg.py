@@ -1,0 +1,44 @@
+"""Session 23 (prepared): the swapped kernel with its registers capped (Triton's `maxnreg`) for more programs an SM.
+ncu at 64 tokens (session 23, call 4; int4 g128, 4096 → 11008): 168 registers hold it to 3 programs (12 warps) an SM,
+the warps wait 6.3 cycles between instructions with the stalls spread over barriers, global and shared loads, fixed
+latencies and the MMA, and 0.6 of 2.5 warps a scheduler are eligible: more warps would hide more of it. Capped, ptxas
+spills (sm_90, `benchmarks/sm90_asm.py`): 64-token tile, codes a byte at a time 168 → 128 registers with 31 spill
+stores, loop 395 → 445 instructions; packed codes (x gathered into their order) 159 → 128, 14 spills, 267 → 297;
+128-token tile 246 → 168 with 40-45 spills (loop 458 → 534 bytes, 333 → 388 packed). The seven 7B linears, µs as one
+CUDA graph of cold weights, errors against float64 of the codes.
+
+    python benchmarks/_exp_swapped_maxnreg.py out.json
+"""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from _layer_paths import add_errors, add_times, layer_storage, rounded
+from lowbit.bench.dispatch import LAYER
+from lowbit.ops import weight_only as wo
+
+gen = torch.Generator(device="cuda").manual_seed(0)
+rows = []
+for kind in ("int4", "table4"):
+    bits, group, lut, stores, floats = layer_storage(kind, gen)
+    for m in (32, 64, 128):
+        row, err = {"kind": kind, "m": m}, {}
+        for (k, n), count in LAYER.items():
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            q, s, z = stores[(k, n)][0]
+            ref = x.double() @ wo.dequantize_reference(q, s, z, bits, group, k, lut, torch.float64).t()
+            add_times(row, {"bf16": lambda st: F.linear(x, st[0])}, floats[(k, n)], count)
+            swapped = lambda st, cfg: wo.mma_swapped_triton(x, st[0], st[1], st[2], bits, group, lut, config=cfg)  # noqa: E731
+            paths = {"now": lambda st: swapped(st, None)}
+            for cap in (168, 128):
+                paths[f"maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(maxnreg=cap))
+                paths[f"packed, maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(XPERM=True, maxnreg=cap))
+            paths["packed"] = lambda st: swapped(st, dict(XPERM=True))
+            add_times(row, paths, stores[(k, n)], count)
+            add_errors(err, paths, (q, s, z), ref)
+        row = rounded(row, err)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+json.dump(rows, open(sys.argv[1], "w"), indent=1)
