@@ -417,8 +417,9 @@ def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
 def test_gather_columns_is_x_indexed_by_perm(monkeypatch, dtype, largest, whole_rows):
     """The act-order gather kernel against torch's indexing, bit for bit (a gather rounds nothing): row and column
     counts off its tile (4 × 64 in the interpreter, one row of 1024 on a GPU), a transposed x, no rows; with `largest`
-    bytes the larger inputs take `index_select`; with `whole_rows` each program takes whole rows. With order_k, composed with the packed codes' K order (the host's
-    `packed_x_order`, which the swapped kernel's GPU tests check against float64)."""
+    bytes the larger inputs take `index_select`; with `whole_rows` each program takes whole rows. With order_k,
+    composed with the packed codes' K order (the host's `packed_x_order`, which the swapped kernel's GPU tests check
+    against float64)."""
     if largest is not None:
         monkeypatch.setattr(ops, "_GATHER_MAX_BYTES", largest)
     monkeypatch.setattr(ops, "_GATHER_WHOLE_ROWS_M", whole_rows)
