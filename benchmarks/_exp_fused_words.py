@@ -28,8 +28,8 @@ for bits, group, zero in ((4, 128, True), (8, None, False)):
         q, s, z = stores[0]
         ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
         row = {"bits": bits, "k": k, "n": n, "bf16": round(bench_cold_us([lambda w=w: F.linear(x, w) for w in floats]), 2),
-               "default": {**wo.words_config(n, k, bits, g, zero)}, "tiles": []}
-        for cfg in [wo.words_config(n, k, bits, g, zero)] + TILES:
+               "default": {**wo.words_config(n, k, bits, g)}, "tiles": []}
+        for cfg in [wo.words_config(n, k, bits, g)] + TILES:
             try:
                 out = wo.gemv_words_triton(x, q, s, z, bits, g, config=cfg)
                 err = ((out.double() - ref).norm() / ref.norm()).item()

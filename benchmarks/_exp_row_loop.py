@@ -101,7 +101,7 @@ def main() -> None:
         ref = x.double() @ wo.dequantize_reference(q, s, z, 4, 128, k, None, torch.float64).t()
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(cold_copies(2 * n * k))]
         row = dict(k=k, n=n, bf16_us=bench_cold_us([lambda w=w: F.linear(x, w) for w in ws]))
-        cfg = wo.words_config(n, k, 4, 128, True)
+        cfg = wo.words_config(n, k, 4, 128)
         row["kernel"] = dict(cfg=cfg, us=bench_cold_us([lambda st=st: wo._launch_words(x, *st, 4, 128, None, None, cfg) for st in stores]))
         words = [wo._as_words(st[0], k, 4) for st in stores]
         row["read floor 8x128x4w"] = read_floor_us(words, 8, 128, 4)  # the same bytes read, no arithmetic

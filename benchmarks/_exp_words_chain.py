@@ -67,7 +67,7 @@ def main() -> None:
             ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
             ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(cold_copies(2 * n * k))]
             row = dict(scheme=name, k=k, n=n, bf16_us=bench_cold_us([lambda w=w: F.linear(x, w) for w in ws]))
-            default = wo.words_config(n, k, bits, g, zero)
+            default = wo.words_config(n, k, bits, g)
             tiles = [("default", default)] + [(f"{bn}x{bw}xV{v}x{nw}w", dict(BLOCK_N=bn, BLOCK_W=bw, V=v, num_warps=nw, PREFETCH=True))
                                              for bn, bw, v, nw in TILES]
             # the whole next step in flight (PREFETCH 2, V = 2), where PREFETCH 1 has one word a column

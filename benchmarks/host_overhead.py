@@ -54,7 +54,7 @@ def main() -> None:
             "path_limits": lambda: wo.path_limits(x, q, 4, None),
         }
         if m <= 2:
-            cfg = wo.words_config(n, k, 4, 128, True)
+            cfg = wo.words_config(n, k, 4, 128)
             stages["_launch_words"] = lambda: wo._launch_words(x, q, s, z, 4, 128, None, None, cfg)
         elif m <= 64:
             cfg = wo.swapped_config(m, n, k, 4, 128)

@@ -51,7 +51,7 @@ def main() -> None:
             ref = x.double() @ wo.dequantize_reference(q, s, z, bits, g, k, None, torch.float64).t()
             ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(cold_copies(2 * n * k))]
             base = bench_cold_us([lambda w=w: F.linear(x, w) for w in ws])
-            default = wo.words_config(n, k, bits, g, zero)  # what the dispatch runs now
+            default = wo.words_config(n, k, bits, g)  # what the dispatch runs now
             results = []
             for (bn, bw, warps), v, prefetch, split in itertools.product(tiles, args.vs, args.prefetch, args.splits):
                 if not 16 <= bn * bw * (32 // bits) // (32 * warps) <= 128:  # codes a thread takes a step

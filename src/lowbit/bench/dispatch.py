@@ -72,7 +72,7 @@ def paths(kind: str, m: int, x, q, s, z, bits: int, g: int, lut) -> dict:
     """The paths the op can take for this storage at m tokens, each as a call."""
     k = x.shape[1]
     out = {}
-    if m <= 8 and wo.words_config(q.shape[0], k, bits, g, z is not None):
+    if m <= 8 and wo.words_config(q.shape[0], k, bits, g):
         out["words"] = lambda: wo.gemv_words_triton(x, q, s, z, bits, g, lut)
     if lut is not None and m <= 8:
         out["gemv"] = lambda: wo.gemv_triton(x, q, s, z, bits, g, lut)

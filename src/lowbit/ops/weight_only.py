@@ -910,10 +910,9 @@ def _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict
     return out
 
 
-def words_config(n: int, k: int, bits: int, group_size: int, zero: bool = False, table: bool = False) -> dict | None:
+def words_config(n: int, k: int, bits: int, group_size: int, *, table: bool = False) -> dict | None:
     """Tile of the word GEMV, or None when its storage cannot be read as 32-bit words (K·bits a
-    multiple of 32) or a group is not a whole number of words. `zero` (whether the storage has zero points)
-    chose the H100's tile; the H200's does not depend on it. `table`: a code table's codes (NF4), which keep
+    multiple of 32) or a group is not a whole number of words. `table`: a code table's codes (NF4), which keep
     session 8's 4-bit tile."""
     if (k * bits) % 32 or (k // group_size > 1 and (group_size * bits) % 32):
         return None
@@ -960,7 +959,7 @@ def gemv_words_triton(
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _check_perm(perm, x, None)
     _launch_checks(x, (x, qweight, scale))
-    cfg = words_config(n, k, bits, group_size, zero is not None, lut is not None)
+    cfg = words_config(n, k, bits, group_size, table=lut is not None)
     if cfg is None:
         raise ValueError(f"the word GEMV needs K·bits and group_size·bits to be multiples of 32, got K={k}, "
                          f"group_size={group_size}, bits={bits}")
@@ -1295,7 +1294,7 @@ def _weight_only_matmul(
     _check_perm(perm, x, g_idx)
     if g_idx is not None:
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
-    path, cfg = _path(x, qweight, zero, bits, group_size, lut)
+    path, cfg = _path(x, qweight, bits, group_size, lut)
     if perm is not None:  # the swapped kernel's packed codes take x gathered straight into their K order
         order_k = cfg["BLOCK_K"] if path == "swapped" and _orderable(x, bits, _values(qweight, lut), cfg["BLOCK_K"]) else 0
         x = gather_columns(x, perm, order_k)
@@ -1313,7 +1312,7 @@ def _weight_only_matmul(
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 
 
-def _path(x, qweight, zero, bits: int, group_size: int, lut) -> tuple[str, dict | None]:
+def _path(x, qweight, bits: int, group_size: int, lut) -> tuple[str, dict | None]:
     """Which kernel takes these tokens and storage, and its tile: the dispatch order of the module doc, each path up to
     its measured token count (`path_limits`); "reference" off the kernels (CPU, no Triton, other dtypes)."""
     m, k = x.shape
@@ -1321,7 +1320,7 @@ def _path(x, qweight, zero, bits: int, group_size: int, lut) -> tuple[str, dict 
     if not (x.is_cuda and triton is not None and x.dtype in KERNEL_DTYPES and m > 0):
         return "reference", None
     limits = path_limits(x, qweight, bits, lut)
-    if m <= limits["words"] and (cfg := words_config(n, k, bits, group_size, zero is not None, lut is not None)):
+    if m <= limits["words"] and (cfg := words_config(n, k, bits, group_size, table=lut is not None)):
         return "words", cfg
     cfg = gemv_config(n, k, bits, group_size)
     if cfg is not None and lut is not None and m <= limits["gemv"]:
