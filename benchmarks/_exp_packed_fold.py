@@ -9,44 +9,30 @@ The seven 7B linears, µs as one CUDA graph of cold weights, errors against floa
 
     python benchmarks/_exp_packed_fold.py out.json
 """
-import json
 import sys
 
-import torch
 import torch.nn.functional as F
 
-from _layer_paths import add_errors, add_times, layer_storage, rounded
-from lowbit.bench.dispatch import LAYER
+from _layer_paths import sweep
 from lowbit.ops import weight_only as wo
 
-gen = torch.Generator(device="cuda").manual_seed(0)
-rows = []
-for kind in ("int4", "table4"):
-    bits, group, lut, stores, floats = layer_storage(kind, gen)
-    for m in (16, 64, 128, 256):
-        row, err = {"kind": kind, "m": m}, {}
-        for (k, n), count in LAYER.items():
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-            q, s, z = stores[(k, n)][0]
-            ref = x.double() @ wo.dequantize_reference(q, s, z, bits, group, k, lut, torch.float64).t()
-            add_times(row, {"bf16": lambda st: F.linear(x, st[0])}, floats[(k, n)], count)
-            swapped = lambda st, cfg: wo.mma_swapped_triton(x, st[0], st[1], st[2], bits, group, lut, config=cfg)  # noqa: E731
-            paths = {
-                "now": lambda st: wo._weight_only_matmul(x, st[0], st[1], st[2], None, bits, group, lut, None),
-                "packed": lambda st: swapped(st, dict(XPERM=True, FOLD=False)),
-                "packed, folded": lambda st: swapped(st, dict(XPERM=True, FOLD=True)),
-                "folded in fp32": lambda st: swapped(st, dict(XPERM=False, FOLD=True, PACKED=False)),
-                "packed, folded, K-step 64": lambda st: swapped(st, dict(XPERM=True, FOLD=True, BLOCK_K=64)),
-                "packed, folded, 64-token tile": lambda st: swapped(st, dict(XPERM=True, FOLD=True, BLOCK_M=64)),
-                "dequantize + cuBLAS": lambda st: F.linear(x, wo.dequantize_triton(st[0], st[1], st[2], bits, group, k, lut)),
-            }
-            if m <= 64:
-                del paths["packed, folded, 64-token tile"]
-            if kind == "table4":  # (NF4's groups of 64 are K-steps of 64 already)
-                del paths["packed, folded, K-step 64"]
-            add_times(row, paths, stores[(k, n)], count)
-            add_errors(err, paths, (q, s, z), ref, ("now", "packed", "packed, folded", "folded in fp32"))
-        row = rounded(row, err)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-json.dump(rows, open(sys.argv[1], "w"), indent=1)
+
+def paths(x, k, kind, bits, group, lut):
+    swapped = lambda st, cfg: wo.mma_swapped_triton(x, st[0], st[1], st[2], bits, group, lut, config=cfg)  # noqa: E731
+    out = {
+        "now": lambda st: wo._weight_only_matmul(x, st[0], st[1], st[2], None, bits, group, lut, None),
+        "packed": lambda st: swapped(st, dict(XPERM=True, FOLD=False)),
+        "packed, folded": lambda st: swapped(st, dict(XPERM=True, FOLD=True)),
+        "folded in fp32": lambda st: swapped(st, dict(XPERM=False, FOLD=True, PACKED=False)),
+        "packed, folded, K-step 64": lambda st: swapped(st, dict(XPERM=True, FOLD=True, BLOCK_K=64)),
+        "packed, folded, 64-token tile": lambda st: swapped(st, dict(XPERM=True, FOLD=True, BLOCK_M=64)),
+        "dequantize + cuBLAS": lambda st: F.linear(x, wo.dequantize_triton(st[0], st[1], st[2], bits, group, k, lut, x.dtype)),
+    }
+    if x.shape[0] <= 64:
+        del out["packed, folded, 64-token tile"]
+    if kind == "table4":  # (NF4's groups of 64 are K-steps of 64 already)
+        del out["packed, folded, K-step 64"]
+    return out
+
+
+sweep(("int4", "table4"), (16, 64, 128, 256), paths, sys.argv[1], ("now", "packed", "packed, folded", "folded in fp32"))

@@ -9,36 +9,19 @@ CUDA graph of cold weights, errors against float64 of the codes.
 
     python benchmarks/_exp_swapped_maxnreg.py out.json
 """
-import json
 import sys
 
-import torch
-import torch.nn.functional as F
-
-from _layer_paths import add_errors, add_times, layer_storage, rounded
-from lowbit.bench.dispatch import LAYER
+from _layer_paths import sweep
 from lowbit.ops import weight_only as wo
 
-gen = torch.Generator(device="cuda").manual_seed(0)
-rows = []
-for kind in ("int4", "table4"):
-    bits, group, lut, stores, floats = layer_storage(kind, gen)
-    for m in (32, 64, 128):
-        row, err = {"kind": kind, "m": m}, {}
-        for (k, n), count in LAYER.items():
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-            q, s, z = stores[(k, n)][0]
-            ref = x.double() @ wo.dequantize_reference(q, s, z, bits, group, k, lut, torch.float64).t()
-            add_times(row, {"bf16": lambda st: F.linear(x, st[0])}, floats[(k, n)], count)
-            swapped = lambda st, cfg: wo.mma_swapped_triton(x, st[0], st[1], st[2], bits, group, lut, config=cfg)  # noqa: E731
-            paths = {"now": lambda st: swapped(st, None)}
-            for cap in (168, 128):
-                paths[f"maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(maxnreg=cap))
-                paths[f"packed, maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(XPERM=True, maxnreg=cap))
-            paths["packed"] = lambda st: swapped(st, dict(XPERM=True))
-            add_times(row, paths, stores[(k, n)], count)
-            add_errors(err, paths, (q, s, z), ref)
-        row = rounded(row, err)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-json.dump(rows, open(sys.argv[1], "w"), indent=1)
+
+def paths(x, k, kind, bits, group, lut):
+    swapped = lambda st, cfg: wo.mma_swapped_triton(x, st[0], st[1], st[2], bits, group, lut, config=cfg)  # noqa: E731
+    out = {"now": lambda st: swapped(st, None), "packed": lambda st: swapped(st, dict(XPERM=True))}
+    for cap in (168, 128):
+        out[f"maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(maxnreg=cap))
+        out[f"packed, maxnreg {cap}"] = lambda st, cap=cap: swapped(st, dict(XPERM=True, maxnreg=cap))
+    return out
+
+
+sweep(("int4", "table4"), (32, 64, 128), paths, sys.argv[1])

@@ -3,9 +3,11 @@ cold copies of one linear's storage (`bench.dispatch.bench_cold_us`), summed ove
 largest error against float64."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from lowbit.bench.dispatch import KINDS, LAYER, bench_cold_us, cold_copies, storage
 from lowbit.ops import weight_only as wo
@@ -40,3 +42,28 @@ def rounded(row: dict, err: dict) -> dict:
     if err:
         out["errors"] = {a: f"{b:.1e}" for a, b in err.items()}
     return out
+
+
+def sweep(kinds, ms, make_paths: Callable, out: str, error_names=None) -> list[dict]:
+    """For each storage kind and token count, the seven linears: bf16 and the paths make_paths(x, k, kind, bits, group,
+    lut) gives (name → a call on one storage) timed and summed (`add_times`), each path's largest error against float64
+    of the codes kept (those in `error_names`; default all); a JSON line a row, all rows into `out`."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    rows = []
+    for kind in kinds:
+        bits, group, lut, stores, floats = layer_storage(kind, gen)
+        for m in ms:
+            row, err = {"kind": kind, "m": m}, {}
+            for (k, n), count in LAYER.items():
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+                q, s, z = stores[(k, n)][0]
+                ref = x.double() @ wo.dequantize_reference(q, s, z, bits, group, k, lut, torch.float64).t()
+                add_times(row, {"bf16": lambda st: F.linear(x, st[0])}, floats[(k, n)], count)
+                paths = make_paths(x, k, kind, bits, group, lut)
+                add_times(row, paths, stores[(k, n)], count)
+                add_errors(err, paths, (q, s, z), ref, [a for a in paths if error_names is None or a in error_names])
+            row = rounded(row, err)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    json.dump(rows, open(out, "w"), indent=1)
+    return rows
