@@ -4,8 +4,9 @@ next step is dequantized. ncu on the unfolded kernel at 64 tokens (session 23, c
 16 % and L2 34 % of peak, 12 warps an SM by registers, 6.3 cycles a warp between issues — it waits, neither memory nor
 the L2 is full; in its TTGIR every step waits for its MMA (a `warp_group_dot_wait` of 0 pending). Folded in fp32 (session
 21) the loop had ~1.5x the instructions and lost on int4; packed, the sm_90 SASS at 64 tokens has 267 → 382 loop
-instructions, 159 → 127 registers, 7 of 8 MMAs in flight (K-steps of 64: 193 → 222, 122 → 94 registers). The packed codes need x in their K order: XPERM gathers it.
-The seven 7B linears, µs as one CUDA graph of cold weights, errors against float64 of the codes.
+instructions, 159 → 127 registers, 7 of 8 MMAs in flight (K-steps of 64: 193 → 222, 122 → 94 registers). The packed
+codes need x in their K order: XPERM gathers it. The seven 7B linears, µs as one CUDA graph of cold weights, errors
+against float64 of the codes.
 
     python benchmarks/_exp_packed_fold.py out.json
 """
