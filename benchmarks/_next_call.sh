@@ -1,4 +1,4 @@
-# Prepared in session 23 (not run: its device time ran out; rename to _callNN.sh when run). One call, ~400 s of timeouts.
+# Prepared in session 23 (not run; rename to _callNN.sh when run). One call, ~400 s of timeouts.
 export PYTHONPATH=$PWD/src:$PWD/benchmarks
 # act-order's gather with whole rows a program (`_GATHER_WHOLE_ROWS_M`, off): if it wins from some row count, set it
 # there, and raise `_GATHER_MAX_BYTES` if it beats index_select on the 90 MB x; then bench linear's act-order row
