@@ -68,15 +68,14 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # byte GEMV (tables) → swapped MMA → dequantize + cuBLAS), per storage kind: the Llama-2-7B linears timed
 # on each GPU by `lowbit bench dispatch` (`lowbit.bench.dispatch`), which writes that GPU's entry into DISPATCH_FILE
 # (the package's, for the GPUs lowbit was measured on) or into the user's file (`user_dispatch_file`), which overrides
-# it. A GPU without an entry in either takes DEFAULT_LIMITS, the H100's, with a warning (sessions 4-6: weight-only-tune-h100.json,
-# weight-only-words-h100.json, weight-only-session6/mma-swapped.json; tables through the swapped kernel
-# at ≤ 64 tokens not timed there; tables through the word GEMV not there before session 10's `_lookup`, so
-# not on the H100's defaults). The H200 moves bf16 ~1.4x faster than the H100 at the same
-# arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
+# it. A GPU without an entry in either takes DEFAULT_LIMITS, with a warning: the H100's as `lowbit bench dispatch`
+# measured them in session 24 (docs/benchmarks/session24-h100/call1/dispatch; the package's H100 entry holds the same)
+# but for table8, which that sweep does not time (sessions 4-6's H100 figure). The H200 moves bf16 ~1.4x faster than
+# the H100 at the same arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
 DEFAULT_LIMITS = {
     "int4": dict(words=2, gemv=0, swapped=256), "int8": dict(words=2, gemv=0, swapped=256),
-    "fp8": dict(words=2, gemv=0, swapped=256),
-    "table4": dict(words=0, gemv=1, swapped=64), "table8": dict(words=0, gemv=4, swapped=64),
+    "fp8": dict(words=1, gemv=0, swapped=256),
+    "table4": dict(words=2, gemv=0, swapped=256), "table8": dict(words=0, gemv=4, swapped=64),
 }
 DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
 # W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
@@ -1224,8 +1223,8 @@ def dispatch_limits(gpu: str) -> dict[str, dict[str, int]]:
     """The token limits of each path for the GPU named `gpu`: its measured ones over DEFAULT_LIMITS."""
     measured = gpu_entry(gpu).get("limits", {})
     if not measured:
-        warnings.warn(f"no measured weight-only dispatch limits for {gpu}: using defaults measured on an H100 with older "
-                      f"kernels, which may pick a slower kernel here; `lowbit bench dispatch --write` measures this GPU's "
+        warnings.warn(f"no measured weight-only dispatch limits for {gpu}: using the H100's, "
+                      f"which may pick a slower kernel here; `lowbit bench dispatch --write` measures this GPU's "
                       f"(~2.5 min)", stacklevel=2)
     return {kind: {**limits, **measured.get(kind, {})} for kind, limits in DEFAULT_LIMITS.items()}
 
