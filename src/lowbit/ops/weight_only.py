@@ -68,16 +68,14 @@ _VALUES = {torch.int8: "sint", torch.float8_e4m3fn: "e4m3", torch.float8_e5m2: "
 # byte GEMV (tables) → swapped MMA → dequantize + cuBLAS), per storage kind: the Llama-2-7B linears timed
 # on each GPU by `lowbit bench dispatch` (`lowbit.bench.dispatch`), which writes that GPU's entry into DISPATCH_FILE
 # (the package's, for the GPUs lowbit was measured on) or into the user's file (`user_dispatch_file`), which overrides
-# it. A GPU without an entry in either takes DEFAULT_LIMITS, with a warning: the H100's as `lowbit bench dispatch`
-# measured them in session 24 (docs/benchmarks/session24-h100/call1/dispatch; the package's H100 entry holds the same)
-# but for table8, which that sweep does not time (sessions 4-6's H100 figure). The H200 moves bf16 ~1.4x faster than
-# the H100 at the same arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
-DEFAULT_LIMITS = {
-    "int4": dict(words=2, gemv=0, swapped=256), "int8": dict(words=2, gemv=0, swapped=256),
-    "fp8": dict(words=1, gemv=0, swapped=256),
-    "table4": dict(words=2, gemv=0, swapped=256), "table8": dict(words=0, gemv=4, swapped=64),
-}
+# it. A GPU without an entry in either takes DEFAULT_LIMITS, with a warning: the package's entry for FALLBACK_GPU, the
+# GPU issue 4's targets were written for (session 24: docs/benchmarks/session24-h100/call1/dispatch), and for table8,
+# which no sweep times, sessions 4-6's H100 figure. The H200 moves bf16 ~1.4x faster than the H100 at the same
+# arithmetic rate, so the crossovers move: one table for every GPU loses somewhere.
 DISPATCH_FILE = Path(__file__).with_name("weight_only_dispatch.json")
+FALLBACK_GPU = "NVIDIA H100 80GB HBM3"
+DEFAULT_LIMITS = {**json.loads(DISPATCH_FILE.read_text())[FALLBACK_GPU]["limits"],
+                  "table8": dict(words=0, gemv=4, swapped=64)}
 # W8A8 layers (int8 and FP8 weights) take these weight-only kernels up to this many tokens instead of
 # quantizing the activations, and are then exact in x. H200, the 7B linears at 16 tokens: W8A8 int8 0.134 →
 # 0.125 ms, FP8 W8A8 0.152 → 0.114 ms (bf16 0.134); at 256 the weight-only kernels lose (0.36-0.39 against
