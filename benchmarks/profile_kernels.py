@@ -20,8 +20,8 @@ import time
 import torch
 
 
-def kernel_times(fn, repeats: int) -> dict[str, float]:
-    """µs a call of each kernel name that `fn` launches, from the profiler's trace."""
+def kernel_times(fn, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """µs a call of each kernel name that `fn` launches, and its launches a call, from the profiler's trace."""
     from torch.profiler import ProfilerActivity, profile
 
     fn()
@@ -34,11 +34,15 @@ def kernel_times(fn, repeats: int) -> dict[str, float]:
         prof.export_chrome_trace(f.name)
         trace = json.load(open(f.name))
     sums: dict[str, float] = collections.defaultdict(float)
+    counts: dict[str, float] = collections.defaultdict(float)
     for ev in trace["traceEvents"]:
         if ev.get("cat") == "kernel":
             grid = ev.get("args", {}).get("grid")
-            sums[short(ev["name"]) + (f" grid {grid}" if grid else "")] += ev["dur"] / repeats
-    return dict(sorted(sums.items(), key=lambda kv: -kv[1]))
+            name = short(ev["name"]) + (f" grid {grid}" if grid else "")
+            sums[name] += ev["dur"] / repeats
+            counts[name] += 1 / repeats
+    order = sorted(sums, key=lambda n: -sums[n])
+    return {n: sums[n] for n in order}, {n: counts[n] for n in order}
 
 
 def short(name: str) -> str:
@@ -65,14 +69,26 @@ def graph_us(fn, repeats: int = 20) -> float:
     return (time.perf_counter() - t) / repeats * 1e6
 
 
-def print_table(title: str, times: dict[str, float], total_us: float | None) -> None:
+def print_table(title: str, times: dict[str, float], counts: dict[str, float], total_us: float | None) -> None:
     busy = sum(times.values())
-    print(f"\n{title}: kernels {busy:.1f} µs" + (f", graph replay {total_us:.1f} µs" if total_us else ""), flush=True)
+    print(f"\n{title}: kernels {busy:.1f} µs in {sum(counts.values()):.0f} launches"
+          + (f", graph replay {total_us:.1f} µs" if total_us else ""), flush=True)
     for name, us in list(times.items())[:40]:
-        print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {name}")
+        print(f"  {us:9.1f} µs  {100 * us / busy:5.1f} %  {counts[name]:5.0f} × {us / counts[name]:6.2f} µs  {name}")
 
 
-def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True) -> dict:
+def drop_norms(model: torch.nn.Module) -> int:
+    """Every decoder layer's RMSNorms replaced by the identity: what the step would cost with them fused away
+    (a timing ceiling only; the numbers are wrong). Returns how many were dropped."""
+    count = 0
+    for layer in model.model.layers:
+        for name in ("input_layernorm", "post_attention_layernorm"):
+            setattr(layer, name, torch.nn.Identity())
+            count += 1
+    return count
+
+
+def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no_norms: bool = False) -> dict:
     from lowbit.bench import generate as g
     from lowbit.models.attention import use_decode_attention
     from lowbit.models.fuse import fuse_projections
@@ -84,6 +100,8 @@ def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True) ->
     if attention == "lowbit":
         use_decode_attention(model)
     g.quantize_model(model, g.available_schemes()[scheme])
+    if no_norms:
+        drop_norms(model)
     prompt = torch.randint(3, 32000, (1, 128), generator=torch.Generator().manual_seed(1))
     gen = g.StaticGenerator(model, 1, 128, 128, graph=False, compile=True)
     gen.warmup(prompt)
@@ -94,10 +112,11 @@ def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True) ->
         gen.step_index.fill_(2)
         gen.step()
 
-    times = kernel_times(step, 5)
+    times, counts = kernel_times(step, 5)
     total = graph_us(step)
-    print_table(f"decode step, 7B, {scheme}, {attention} attention, {'' if fuse else 'not '}fused", times, total)
-    return dict(kernels_us=times, graph_us=total)
+    title = f"decode step, 7B, {scheme}, {attention} attention, {'' if fuse else 'not '}fused" + (", no norms" if no_norms else "")
+    print_table(title, times, counts, total)
+    return dict(kernels_us=times, launches=counts, graph_us=total)
 
 
 def profile_linear(scheme: str, tokens: int, outlier_cols: int = 0) -> dict:
@@ -112,10 +131,10 @@ def profile_linear(scheme: str, tokens: int, outlier_cols: int = 0) -> dict:
             for layer, x in zip(layers, xs):
                 layer(x)
 
-    times = kernel_times(run, 10)
+    times, counts = kernel_times(run, 10)
     total = graph_us(run)
-    print_table(f"bench linear's seven linears, {scheme}, {tokens} tokens, {outlier_cols} outlier columns", times, total)
-    return dict(kernels_us=times, graph_us=total)
+    print_table(f"bench linear's seven linears, {scheme}, {tokens} tokens, {outlier_cols} outlier columns", times, counts, total)
+    return dict(kernels_us=times, launches=counts, graph_us=total)
 
 
 def main() -> None:
@@ -126,11 +145,12 @@ def main() -> None:
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
     ap.add_argument("--attention", choices=["lowbit", "sdpa"], default="lowbit", help="the decode steps' attention")
     ap.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True, help="q/k/v and gate/up fused (decode)")
+    ap.add_argument("--no-norms", action="store_true", help="decoder RMSNorms dropped: a timing ceiling, wrong numbers")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
     jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m, args.outlier_cols)) for s in args.linear for m in args.tokens]
-    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention, args.fuse)) for s in args.decode]
+    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention, args.fuse, args.no_norms)) for s in args.decode]
     for part, key, job in jobs:
         try:
             result[part][key] = job()
