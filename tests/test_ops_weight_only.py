@@ -412,6 +412,21 @@ def test_word_gemv_reads_x_through_a_permutation(bits, symmetric, g, lut):
             check(out, ref, x.dtype, k)
 
 
+@pytest.mark.parametrize("block_k", [16, 64, 128])
+def test_packed_x_order_is_the_packed_tiles_layout(block_k):
+    """The K column of each slot from the layout's definition: slot 16c + 8e + 2t + h of a step holds nibble h of byte
+    (block_k / 8)·t + 2c + e, column 2·byte + h; a permutation of each step, steps one after another."""
+    want = torch.empty(block_k, dtype=torch.int32)
+    for c in range(block_k // 16):
+        for e in range(2):
+            for t in range(4):
+                for h in range(2):
+                    want[16 * c + 8 * e + 2 * t + h] = 2 * ((block_k // 8) * t + 2 * c + e) + h
+    order = ops.packed_x_order(3 * block_k, block_k, torch.device("cpu"))
+    assert torch.equal(order, torch.cat([want + i * block_k for i in range(3)]))
+    assert torch.equal(order[:block_k].sort().values, torch.arange(block_k, dtype=torch.int32))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("largest,whole_rows", [(None, None), (1024, None), (None, 1)])
 def test_gather_columns_is_x_indexed_by_perm(monkeypatch, dtype, largest, whole_rows):

@@ -516,7 +516,7 @@ if triton is not None:
     @triton.jit
     def _packed_column(s, BLOCK_K: tl.constexpr):
         """The K column (inside its step) of slots s of `_packed_codes`' tile: slot 16c + 8e + 2t + h holds the nibble h
-        of byte (BLOCK_K / 8)·t + 2c + e (as `packed_x_order` on the host)."""
+        of byte (BLOCK_K / 8)·t + 2c + e (`packed_x_order` runs it on the host: plain integer arithmetic)."""
         return (BLOCK_K // 4) * ((s // 2) % 4) + 4 * (s // 16) + 2 * ((s // 8) % 2) + s % 2
 
     @triton.jit
@@ -1116,8 +1116,7 @@ PACKED_TABLES = True
 def packed_x_order(k: int, block_k: int, device: torch.device) -> torch.Tensor:
     """The input column of each of x's K slots in `_packed_order`'s order, step by step (int32 [K], K a multiple of
     block_k): x gathered by it meets the packed codes with a contiguous load."""
-    slot = torch.arange(block_k)
-    order = (block_k // 4) * ((slot // 2) % 4) + 4 * (slot // 16) + 2 * ((slot // 8) % 2) + slot % 2
+    order = _packed_column.fn(torch.arange(block_k), block_k)  # the kernel's own formula, on host integers
     return (torch.arange(0, k, block_k)[:, None] + order[None, :]).reshape(-1).to(torch.int32).to(device)
 
 
