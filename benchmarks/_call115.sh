@@ -1,18 +1,16 @@
-# Session 26, call 1 (carry [".whl"]), on the H100: session 25's call 1 again (its results were lost with the session):
-# the decode step's kernels for bf16 and W4A16 with their launch counts, then W4A16's step with the decoder RMSNorms
-# dropped (the ceiling of fusing them into the GEMVs), bench matmul with today's kernels, bench generate on 13B.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .whl/torchao-*.whl .whl/bitsandbytes-*.whl || exit
-export PYTHONPATH=$PWD/src:$PWD/benchmarks:/tmp/site
+# Session 26, call 1, on the H100: the RMSNorms fused into the weight-only GEMVs (`models.fused_norms`): their GPU
+# tests, the 7B decode step's kernels for bf16 and W4A16 with them and not fused, then
+# bench generate on the 7B shape (fused, the default now). One tar, re-made after each step.
+export PYTHONPATH=$PWD/src:$PWD/benchmarks
 R=/tmp/r; mkdir -p $R
 keep() { tar -C $R -cf $OUT/results.tar .; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $R/gpu.txt
 python3 -c "import torch, triton, transformers; print(torch.__version__, triton.__version__, transformers.__version__)" | tee -a $R/gpu.txt
-timeout 150 python3 benchmarks/profile_kernels.py --out $R/decode.json --decode bf16 w4a16-g128 --attention lowbit > $R/decode.log 2>&1
-echo "profile rc=$? s=$SECONDS"; keep; grep -v Warn $R/decode.log | grep -a "µs" | head -44 | cut -c1-150
-timeout 90 python3 benchmarks/profile_kernels.py --out $R/decode-no-norms.json --decode w4a16-g128 --no-norms > $R/decode-no-norms.log 2>&1
-echo "no-norms rc=$? s=$SECONDS"; keep; grep -v Warn $R/decode-no-norms.log | grep -a "µs" | head -16 | cut -c1-150
-timeout 170 python3 -m lowbit.cli bench matmul --out $R/matmul > $R/matmul.log 2>&1
-echo "matmul rc=$? s=$SECONDS"; keep; grep -a "^| \|^###" $R/matmul/report.md | cut -c1-200 | head -40
-timeout $((580 - SECONDS)) python3 -m lowbit.cli bench generate --models 13b --schemes bf16 w4a16-g128 w8a16 nf4 --out $R/generate13 > $R/generate13.log 2>&1
-echo "generate13 rc=$? s=$SECONDS"; keep; grep -a "^| 13b" $R/generate13/report.md | cut -c1-220; tail -3 $R/generate13.log
+timeout 100 python3 -m pytest -q -x tests/test_fused_norms.py > $R/tests.log 2>&1
+echo "tests rc=$? s=$SECONDS"; keep; tail -15 $R/tests.log | cut -c1-200
+timeout 200 python3 benchmarks/profile_kernels.py --out $R/decode.json --decode bf16 w4a16-g128 > $R/decode.log 2>&1
+echo "profile rc=$? s=$SECONDS"; keep; grep -v Warn $R/decode.log | grep -a "µs" | head -40 | cut -c1-150
+timeout 130 python3 benchmarks/profile_kernels.py --out $R/decode-unfused.json --decode w4a16-g128 --no-fuse-norms > $R/decode-unfused.log 2>&1
+echo "unfused rc=$? s=$SECONDS"; keep; grep -v Warn $R/decode-unfused.log | grep -a "µs" | head -16 | cut -c1-150
+timeout $((585 - SECONDS)) python3 -m lowbit.cli bench generate --models 7b --schemes bf16 w4a16-g128 nf4 w8a16 --out $R/generate > $R/generate.log 2>&1
+echo "generate rc=$? s=$SECONDS"; keep; grep -a "^| 7b" $R/generate/report.md | cut -c1-220; tail -3 $R/generate.log

@@ -88,10 +88,11 @@ def drop_norms(model: torch.nn.Module) -> int:
     return count
 
 
-def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no_norms: bool = False) -> dict:
+def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no_norms: bool = False, norms: bool = True) -> dict:
     from lowbit.bench import generate as g
     from lowbit.models.attention import use_decode_attention
     from lowbit.models.fuse import fuse_projections
+    from lowbit.models.fused_norms import fuse_norms
 
     device = torch.device("cuda")
     model = g.build_model("7b", device)
@@ -100,6 +101,7 @@ def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no
     if attention == "lowbit":
         use_decode_attention(model)
     g.quantize_model(model, g.available_schemes()[scheme])
+    fused_norms = fuse_norms(model) if norms else 0  # as bench generate does
     if no_norms:
         drop_norms(model)
     prompt = torch.randint(3, 32000, (1, 128), generator=torch.Generator().manual_seed(1))
@@ -114,7 +116,7 @@ def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no
 
     times, counts = kernel_times(step, 5)
     total = graph_us(step)
-    title = f"decode step, 7B, {scheme}, {attention} attention, {'' if fuse else 'not '}fused" + (", no norms" if no_norms else "")
+    title = f"decode step, 7B, {scheme}, {attention} attention, {'' if fuse else 'not '}fused" + (", no norms" if no_norms else f", {fused_norms} norms fused")
     print_table(title, times, counts, total)
     return dict(kernels_us=times, launches=counts, graph_us=total)
 
@@ -145,12 +147,14 @@ def main() -> None:
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
     ap.add_argument("--attention", choices=["lowbit", "sdpa"], default="lowbit", help="the decode steps' attention")
     ap.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True, help="q/k/v and gate/up fused (decode)")
+    ap.add_argument("--fuse-norms", action=argparse.BooleanOptionalAction, default=True,
+                    help="RMSNorms into the weight-only GEMVs (decode), as bench generate does")
     ap.add_argument("--no-norms", action="store_true", help="decoder RMSNorms dropped: a timing ceiling, wrong numbers")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "decode": {}, "linear": {}}
     jobs = [("linear", f"{s} @ {m}", lambda s=s, m=m: profile_linear(s, m, args.outlier_cols)) for s in args.linear for m in args.tokens]
-    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention, args.fuse, args.no_norms)) for s in args.decode]
+    jobs += [("decode", s, lambda s=s: profile_decode(s, args.attention, args.fuse, args.no_norms, args.fuse_norms)) for s in args.decode]
     for part, key, job in jobs:
         try:
             result[part][key] = job()

@@ -132,7 +132,8 @@ def _bench_generate(args: argparse.Namespace) -> int:
 
     result = generate.run(args.models, args.schemes, batch=args.batch, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
                           device=args.device, graph=not args.no_graph, compile=args.compile, repeats=args.repeats, out=args.out, seed=args.seed,
-                          command=generate.command_line(args), attention=args.attention, fuse=args.fuse)
+                          command=generate.command_line(args), attention=args.attention, fuse=args.fuse,
+                          norms=args.fuse_norms)
     generate.print_summary(result)
     print(f"\nwrote {args.out}/results.json, report.md, tokens_per_s.png")
     return 0
@@ -357,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="decode attention: lowbit's split-KV kernel for one-token steps (default), or transformers' SDPA")
     bg.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True,
                     help="q/k/v and gate/up projections as one linear each, for every scheme (default: on)")
+    bg.add_argument("--fuse-norms", action=argparse.BooleanOptionalAction, default=True,
+                    help="decoder RMSNorms computed inside the weight-only GEMVs that read them (default: on)")
     bg.add_argument("--out", default="reports/bench-generate", help="output dir (default reports/bench-generate)")
     bg.set_defaults(func=_bench_generate)
 

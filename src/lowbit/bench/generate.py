@@ -62,6 +62,7 @@ from ..measure import environment, model_bytes
 from ..methods import FP8, LLMInt8, NF4, RTN, W8A8
 from ..models.attention import use_decode_attention
 from ..models.fuse import fuse_projections
+from ..models.fused_norms import fuse_norms
 from ..models.hf import repeated_blocks
 from . import peers
 from .report import first_line
@@ -324,7 +325,7 @@ def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, gra
 
 def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_tokens: int, device: torch.device,
                  graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False,
-                 attention: str = "lowbit", fuse: bool = True) -> tuple[dict, torch.Tensor]:
+                 attention: str = "lowbit", fuse: bool = True, norms: bool = True) -> tuple[dict, torch.Tensor]:
     scheme = available_schemes()[scheme_name]
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
@@ -336,6 +337,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
     built = time.perf_counter() - t
     t = time.perf_counter()
     quantize_model(model, scheme)
+    fused_norms = fuse_norms(model) if norms else 0  # the weight-only schemes' norms into their GEMVs
     _sync(device)
     quantize_s = time.perf_counter() - t
     size = model_bytes(model)
@@ -361,7 +363,7 @@ def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_to
         "ms_per_step": 1e3 * timing["decode_s"] / max(1, new_tokens - 1),
         "peak_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         "model_bytes": size, "nonfinite_logits": int(gen.nonfinite), "build_s": built, "quantize_s": quantize_s, "fused_groups": fused,
-        "warmup_s": warm_s,
+        "fused_norms": fused_norms, "warmup_s": warm_s,
     }
     print(f"  [{model_name}] {scheme_name:<13} build {built:5.1f} s  quantize {quantize_s:5.1f} s  warm-up {warm_s:5.1f} s  "
           f"prefill {row['prefill_ms']:7.1f} ms  {row['tokens_per_s'] or 0:8.1f} tok/s  {row['s_per_item']:.2f} s/item  decode {gen.mode}",
@@ -378,10 +380,12 @@ def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
 
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,
         graph: bool = True, repeats: int = 1, out: str | None = None, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-        command: str | None = None, compile: bool | None = None, attention: str = "lowbit", fuse: bool = True) -> dict:
+        command: str | None = None, compile: bool | None = None, attention: str = "lowbit", fuse: bool = True,
+        norms: bool = True) -> dict:
     """Every (model, scheme) row; writes results.json, report.md and tokens_per_s.png into `out`.
     `compile`: compile the decoder layers for the decode step (default: on CUDA). `fuse`: q/k/v and gate/up as one
-    linear each (`models.fuse`), for every scheme."""
+    linear each (`models.fuse`), for every scheme. `norms`: each decoder layer's RMSNorms computed inside the weight-only
+    GEMVs that read them (`models.fused_norms`; the schemes whose layers take them)."""
     names = resolve_schemes(list(schemes or DEFAULT_SCHEMES))
     if device is None:
         if not torch.cuda.is_available():
@@ -405,7 +409,8 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         reference = None
         for scheme_name in names:
             try:
-                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile, attention, fuse)
+                row, tokens = bench_scheme(model_name, scheme_name, prompt, new_tokens, dev, graph, repeats, dtype, seed, compile, attention, fuse,
+                                           norms)
             except torch.OutOfMemoryError as e:
                 row, tokens = _error_row(model_name, scheme_name, e), None
                 row["error"] = "out of memory"
@@ -428,7 +433,7 @@ def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new
         _add_speedups(rows, model_name)
     result = {"env": environment(dev), "command": command or " ".join(sys.argv),
               "settings": dict(models=list(models), schemes=names, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
-                               device=str(dev), graph=graph, compile=compile, attention=attention, fuse=fuse, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
+                               device=str(dev), graph=graph, compile=compile, attention=attention, fuse=fuse, norms=norms, repeats=repeats, dtype=str(dtype).removeprefix("torch."),
                                seed=seed),
               "rows": rows}
     if out:
@@ -463,6 +468,7 @@ def command_line(args) -> str:
     parts += ["--device", args.device] if args.device else []
     parts += ["--attention", args.attention]
     parts += [] if args.fuse else ["--no-fuse"]
+    parts += [] if args.fuse_norms else ["--no-fuse-norms"]
     parts += ["--out", args.out]
     return shlex.join(parts)
 
@@ -522,7 +528,7 @@ def write_outputs(result: dict, out: Path) -> None:
         f"- {versions}; Python {env['python']}",
         f"- command: `{result['command']}`",
         f"- batch {s['batch']}, prompt {s['prompt_len']} tokens, {s['new_tokens']} new tokens, greedy, static KV cache, "
-        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, attention: {s.get('attention', 'sdpa')}, q/k/v and gate/up fused: {s.get('fuse', False)}, timed generates: {s['repeats']} (median) after one warm-up",
+        f"{s['dtype']} activations, decode step as a CUDA graph: {s['graph'] and s['device'] != 'cpu'}, decoder layers compiled: {s.get('compile', False)}, attention: {s.get('attention', 'sdpa')}, q/k/v and gate/up fused: {s.get('fuse', False)}, RMSNorms fused into the weight-only GEMVs: {s.get('norms', False)}, timed generates: {s['repeats']} (median) after one warm-up",
         "- models: Llama-2 shapes with seeded random weights (or a local checkpoint); every linear but lm_head quantized",
         "",
         *format_tables(result), "",

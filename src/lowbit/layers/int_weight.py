@@ -15,7 +15,7 @@ import torch
 
 from ..formats import int as intfmt
 from ..formats.packing import pack, packed_length, unpack
-from ..ops.weight_only import weight_only_linear
+from ..ops.weight_only import rms_norm, weight_only_linear
 from .base import QuantLinear
 
 
@@ -93,7 +93,11 @@ class IntWeightLinear(QuantLinear):
     def dequantize_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return intfmt.dequantize(self.codes(), self.scale, self.zero, self.granularity, self.group_size, dtype, self.g_idx)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+        """`norm` (gain, eps): x is the input of that RMSNorm (`ops.weight_only.rms_norm`), which the word GEMV applies
+        inside (`lowbit.models.fused_norms`); inference only."""
+        if norm is not None and (self.perm is not None or not (self.bits in (4, 8) and self.granularity in ("group", "channel"))):
+            x, norm = rms_norm(x, *norm), None  # act-order gathers x, which the norm reads whole: the norm first
         if self.bits in (4, 8) and self.granularity in ("group", "channel"):  # kernels on CUDA, the same math elsewhere
             group_size = self.group_size if self.granularity == "group" else self.in_features
             # act-order: x read in the stored (group) order. Eager: gathered by the op (`gather_columns`; the seven 7B
@@ -103,7 +107,8 @@ class IntWeightLinear(QuantLinear):
             perm = self.perm
             if perm is not None and torch.compiler.is_compiling():
                 x, perm = x.index_select(-1, perm), None
-            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias, perm=perm)
+            return weight_only_linear(x, self.qweight, self.scale, self.zero, self.bits, group_size, None, self.bias, perm=perm,
+                                      norm=norm)
         return super().forward(x)
 
     def config(self) -> dict:

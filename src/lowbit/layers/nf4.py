@@ -7,7 +7,7 @@ import torch
 
 from ..formats import nf4
 from ..formats.packing import pack, unpack
-from ..ops.weight_only import code_table, weight_only_linear
+from ..ops.weight_only import code_table, rms_norm, weight_only_linear
 from .base import QuantLinear
 
 
@@ -58,13 +58,15 @@ class NF4Linear(QuantLinear):
         w = nf4.dequantize(codes, self.block_absmax(), self.block_size, dtype)
         return w.reshape(self.out_features, self.in_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+        """`norm` (gain, eps): x is the input of that RMSNorm, applied inside the word GEMV (as `IntWeightLinear`'s)."""
         k, n, bs = self.in_features, self.out_features, self.block_size
         if k % bs or k % 2:  # blocks (or bytes) straddle rows: dequantize the flat weight
-            return super().forward(x)
+            return super().forward(x if norm is None else rms_norm(x, *norm))
         # blocks within rows: the storage is a [N, K/2] packed weight with a [N, K/bs] scale grid
         absmax = self.block_absmax().reshape(n, k // bs)
-        return weight_only_linear(x, self.qweight.view(n, k // 2), absmax, None, 4, bs, code_table("nf4", x.device), self.bias)
+        return weight_only_linear(x, self.qweight.view(n, k // 2), absmax, None, 4, bs, code_table("nf4", x.device), self.bias,
+                                  norm=norm)
 
     def config(self) -> dict:
         return dict(block_size=self.block_size, double_quant=self.double_quant)

@@ -260,12 +260,12 @@ if triton is not None:
 
     @triton.jit
     def _gemv_words_kernel(
-        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr,
+        x_ptr, w_ptr, s_ptr, z_ptr, lut_ptr, bias_ptr, out_ptr, g_ptr,
         N, KW, words_per_split, stride_xm, stride_wn: tl.constexpr, stride_sn: tl.constexpr, stride_zn: tl.constexpr,
-        stride_os, stride_om, magic,
+        stride_os, stride_om, magic, eps,
         BITS: tl.constexpr, VALUES: tl.constexpr, HAS_ZERO: tl.constexpr, GROUP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
         EVEN_K: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, V: tl.constexpr,
-        EVEN_N: tl.constexpr,
+        EVEN_N: tl.constexpr, NORM: tl.constexpr = False,
     ):
         """The decode GEMV on 32-bit words of codes. A step reads BLOCK_W words of BLOCK_N rows: each of its
         C = BLOCK_W / V columns is V consecutive words (one group's, so the offset and scale apply once
@@ -289,7 +289,11 @@ if triton is not None:
         Tried and reverted (session 9, call 5): programmatic dependent launch, each program letting the next
         GEMV launch at once and waiting for the one before after its first weight loads. The seven 7B linears
         at one token: int4 0.063 → 0.060 ms, but int8 and FP8 0.073-0.076 → 0.088 ms (their one-wave grids left
-        the next kernels waiting on the SMs), and 7B decode 354 → 350 tok/s."""
+        the next kernels waiting on the SMs), and 7B decode 354 → 350 tok/s.
+
+        NORM: x is the input of an RMSNorm with gain g (`g_ptr`, K values) whose output this linear reads: each x is
+        multiplied by g as it is loaded, and the sum of the products by the row's 1/√(mean(x²) + eps) at the end, from
+        x's squares summed on the way (each program reads all of x: one K-split only). The norm then costs no kernel."""
         PER: tl.constexpr = 32 // BITS  # codes a word
         C: tl.constexpr = BLOCK_W // V
         pid_m = tl.program_id(0)
@@ -327,6 +331,8 @@ if triton is not None:
         w_end = tl.minimum(KW, pid_k * words_per_split + words_per_split)
         w_ptrs = w_rows + cols[None, :]
         x_ptrs = x_row + cols[None, :] * PER + i[:, None]
+        g_ptrs = g_ptr + cols[None, :] * PER + i[:, None]
+        ssq = tl.zeros((PER, C), dtype=tl.float32)
         INT: tl.constexpr = VALUES == "int" or VALUES == "sint"
         sx_all = tl.zeros((C,), dtype=tl.float32)
         tl.static_assert(PREFETCH != 2 or V == 2)
@@ -359,6 +365,12 @@ if triton is not None:
                     x = tl.load(x_ptrs + v * PER).to(tl.float32)
                 else:  # past K: x is 0
                     x = tl.load(x_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
+                if NORM:  # the RMSNorm's gain on the way in; its 1/rms at the end (past K: x is 0, g is not read)
+                    ssq += x * x
+                    if EVEN_K:
+                        x = x * tl.load(g_ptrs + v * PER).to(tl.float32)
+                    else:
+                        x = x * tl.load(g_ptrs + v * PER, mask=(cols + v < KW)[None, :], other=0.0).to(tl.float32)
                 # a column's sums start from its first word's (a sum from zeros cost an FADD a row: 0 + x is not x
                 # for x = −0); with one scale a row, integer codes' products run on in acc
                 if INT:
@@ -386,6 +398,7 @@ if triton is not None:
             cols += BLOCK_W
             w_ptrs += BLOCK_W
             x_ptrs += BLOCK_W * PER
+            g_ptrs += BLOCK_W * PER
         if INT and GROUP_W == 0:  # the rows' offset z·Σx, once
             acc -= _zero_point(z_ptr + rows[:, None] * stride_zn, magic, BITS, HAS_ZERO) * (sx_all * 2.5849394142282115e-26)[None, :]
         out = tl.sum(acc, axis=1)
@@ -393,6 +406,8 @@ if triton is not None:
             out *= 3.8685626227668134e25  # 2^85: the integer codes' products were scaled by 2^-85
         if GROUP_W == 0:
             out *= tl.load(s_ptr + offs_n * stride_sn, mask=n_mask, other=0.0)
+        if NORM:
+            out *= tl.rsqrt(tl.sum(tl.sum(ssq, axis=1), axis=0) / (KW * PER) + eps)
         if HAS_BIAS:  # added by the first K-split only
             out += tl.load(bias_ptr + offs_n, mask=n_mask & (pid_k == 0), other=0.0)
         tl.store(out_ptr + pid_k * stride_os + pid_m * stride_om + offs_n, out.to(out_ptr.dtype.element_ty), mask=n_mask)
@@ -776,6 +791,25 @@ _GATHER_MAX_BYTES = 32 << 20
 _GATHER_WHOLE_ROWS_M: int | None = None
 
 
+def _check_norm(norm, x: torch.Tensor) -> None:
+    if norm is None:
+        return
+    g, eps = norm
+    if not isinstance(g, torch.Tensor) or g.shape != (x.shape[1],) or g.dtype != x.dtype or g.device != x.device:
+        shown = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+        raise ValueError(f"norm's gain must be x's dtype and device, shape ({x.shape[1]},), got {shown}")
+    if not eps >= 0:
+        raise ValueError(f"norm's eps must be >= 0, got {eps}")
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm as transformers' Llama family computes it (`LlamaRMSNorm`): x · 1/√(mean(x²) + eps) in fp32, rounded to
+    x's dtype, times the gain, in x's dtype. What `norm` in the word GEMV fuses, and the other paths run first."""
+    xf = x.float()
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return (weight * y.to(x.dtype)).to(x.dtype)
+
+
 def gather_columns(x: torch.Tensor, perm: torch.Tensor, order_k: int = 0) -> torch.Tensor:
     """x[:, perm] for x [M, K] and a checked `perm` (`_check_perm`): one kernel launch where Triton runs (on CUDA, or
     in the interpreter), one row of x a program (its gathers then stay in the L1: 2-4 rows a program ran 1.3-2x
@@ -949,12 +983,17 @@ def _as_words(qweight: torch.Tensor, k: int, bits: int) -> torch.Tensor:
 
 
 def gemv_words_triton(
-    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None, perm=None
+    x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, *, config: dict | None = None, perm=None,
+    norm: tuple[torch.Tensor, float] | None = None,
 ) -> torch.Tensor:
     """x [M, K] @ the dequantized weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype, by the word GEMV (x[:, perm] with
-    `perm`); `config` overrides the tile. Works on CPU tensors under TRITON_INTERPRET=1."""
+    `perm`; `rms_norm(x, *norm)` with `norm`, inside the kernel); `config` overrides the tile. Works on CPU tensors
+    under TRITON_INTERPRET=1."""
     m, n, k = _check(x, qweight, scale, zero, None, bits, group_size, lut, bias)
     _check_perm(perm, x, None)
+    _check_norm(norm, x)
+    if norm is not None and perm is not None:
+        raise ValueError("norm and perm together: the RMSNorm reads x in input order, perm gathers it")
     _launch_checks(x, (x, qweight, scale))
     cfg = words_config(n, k, bits, group_size, table=lut is not None)
     if cfg is None:
@@ -962,15 +1001,16 @@ def gemv_words_triton(
                          f"group_size={group_size}, bits={bits}")
     if perm is not None:
         x = gather_columns(x, perm)
-    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})})
+    return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, {**cfg, **(config or {})}, norm)
 
 
-def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict) -> torch.Tensor:
-    """The word GEMV on arguments already checked, with the tile `cfg`."""
+def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dict, norm=None) -> torch.Tensor:
+    """The word GEMV on arguments already checked, with the tile `cfg`; `norm` (gain [K], eps): x is the input of that
+    RMSNorm (`rms_norm`), applied inside (NORM; then on one K-split)."""
     m, k = x.shape
     n = qweight.shape[0]
     cfg = dict(cfg)
-    split = cfg.pop("SPLIT_K", 1)
+    split = cfg.pop("SPLIT_K", 1) if norm is None else 1
     group_w = 0 if scale.shape[1] == 1 else group_size * bits // 32
     # a column's V words share one scale: V divides the group's words (and the step's)
     cfg["V"] = math.gcd(cfg.get("V", 1), cfg["BLOCK_W"], group_w or cfg["BLOCK_W"])
@@ -991,11 +1031,11 @@ def _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: dic
     grid = (m, cdiv(n, cfg["BLOCK_N"]), split)
     _gemv_words_kernel[grid](
         x, words, scale_, zero if zero is not None else words, lut if lut is not None else scale_,
-        bias_ if bias_ is not None else scale_, dst,
+        bias_ if bias_ is not None else scale_, dst, norm[0].contiguous() if norm is not None else x,
         n, kw, per_split, x.stride(0), words.stride(0), scale_.stride(0), zero.stride(0) if zero is not None else 0,
-        dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000,
+        dst.stride(0) if split > 1 else 0, dst.stride(-2), 0x4B000000, float(norm[1]) if norm is not None else 0.0,
         BITS=bits, VALUES=values, HAS_ZERO=zero is not None, GROUP_W=group_w,
-        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0,
+        HAS_BIAS=bias is not None, EVEN_K=kw % cfg["BLOCK_W"] == 0, EVEN_N=n % cfg["BLOCK_N"] == 0, NORM=norm is not None,
         **cfg,
     )
     return sum_split_k(out, dst)
@@ -1276,6 +1316,8 @@ def _weight_only_matmul(
     lut: torch.Tensor | None,
     bias: torch.Tensor | None,
     perm: torch.Tensor | None = None,
+    norm_weight: torch.Tensor | None = None,
+    norm_eps: float = 0.0,
 ) -> torch.Tensor:
     """x [M, K] @ the 4/8-bit weight [N, K]ᵀ (+ bias) → [M, N] in x's dtype (see the module doc).
     `g_idx` (GPTQ act-order: the group of each input column) is taken by the W4A16 MMA kernel only. `perm` (act-order
@@ -1285,18 +1327,25 @@ def _weight_only_matmul(
     place, 16 tokens 133.6 → 114.3 and 64 tokens 204.8 → 188.7 against `index_select` (seven gathers: 11.7-20.8 µs
     against 31.9-35.1). Where the swapped kernel takes packed codes, x is gathered straight into their K order
     (`gather_columns`' order_k, X_ORDERED): int4 g128, µs, 110.9 → 102.7 at 16 tokens, 136.0 → 129.4 at 32, 183.2 → 164.5
-    at 64, 257.7 → 247.2 at 128 (session 23, `benchmarks/_exp_act_order_packed.py`)."""
+    at 64, 257.7 → 247.2 at 128 (session 23, `benchmarks/_exp_act_order_packed.py`).
+    `norm_weight` (an RMSNorm's gain, with `norm_eps`): x is that norm's input (`rms_norm`); the word GEMV applies it
+    inside, every other path (and act-order) first."""
     m, n, k = _check(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias)
     _check_perm(perm, x, g_idx)
+    norm = None if norm_weight is None else (norm_weight, norm_eps)
+    _check_norm(norm, x)
     if g_idx is not None:
+        x = x if norm is None else rms_norm(x, *norm)
         return w4a16_matmul(x, qweight, scale, zero, g_idx, group_size, bias)
     path, cfg = _path(x, qweight, bits, group_size, lut)
+    if norm is not None and (path != "words" or perm is not None):
+        x, norm = rms_norm(x, *norm), None
     if perm is not None:  # the swapped kernel's packed codes take x gathered straight into their K order
         order_k = cfg["BLOCK_K"] if path == "swapped" and _orderable(x, bits, _values(qweight, lut), cfg["BLOCK_K"]) else 0
         x = gather_columns(x, perm, order_k)
         cfg = {**cfg, "X_ORDERED": True} if order_k else cfg
     if path == "words":
-        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
+        return _launch_words(x, qweight, scale, zero, bits, group_size, lut, bias, cfg, norm)
     if path == "gemv":
         return _launch_gemv(x, qweight, scale, zero, bits, group_size, lut, bias, cfg)
     if path == "swapped":
@@ -1330,7 +1379,7 @@ weight_only_matmul = torch.library.custom_op("lowbit::weight_only_matmul", mutat
 
 
 @weight_only_matmul.register_fake
-def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm=None):
+def _(x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm=None, norm_weight=None, norm_eps=0.0):
     return x.new_empty(x.shape[0], qweight.shape[0])
 
 
@@ -1346,7 +1395,10 @@ def _(qweight, scale, zero, g_idx, bits, group_size, k, lut, dtype):
 
 
 def _setup_backward(ctx, inputs, output) -> None:
-    x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm = inputs
+    x, qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm, norm_weight, _ = inputs
+    if norm_weight is not None:
+        raise ValueError("weight_only_matmul with norm_weight has no backward (an RMSNorm fused for inference): run the "
+                         "norm, then the linear, where a gradient is needed")
     ctx.save_for_backward(qweight, scale, zero, g_idx, lut, perm)
     ctx.meta = (bits, group_size, x.shape[1], bias.dtype if bias is not None and bias.requires_grad else None)
 
@@ -1362,14 +1414,16 @@ def _backward(ctx, grad: torch.Tensor):
     if grad_x is not None and perm is not None:  # column j of grad @ w is x[:, perm[j]]'s
         grad_x = torch.empty_like(grad_x).index_copy_(1, perm.long(), grad_x)
     grad_bias = None if bias_dtype is None else grad.sum(0).to(bias_dtype)
-    return grad_x, None, None, None, None, None, None, None, grad_bias, None
+    return grad_x, None, None, None, None, None, None, None, grad_bias, None, None, None
 
 
 weight_only_matmul.register_autograd(_backward, setup_context=_setup_backward)
 
 
-def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None, perm=None) -> torch.Tensor:
-    """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N].
+def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=None, bias=None, g_idx=None, perm=None,
+                       norm: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+    """F.linear for a 4/8-bit weight-only storage: x [..., K] → [..., N]; with `norm` (gain, eps), of `rms_norm(x, *norm)`
+    (inference only: no backward).
 
     Eager calls that autograd does not follow take the op's function directly: torch.library's dispatch
     cost 50-100 µs a call on the H200 host (session 9, `benchmarks/host_overhead.py`), more than the kernel
@@ -1377,9 +1431,10 @@ def weight_only_linear(x, qweight, scale, zero, bits: int, group_size: int, lut=
     need a gradient go through the op: the compiler sees it, and its backward (`_backward`) gives x's."""
     if x.dim() < 1:
         raise ValueError("x must have at least one dimension [..., K]")
-    args = (x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm)
+    args = (x.reshape(-1, x.shape[-1]), qweight, scale, zero, g_idx, bits, group_size, lut, bias, perm,
+            None if norm is None else norm[0], 0.0 if norm is None else float(norm[1]))
     direct = not torch.compiler.is_compiling() and not (torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, scale, bias, lut)))
+        t is not None and t.requires_grad for t in (x, scale, bias, lut, args[10])))
     out = _weight_only_matmul(*args) if direct else weight_only_matmul(*args)
     return out.reshape(*x.shape[:-1], qweight.shape[0])
 
