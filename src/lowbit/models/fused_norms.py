@@ -8,7 +8,8 @@ each, 64 a step). The word GEMV reads all of x in every program anyway, so it ca
 the gain as it is loaded, the sum times 1/rms at the end, from x's squares summed alongside (`_gemv_words_kernel`'s
 NORM). Every other path (more tokens, act-order) runs the norm first, as `ops.weight_only.rms_norm`, which gives the
 norm module's output bit for bit (checked on each norm before it is fused); the fused path does not round the normed
-x to 16 bits and so differs from it by that rounding only.
+x to 16 bits and so differs from it by that rounding only. A norm feeding q, k and v unfused runs three times where it
+runs first (`fuse_projections` before quantizing makes it one).
 
 What changes, in place: the norm module's class becomes a subclass whose forward passes its input through, and each
 linear it feeds (`IntWeightLinear`, `NF4Linear`) a subclass whose forward calls the layer with `norm=(gain, eps)`;
