@@ -15,7 +15,6 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm
 
 import lowbit
-from lowbit.layers.int_weight import IntWeightLinear
 from lowbit.models.fuse import fuse_projections
 from lowbit.models.fused_norms import computes_rms_norm, feeds_only, fuse_norms
 from lowbit.ops import weight_only as ops
@@ -171,3 +170,17 @@ def test_fuse_norms_leaves_what_it_cannot_take(one_thread):
     assert fuse_norms(gpt2) == 0
     assert feeds_only(LlamaDecoderLayer, "input_layernorm", "self_attn") and feeds_only(LlamaDecoderLayer, "post_attention_layernorm", "mlp")
     assert not feeds_only(_Twice, "input_layernorm", "self_attn") and not feeds_only(LlamaDecoderLayer, "input_layernorm", "mlp")
+
+
+def test_a_fused_model_saves_and_loads_unfused(tmp_path, one_thread):
+    """save writes each fused layer as its own class; load gives the unfused model, with the same logits."""
+    model = _llama(5)
+    lowbit.quantize(model, lowbit.NF4(), "no-lm_head")
+    ids = token_ids("fused-save", n=1, length=6)
+    with torch.no_grad():
+        ref = model(ids).logits
+        assert fuse_norms(model) == 4
+        lowbit.save(model, tmp_path / "q")
+        loaded = lowbit.load(tmp_path / "q")
+        assert type(loaded.model.layers[0].mlp.up_proj).__name__ == "NF4Linear"
+        assert torch.equal(loaded(ids).logits, ref)

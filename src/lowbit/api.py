@@ -88,6 +88,12 @@ def quantized_layers(model: nn.Module) -> dict[str, QuantLinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, QuantLinear)}
 
 
+def _saved_class(layer: QuantLinear) -> str:
+    """The layer's class as `load` knows it: a fused norm's subclass (`models.fused_norms`) is saved as its layer,
+    which loads unfused (the fusion is a run-time change: `fuse_norms` again after `load`)."""
+    return next(c.__name__ for c in type(layer).__mro__ if c.__name__ in LAYER_CLASSES)
+
+
 def save(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
     """Write `model.safetensors` and `lowbit.json` (and the tokenizer, if given) into `directory`."""
     directory = Path(directory)
@@ -103,7 +109,7 @@ def save(model: nn.Module, directory: str | Path, tokenizer=None) -> Path:
         "fused_projections": any(isinstance(m, Columns) for m in model.modules()),  # `models.fuse`, redone on load
         "layers": {
             name: {
-                "class": type(m).__name__,
+                "class": _saved_class(m),
                 "in_features": m.in_features,
                 "out_features": m.out_features,
                 "bias": m.bias is not None,
