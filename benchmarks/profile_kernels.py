@@ -88,7 +88,7 @@ def drop_norms(model: torch.nn.Module) -> int:
     return count
 
 
-def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no_norms: bool = False, norms: bool = True) -> dict:
+def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no_norms: bool = False, norms: bool = False) -> dict:
     from lowbit.bench import generate as g
     from lowbit.models.attention import use_decode_attention
     from lowbit.models.fuse import fuse_projections
@@ -101,7 +101,7 @@ def profile_decode(scheme: str, attention: str = "lowbit", fuse: bool = True, no
     if attention == "lowbit":
         use_decode_attention(model)
     g.quantize_model(model, g.available_schemes()[scheme])
-    fused_norms = fuse_norms(model) if norms else 0  # as bench generate does
+    fused_norms = fuse_norms(model) if norms else 0  # as bench generate --fuse-norms does
     if no_norms:
         drop_norms(model)
     prompt = torch.randint(3, 32000, (1, 128), generator=torch.Generator().manual_seed(1))
@@ -147,8 +147,8 @@ def main() -> None:
     ap.add_argument("--outlier-cols", type=int, default=0, help="outlier feature columns in every input (bench linear's)")
     ap.add_argument("--attention", choices=["lowbit", "sdpa"], default="lowbit", help="the decode steps' attention")
     ap.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=True, help="q/k/v and gate/up fused (decode)")
-    ap.add_argument("--fuse-norms", action=argparse.BooleanOptionalAction, default=True,
-                    help="RMSNorms into the weight-only GEMVs (decode), as bench generate does")
+    ap.add_argument("--fuse-norms", action=argparse.BooleanOptionalAction, default=False,
+                    help="RMSNorms into the weight-only GEMVs (decode), as bench generate --fuse-norms does")
     ap.add_argument("--no-norms", action="store_true", help="decoder RMSNorms dropped: a timing ceiling, wrong numbers")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

@@ -325,7 +325,7 @@ def greedy_generate(model: nn.Module, prompt: torch.Tensor, new_tokens: int, gra
 
 def bench_scheme(model_name: str, scheme_name: str, prompt: torch.Tensor, new_tokens: int, device: torch.device,
                  graph: bool, repeats: int, dtype: torch.dtype, seed: int, compile: bool = False,
-                 attention: str = "lowbit", fuse: bool = True, norms: bool = True) -> tuple[dict, torch.Tensor]:
+                 attention: str = "lowbit", fuse: bool = True, norms: bool = False) -> tuple[dict, torch.Tensor]:
     scheme = available_schemes()[scheme_name]
     print(f"  [{model_name}] {scheme_name}: build, quantize, warm up ...", flush=True)
     t = time.perf_counter()
@@ -381,11 +381,11 @@ def _error_row(model_name: str, scheme_name: str, e: BaseException) -> dict:
 def run(models=("7b",), schemes=None, batch: int = 1, prompt_len: int = 128, new_tokens: int = 128, device: str | None = None,
         graph: bool = True, repeats: int = 1, out: str | None = None, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
         command: str | None = None, compile: bool | None = None, attention: str = "lowbit", fuse: bool = True,
-        norms: bool = True) -> dict:
+        norms: bool = False) -> dict:
     """Every (model, scheme) row; writes results.json, report.md and tokens_per_s.png into `out`.
     `compile`: compile the decoder layers for the decode step (default: on CUDA). `fuse`: q/k/v and gate/up as one
     linear each (`models.fuse`), for every scheme. `norms`: each decoder layer's RMSNorms computed inside the weight-only
-    GEMVs that read them (`models.fused_norms`; the schemes whose layers take them)."""
+    GEMVs that read them (`models.fused_norms`; the schemes whose layers take them; off by default until timed on a GPU)."""
     names = resolve_schemes(list(schemes or DEFAULT_SCHEMES))
     if device is None:
         if not torch.cuda.is_available():
@@ -468,7 +468,7 @@ def command_line(args) -> str:
     parts += ["--device", args.device] if args.device else []
     parts += ["--attention", args.attention]
     parts += [] if args.fuse else ["--no-fuse"]
-    parts += [] if args.fuse_norms else ["--no-fuse-norms"]
+    parts += ["--fuse-norms"] if args.fuse_norms else []
     parts += ["--out", args.out]
     return shlex.join(parts)
 
