@@ -1122,7 +1122,7 @@ def _launch_swapped(x, qweight, scale, zero, bits, group_size, lut, bias, cfg: d
     # XPERM: x gathered into the packed codes' K order first, so that taller tiles than 16 tokens take the packed codes
     # (x then loads contiguously); where the codes cannot be packed it is ignored. X_ORDERED: x is given in that order
     # (gathered by the caller, `packed_x_order`), which only the packed codes can take
-    orderable = _orderable(x, bits, values, cfg["BLOCK_K"])
+    orderable = packable and k % cfg["BLOCK_K"] == 0  # `_orderable`, without asking `_packable` again
     given = cfg.pop("X_ORDERED", False)
     gather = cfg.pop("XPERM", False) and orderable and not given
     packed = cfg.pop("PACKED", packable and (cfg["BLOCK_M"] == 16 or given or gather))
