@@ -184,3 +184,23 @@ def test_a_fused_model_saves_and_loads_unfused(tmp_path, one_thread):
         loaded = lowbit.load(tmp_path / "q")
         assert type(loaded.model.layers[0].mlp.up_proj).__name__ == "NF4Linear"
         assert torch.equal(loaded(ids).logits, ref)
+
+
+@pytest.mark.parametrize("model_type,fused", [("mistral", 4), ("qwen2", 4), ("qwen3", 4), ("granite", 4), ("gemma", 0), ("olmo2", 0)])
+def test_fuse_norms_on_other_architectures(one_thread, model_type, fused):
+    """transformers' own classes: Mistral, Qwen2, Qwen3 (its q/k norms inside the attention stay) and Granite fuse both
+    norms of each layer and keep their logits; Gemma's norm (x·(1 + gain)) and OLMo-2's (after the attention, not
+    before) are left."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model(model_type, num_hidden_layers=2, hidden_size=128, intermediate_size=256, num_attention_heads=4,
+                               num_key_value_heads=2, head_dim=32, vocab_size=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=make_gen("arch", model_type))))
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    fuse_projections(model)
+    lowbit.quantize(model, lowbit.RTN(bits=8), "no-lm_head")
+    ids = token_ids(("arch", model_type), n=1, length=6)
+    with torch.no_grad():
+        ref = model(ids).logits
+        assert fuse_norms(model) == fused
+        assert torch.equal(model(ids).logits, ref)
