@@ -158,9 +158,21 @@ class _Twice(LlamaDecoderLayer):
         return residual + hidden_states + extra
 
 
+class _Rebound(LlamaDecoderLayer):
+    """A decoder layer that may replace the normed input before the attention reads it."""
+
+    def forward(self, hidden_states, **kwargs):
+        residual = hidden_states
+        hidden_states = self.input_layernorm(hidden_states)
+        if kwargs.get("skip"):
+            hidden_states = residual
+        hidden_states, _ = self.self_attn(hidden_states=hidden_states, **kwargs)
+        return residual + hidden_states
+
+
 def test_fuse_norms_leaves_what_it_cannot_take(one_thread):
-    """bf16 linears, GPT-2's LayerNorms, W8A8 (its activations are quantized from the normed input), and a block whose
-    norm output is read twice are left as they are."""
+    """bf16 linears, GPT-2's LayerNorms, W8A8 (its activations are quantized from the normed input), and blocks whose
+    norm output is read twice or may be replaced before the attention reads it are left as they are."""
     model = _llama(0)
     assert fuse_norms(model) == 0
     lowbit.quantize(model, lowbit.W8A8(), "no-lm_head")
@@ -170,6 +182,7 @@ def test_fuse_norms_leaves_what_it_cannot_take(one_thread):
     assert fuse_norms(gpt2) == 0
     assert feeds_only(LlamaDecoderLayer, "input_layernorm", "self_attn") and feeds_only(LlamaDecoderLayer, "post_attention_layernorm", "mlp")
     assert not feeds_only(_Twice, "input_layernorm", "self_attn") and not feeds_only(LlamaDecoderLayer, "input_layernorm", "mlp")
+    assert not feeds_only(_Rebound, "input_layernorm", "self_attn")
 
 
 def test_a_fused_model_saves_and_loads_unfused(tmp_path, one_thread):

@@ -69,10 +69,11 @@ def feeds_only(cls: type, norm: str, consumer: str) -> bool:
         if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name) and _self_call(st.value, norm):
             var = st.targets[0].id
             for nxt in body[i + 1:]:
-                reads = [n for n in ast.walk(nxt) if isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load)]
+                names = [n for n in ast.walk(nxt) if isinstance(n, ast.Name) and n.id == var]
+                reads = [n for n in names if isinstance(n.ctx, ast.Load)]
                 if not reads:
-                    if any(var in _bound(t) for t in getattr(nxt, "targets", [])):
-                        return False  # the output dropped unread: not the pattern
+                    if names:  # bound again (or deleted) before the consumer reads it, maybe only on some branch
+                        return False
                     continue
                 if not (isinstance(nxt, ast.Assign) and _self_call(nxt.value, consumer) and len(reads) == 1):
                     return False
