@@ -796,8 +796,8 @@ def _check_norm(norm, x: torch.Tensor) -> None:
         return
     g, eps = norm
     if not isinstance(g, torch.Tensor) or g.shape != (x.shape[1],) or g.dtype != x.dtype or g.device != x.device:
-        shown = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
-        raise ValueError(f"norm's gain must be x's dtype and device, shape ({x.shape[1]},), got {shown}")
+        shown = f"{tuple(g.shape)} {g.dtype} on {g.device}" if isinstance(g, torch.Tensor) else type(g).__name__
+        raise ValueError(f"norm's gain must be ({x.shape[1]},) {x.dtype} on {x.device} (x's K, dtype and device), got {shown}")
     if not eps >= 0:
         raise ValueError(f"norm's eps must be >= 0, got {eps}")
 
